@@ -1,0 +1,248 @@
+"""One TOML file says what to follow and where to write; every mistake names file, entry and field."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from digest.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = Path("data") / "digest.toml"
+SOURCE_KINDS = ("arxiv", "rss", "html")
+SELECTOR_FIELDS = ("item", "title", "link", "summary", "date", "tags")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+ARXIV_API = "https://export.arxiv.org/api/query?{}"
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    title: str = "Digest"
+    base_url: str = "http://localhost:8000/"
+    out_dir: Path = Path("workspace/site")
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    user_agent: str = "Digest/0.1 (+https://github.com/digest-research/digest)"
+    connect_timeout_s: float = 10.0
+    timeout_s: float = 30.0
+    min_interval_s: float = 1.0
+    max_bytes: int = 15 * 1024 * 1024
+    max_entries: int = 500
+    arxiv_api: str = ARXIV_API
+    arxiv_delay_s: float = 3.0
+    arxiv_page_size: int = 100
+    arxiv_max_results: int = 200
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    name: str
+    kind: str
+    url: str = ""
+    query: str = ""
+    allow_private: bool = False
+    min_interval_s: float | None = None
+    max_results: int | None = None
+    selectors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NewsletterConfig:
+    out_dir: Path = Path("workspace/newsletter")
+    sender: str = "Digest <digest@localhost>"
+    unsubscribe_mailto: str = "mailto:digest@localhost?subject=unsubscribe"
+    unsubscribe_url: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    site: SiteConfig
+    fetch: FetchConfig
+    newsletter: NewsletterConfig
+    topics_file: Path
+    workspace: Path
+    embed_model: str
+    sources: tuple[SourceConfig, ...]
+
+    @property
+    def default_db_url(self) -> str:
+        return f"sqlite:///{self.workspace / 'digest.db'}"
+
+    def source(self, name: str) -> SourceConfig:
+        for src in self.sources:
+            if src.name == name:
+                return src
+        known = ", ".join(s.name for s in self.sources) or "none"
+        raise ConfigError(f"{self.path}: no source named {name!r} (known: {known})")
+
+    def with_sources(self, sources: tuple[SourceConfig, ...]) -> Config:
+        return replace(self, sources=sources)
+
+
+def resolve_config_path(option: str | os.PathLike | None) -> Path:
+    """Option, else $DIGEST_CONFIG, else ./data/digest.toml, else the one shipped beside the package."""
+    if option:
+        return Path(option)
+    env = os.environ.get("DIGEST_CONFIG")
+    if env:
+        return Path(env)
+    if DEFAULT_CONFIG.exists():
+        return DEFAULT_CONFIG
+    return REPO_ROOT / DEFAULT_CONFIG
+
+
+def load_config(path: str | os.PathLike) -> Config:
+    """Read and validate a config file; raise ConfigError naming file, entry and field."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    return parse_config(raw, path)
+
+
+def parse_config(raw: dict, path: Path) -> Config:
+    """Pure: a TOML dict into a Config, relative paths taken from the config's folder."""
+    base = path.resolve().parent
+    known = {"site", "fetch", "newsletter", "topics_file", "workspace", "embed", "source", "smtp"}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"{path}: unknown top-level key {key!r}")
+    site_raw = _table(raw, "site", path)
+    fetch_raw = _table(raw, "fetch", path)
+    news_raw = _table(raw, "newsletter", path)
+    embed_raw = _table(raw, "embed", path)
+    workspace = base / _typed(raw, "workspace", str, path, "", "../workspace")
+    site = SiteConfig(
+        title=_typed(site_raw, "title", str, path, "[site]", SiteConfig.title),
+        base_url=_base_url(_typed(site_raw, "base_url", str, path, "[site]", SiteConfig.base_url)),
+        out_dir=workspace / "site"
+        if "out_dir" not in site_raw
+        else base / _typed(site_raw, "out_dir", str, path, "[site]", ""),
+        timezone=_typed(site_raw, "timezone", str, path, "[site]", "UTC"),
+    )
+    fetch = FetchConfig(
+        **{
+            f: _typed(fetch_raw, f, type(getattr(FetchConfig, f)), path, "[fetch]", getattr(FetchConfig, f))
+            for f in FetchConfig.__dataclass_fields__
+        }
+    )
+    _check_unknown(fetch_raw, FetchConfig.__dataclass_fields__, path, "[fetch]")
+    _check_unknown(site_raw, SiteConfig.__dataclass_fields__, path, "[site]")
+    newsletter = NewsletterConfig(
+        out_dir=workspace / "newsletter"
+        if "out_dir" not in news_raw
+        else base / _typed(news_raw, "out_dir", str, path, "[newsletter]", ""),
+        sender=_typed(news_raw, "sender", str, path, "[newsletter]", NewsletterConfig.sender),
+        unsubscribe_mailto=_typed(
+            news_raw, "unsubscribe_mailto", str, path, "[newsletter]", NewsletterConfig.unsubscribe_mailto
+        ),
+        unsubscribe_url=_typed(news_raw, "unsubscribe_url", str, path, "[newsletter]", ""),
+    )
+    topics_file = base / _typed(raw, "topics_file", str, path, "", "topics.toml")
+    sources_raw = raw.get("source", [])
+    if not isinstance(sources_raw, list):
+        raise ConfigError(f"{path}: 'source' must be a list of [[source]] tables")
+    sources = tuple(_source(s, i, path) for i, s in enumerate(sources_raw))
+    names = [s.name for s in sources]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"{path}: source {name!r}: field 'name' is used by more than one source")
+    return Config(
+        path=path,
+        site=site,
+        fetch=fetch,
+        newsletter=newsletter,
+        topics_file=topics_file,
+        workspace=workspace,
+        embed_model=_typed(embed_raw, "model", str, path, "[embed]", "all-MiniLM-L6-v2"),
+        sources=sources,
+    )
+
+
+def _source(raw: object, index: int, path: Path) -> SourceConfig:
+    where = f"source[{index}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: {where}: must be a table")
+    name = raw.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ConfigError(f"{path}: {where}: field 'name' must be lowercase letters, digits and '-' (got {name!r})")
+    where = f"source[{index}] {name!r}"
+    kind = raw.get("kind")
+    if kind not in SOURCE_KINDS:
+        raise ConfigError(f"{path}: {where}: field 'kind' must be one of {', '.join(SOURCE_KINDS)} (got {kind!r})")
+    allowed = {"name", "kind", "url", "query", "allow_private", "min_interval_s", "max_results", *SELECTOR_FIELDS}
+    _check_unknown(raw, allowed, path, where)
+    url = _typed(raw, "url", str, path, where, "")
+    query = _typed(raw, "query", str, path, where, "")
+    if kind == "arxiv" and not query:
+        raise ConfigError(f"{path}: {where}: field 'query' is required for kind 'arxiv'")
+    if kind in ("rss", "html"):
+        if not url:
+            raise ConfigError(f"{path}: {where}: field 'url' is required for kind {kind!r}")
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ConfigError(f"{path}: {where}: field 'url' must be an http(s) URL (got {url!r})")
+    selectors = {k: raw[k] for k in SELECTOR_FIELDS if k in raw}
+    for key, value in selectors.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{path}: {where}: field {key!r} must be a non-empty CSS selector")
+    if kind == "html":
+        for key in ("item", "title", "link"):
+            if key not in selectors:
+                raise ConfigError(f"{path}: {where}: field {key!r} (a CSS selector) is required for kind 'html'")
+    interval = raw.get("min_interval_s")
+    if interval is not None and (not isinstance(interval, int | float) or interval < 0):
+        raise ConfigError(f"{path}: {where}: field 'min_interval_s' must be a number >= 0")
+    max_results = raw.get("max_results")
+    if max_results is not None and (not isinstance(max_results, int) or max_results < 1):
+        raise ConfigError(f"{path}: {where}: field 'max_results' must be a positive integer")
+    return SourceConfig(
+        name=name,
+        kind=kind,
+        url=url,
+        query=query,
+        allow_private=_typed(raw, "allow_private", bool, path, where, False),
+        min_interval_s=float(interval) if interval is not None else None,
+        max_results=max_results,
+        selectors=selectors,
+    )
+
+
+def _table(raw: dict, key: str, path: Path) -> dict:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: [{key}] must be a table")
+    return value
+
+
+def _typed(raw: dict, key: str, kind: type, path: Path, where: str, default):
+    if key not in raw:
+        return default
+    value = raw[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
+        prefix = f"{where}: " if where else ""
+        raise ConfigError(f"{path}: {prefix}field {key!r} must be {kind.__name__} (got {value!r})")
+    return value
+
+
+def _check_unknown(raw: dict, allowed, path: Path, where: str) -> None:
+    for key in raw:
+        if key not in allowed:
+            raise ConfigError(f"{path}: {where}: unknown field {key!r}")
+
+
+def _base_url(url: str) -> str:
+    return url if url.endswith("/") else url + "/"

@@ -1,0 +1,115 @@
+"""SQLModel tables: the one schema every stage reads and writes through digest.store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Source(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True)
+    kind: str
+    url: str = ""
+    query: str = ""
+    enabled: bool = True
+    disabled_reason: str = ""
+
+
+class Item(SQLModel, table=True):
+    """A paper or a post; `key` is stable across fetches (arxiv:ID, else guid, else link, else hash)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(index=True, unique=True)
+    kind: str = "post"  # paper | post
+    source: str = Field(index=True)
+    arxiv_id: str | None = Field(default=None, index=True)
+    arxiv_version: int | None = None
+    versions: str = "[]"  # JSON list of {"version", "updated"}
+    title: str
+    authors: str = "[]"  # JSON list of names
+    summary: str = ""  # plain text
+    summary_html: str = ""  # sanitised HTML
+    url: str = ""
+    pdf_url: str = ""
+    published: datetime = Field(index=True)
+    updated: datetime | None = None
+    blog_tags: str = "[]"  # JSON list: the source's own tags, evidence for tagging
+    code_urls: str = "[]"  # JSON list of GitHub / GitLab / Hugging Face links
+    covers_item_id: int | None = Field(default=None, foreign_key="item.id", index=True)
+    content_hash: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Embedding(SQLModel, table=True):
+    item_id: int = Field(primary_key=True, foreign_key="item.id")
+    model: str = Field(primary_key=True)
+    content_hash: str
+    dim: int
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class Topic(SQLModel, table=True):
+    slug: str = Field(primary_key=True)
+    name: str
+    description: str = ""
+    keywords: str = "[]"
+
+
+class ItemTopic(SQLModel, table=True):
+    item_id: int = Field(primary_key=True, foreign_key="item.id")
+    topic_slug: str = Field(primary_key=True, foreign_key="topic.slug", index=True)
+    score: float
+
+
+class Claim(SQLModel, table=True):
+    __table_args__ = (Index("ix_claim_item", "item_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="item.id")
+    value: float
+    value_hi: float | None = None
+    unit: str = ""
+    kind: str = ""
+    direction: str = ""
+    qualifier: str = ""
+    subject: str = ""
+    context: str = ""
+    baseline: float | None = None
+    text: str
+    start: int = 0
+    end: int = 0
+    field: str = "summary"  # title | summary
+
+
+class FetchState(SQLModel, table=True):
+    source: str = Field(primary_key=True)
+    url: str = ""
+    etag: str = ""
+    last_modified: str = ""
+    last_status: int | None = None
+    last_fetch_at: datetime | None = None
+    last_error: str = ""
+
+
+class SourceRun(SQLModel, table=True):
+    """One row per source per ingest: what `digest status` reports."""
+
+    __table_args__ = (UniqueConstraint("run_id", "source"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True)
+    source: str = Field(index=True)
+    started_at: datetime = Field(default_factory=utcnow)
+    status: str = "ok"  # ok | not-modified | broken | incomplete | disabled
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    error: str = ""
+    duration_s: float = 0.0

@@ -1,0 +1,121 @@
+"""Pure helpers: canonical arXiv ids, safe canonical URLs, clean text, stable keys and hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import nh3
+
+# New-style ids (2602.06036v2) and old-style ids (hep-th/9901001, math.CA/0611800v1).
+_NEW_ID = r"(?P<new>\d{4}\.\d{4,5})"
+_OLD_ID = r"(?P<old>[a-z][a-z\-]+(?:\.[A-Z]{2})?/\d{7})"
+ARXIV_ID_RE = re.compile(rf"^(?:arxiv:)?(?:{_NEW_ID}|{_OLD_ID})(?:v(?P<ver>\d+))?$", re.IGNORECASE)
+ARXIV_URL_RE = re.compile(rf"arxiv\.org/(?:abs|pdf|html)/(?:{_NEW_ID}|{_OLD_ID})(?:v(?P<ver>\d+))?", re.IGNORECASE)
+CODE_URL_RE = re.compile(
+    r"https?://(?:www\.)?(?:github\.com|gitlab\.com|huggingface\.co)/[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+",
+)
+TRACKING_PARAMS = re.compile(r"^(utm_.*|fbclid|gclid|mc_cid|mc_eid|ref)$", re.IGNORECASE)
+SAFE_SCHEMES = ("http", "https")
+ALLOWED_TAGS = {"a", "p", "br", "ul", "ol", "li", "em", "strong", "b", "i", "code", "pre", "blockquote", "sub", "sup"}
+
+
+def parse_arxiv_id(text: str) -> tuple[str, int | None] | None:
+    """'2602.06036v2' / 'http://arxiv.org/abs/hep-th/9901001' -> ('2602.06036', 2) / ('hep-th/9901001', None)."""
+    text = text.strip()
+    match = ARXIV_URL_RE.search(text) or ARXIV_ID_RE.match(text)
+    if not match:
+        return None
+    if match.group("new"):
+        base = match.group("new")
+    else:
+        archive, number = match.group("old").split("/")
+        head, _, sub = archive.partition(".")
+        base = f"{head.lower()}{'.' + sub.upper() if sub else ''}/{number}"
+    version = int(match.group("ver")) if match.group("ver") else None
+    return base, version
+
+
+def arxiv_ids_in(text: str) -> list[str]:
+    """Every arXiv id linked from a piece of text or HTML, first seen first."""
+    seen: dict[str, None] = {}
+    for match in ARXIV_URL_RE.finditer(text):
+        parsed = parse_arxiv_id(match.group(0))
+        if parsed:
+            seen.setdefault(parsed[0], None)
+    return list(seen)
+
+
+def code_urls_in(text: str) -> list[str]:
+    """GitHub, GitLab and Hugging Face repository links, de-duplicated, in order."""
+    seen: dict[str, None] = {}
+    for match in CODE_URL_RE.finditer(text):
+        seen.setdefault(match.group(0).rstrip(".").removesuffix(".git"), None)
+    return list(seen)
+
+
+def safe_url(href: str | None, base: str = "") -> str:
+    """An absolute http(s) URL without tracking params or fragment, else '' (javascript:, data:, ...)."""
+    if not href:
+        return ""
+    href = href.strip()
+    if any(ch in href for ch in "\r\n\t\x00"):
+        return ""
+    absolute = urljoin(base, href) if base else href
+    parts = urlsplit(absolute)
+    if parts.scheme.lower() not in SAFE_SCHEMES or not parts.netloc:
+        return ""
+    query = urlencode(
+        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not TRACKING_PARAMS.match(k)]
+    )
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", query, ""))
+
+
+def sanitize_html(html: str) -> str:
+    """Allow-listed HTML with http/https/mailto links only; scripts and handlers removed."""
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        attributes={"a": {"href", "title"}},
+        url_schemes={"http", "https", "mailto"},
+        link_rel="nofollow noopener noreferrer",
+    )
+
+
+def html_to_text(html: str) -> str:
+    """Visible text of a fragment, whitespace collapsed; markup and entities resolved."""
+    if "<" not in html and "&" not in html:
+        return clean_text(html)
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(nh3.clean(html, tags=ALLOWED_TAGS - {"a"}, attributes={}), "html.parser")
+    return clean_text(soup.get_text(" "))
+
+
+def clean_text(text: str, limit: int = 20_000) -> str:
+    """Single-spaced text with control characters removed, capped at `limit` characters."""
+    text = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", text or "")
+    text = re.sub(r"\s+", " ", text).strip()
+    return text[:limit]
+
+
+def content_hash(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
+
+
+def entry_key(*, arxiv_id: str | None, guid: str, link: str, title: str, content: str) -> str:
+    """arxiv:ID, else guid, else canonical link, else a hash of title and content (as miniflux does)."""
+    if arxiv_id:
+        return f"arxiv:{arxiv_id}"
+    if guid:
+        return f"guid:{guid.strip()[:500]}"
+    if link:
+        return f"url:{link}"
+    return f"hash:{content_hash(title, content)}"
+
+
+def slugify(text: str, limit: int = 80) -> str:
+    """[a-z0-9-] only, length-capped: safe as a file name under the output folder."""
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:limit].rstrip("-") or "item"

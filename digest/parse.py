@@ -1,0 +1,259 @@
+"""Pure parsers: response bytes (or arXiv results) in, Entry records out; no network, no DB."""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from digest.errors import FetchError
+from digest.normalize import (
+    arxiv_ids_in,
+    clean_text,
+    code_urls_in,
+    content_hash,
+    entry_key,
+    html_to_text,
+    parse_arxiv_id,
+    safe_url,
+    sanitize_html,
+)
+
+TITLE_MAX = 1_000
+SUMMARY_MAX = 20_000
+
+
+@dataclass
+class Entry:
+    """One paper or post as read from a source, before it meets the database."""
+
+    key: str
+    title: str
+    url: str
+    summary: str
+    summary_html: str = ""
+    kind: str = "post"
+    authors: list[str] = field(default_factory=list)
+    published: datetime | None = None
+    updated: datetime | None = None
+    arxiv_id: str | None = None
+    arxiv_version: int | None = None
+    pdf_url: str = ""
+    tags: list[str] = field(default_factory=list)
+    linked_arxiv_ids: list[str] = field(default_factory=list)
+    code_urls: list[str] = field(default_factory=list)
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.title, self.summary)
+
+
+@dataclass
+class ParseResult:
+    entries: list[Entry]
+    warning: str = ""  # non-fatal problem worth reporting (bozo feed, skipped entries)
+
+
+def make_entry(
+    *,
+    title: str,
+    link: str,
+    summary_html: str,
+    base_url: str,
+    guid: str = "",
+    authors: list[str] | None = None,
+    published: datetime | None = None,
+    updated: datetime | None = None,
+    tags: list[str] | None = None,
+    now: datetime | None = None,
+) -> Entry:
+    """Shared by the RSS and HTML parsers: sanitise, fill fallbacks, compute the stable key."""
+    url = safe_url(link, base_url)
+    clean_html = sanitize_html(summary_html or "")[:SUMMARY_MAX]
+    summary = html_to_text(clean_html)[:SUMMARY_MAX]
+    title_text = html_to_text(title or "")[:TITLE_MAX] or _fallback_title(summary, url)
+    key = entry_key(arxiv_id=None, guid=guid, link=url, title=title_text, content=summary)
+    raw_text = f"{summary_html} {link}"
+    return Entry(
+        key=key,
+        title=title_text,
+        url=url,
+        summary=summary,
+        summary_html=clean_html,
+        authors=[clean_text(a, 200) for a in authors or [] if a.strip()],
+        published=published or updated or now or _utcnow(),
+        updated=updated,
+        tags=[clean_text(t, 100) for t in tags or [] if t and t.strip()][:30],
+        linked_arxiv_ids=arxiv_ids_in(raw_text),
+        code_urls=code_urls_in(raw_text),
+    )
+
+
+def parse_feed(body: bytes, headers: dict[str, str], base_url: str, max_entries: int = 500) -> ParseResult:
+    """RSS/Atom bytes via feedparser; a broken feed keeps its good entries and reports a warning."""
+    import feedparser
+
+    parsed = feedparser.parse(body, response_headers=dict(headers or {}))
+    warning = ""
+    if parsed.bozo:
+        exc = parsed.get("bozo_exception")
+        if not isinstance(exc, feedparser.CharacterEncodingOverride | feedparser.NonXMLContentType):
+            warning = f"malformed feed: {type(exc).__name__}: {clean_text(str(exc), 200)}"
+        if not parsed.entries:
+            raise FetchError(f"not a feed ({warning or 'no entries'})")
+    if not parsed.version and not parsed.entries:
+        raise FetchError("not a feed (no RSS or Atom root element)")
+    feed_link = parsed.feed.get("link", "") or base_url
+    entries: list[Entry] = []
+    seen: set[str] = set()
+    for raw in parsed.entries[:max_entries]:
+        html = _entry_html(raw)
+        entry = make_entry(
+            title=raw.get("title", ""),
+            link=raw.get("link", ""),
+            summary_html=html,
+            base_url=feed_link,
+            guid=raw.get("id", "") or "",
+            authors=[a.get("name", "") for a in raw.get("authors", []) if isinstance(a, dict)],
+            published=_struct_to_dt(dict.get(raw, "published_parsed")),
+            updated=_struct_to_dt(dict.get(raw, "updated_parsed")),
+            tags=[t.get("term", "") for t in raw.get("tags", []) or []],
+        )
+        if entry.key in seen:  # a feed that repeats a guid: first one wins
+            continue
+        seen.add(entry.key)
+        entries.append(entry)
+    return ParseResult(entries, warning)
+
+
+def parse_html(body: bytes, selectors: dict[str, str], base_url: str, max_entries: int = 500) -> ParseResult:
+    """An HTML index page through the source's CSS selectors; nothing matched means the layout changed."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(_decode_html(body), "html.parser")
+    nodes = soup.select(selectors["item"])
+    if not nodes:
+        raise FetchError(f"selector {selectors['item']!r} matched nothing: the page layout may have changed")
+    entries: list[Entry] = []
+    seen: set[str] = set()
+    for node in nodes[:max_entries]:
+        title_node = node.select_one(selectors["title"])
+        link_node = node.select_one(selectors["link"])
+        if link_node is not None and link_node.name != "a":
+            link_node = link_node.find("a") or link_node
+        summary_node = node.select_one(selectors["summary"]) if selectors.get("summary") else None
+        date_node = node.select_one(selectors["date"]) if selectors.get("date") else None
+        tags = [t.get_text(" ", strip=True) for t in node.select(selectors["tags"])] if selectors.get("tags") else []
+        entry = make_entry(
+            title=title_node.get_text(" ", strip=True) if title_node else "",
+            link=link_node.get("href", "") if link_node is not None else "",
+            summary_html=summary_node.decode_contents() if summary_node else "",
+            base_url=base_url,
+            published=_parse_date_node(date_node),
+            tags=tags,
+        )
+        if not entry.url and not entry.title:
+            continue
+        if entry.key in seen:
+            continue
+        seen.add(entry.key)
+        entries.append(entry)
+    if not entries:
+        raise FetchError(f"selector {selectors['item']!r} matched {len(nodes)} nodes but none had a title or link")
+    return ParseResult(entries)
+
+
+def from_arxiv_result(result) -> Entry:
+    """An `arxiv.Result` as an Entry keyed by its version-less arXiv id."""
+    parsed = parse_arxiv_id(result.entry_id) or (result.entry_id, None)
+    arxiv_id, version = parsed
+    summary = clean_text(result.summary, SUMMARY_MAX)
+    comment = result.comment or ""
+    return Entry(
+        key=entry_key(arxiv_id=arxiv_id, guid="", link="", title="", content=""),
+        kind="paper",
+        title=clean_text(result.title, TITLE_MAX),
+        url=f"https://arxiv.org/abs/{arxiv_id}",
+        pdf_url=f"https://arxiv.org/pdf/{arxiv_id}",
+        summary=summary,
+        summary_html="",
+        authors=[clean_text(a.name, 200) for a in result.authors],
+        published=_naive_utc(result.published),
+        updated=_naive_utc(result.updated),
+        arxiv_id=arxiv_id,
+        arxiv_version=version or 1,
+        tags=list(result.categories or []),
+        code_urls=code_urls_in(f"{summary} {comment}"),
+    )
+
+
+def _entry_html(raw) -> str:
+    content = raw.get("content") or []
+    if content and content[0].get("value"):
+        return content[0]["value"]
+    return raw.get("summary", "") or ""
+
+
+def _decode_html(body: bytes) -> str:
+    """Valid UTF-8 wins over whatever charset the page declares."""
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        from bs4 import UnicodeDammit
+
+        return UnicodeDammit(body).unicode_markup or body.decode("latin-1")
+
+
+def _parse_date_node(node) -> datetime | None:
+    if node is None:
+        return None
+    raw = node.get("datetime") or node.get_text(" ", strip=True)
+    return parse_date(raw)
+
+
+def parse_date(raw: str | None) -> datetime | None:
+    """ISO dates, RFC 822 dates and 'May 27, 2026' -> naive UTC datetime, else None."""
+    if not raw:
+        return None
+    raw = raw.strip()
+    try:
+        return _naive_utc(datetime.fromisoformat(raw.replace("Z", "+00:00")))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return _naive_utc(parsedate_to_datetime(raw))
+    except (TypeError, ValueError, IndexError):
+        pass
+    for fmt in ("%B %d, %Y", "%b %d, %Y", "%d %B %Y", "%Y/%m/%d"):
+        try:
+            return datetime.strptime(raw, fmt)
+        except ValueError:
+            continue
+    return None
+
+
+def _struct_to_dt(value) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromtimestamp(calendar.timegm(value), UTC).replace(tzinfo=None)
+
+
+def _naive_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _fallback_title(summary: str, url: str) -> str:
+    if summary:
+        words = summary.split()
+        return " ".join(words[:12]) + ("…" if len(words) > 12 else "")
+    return url or "(untitled)"

@@ -1,0 +1,40 @@
+"""Pure, extractive: the one-line summary and key points of a finding come from its own sentences."""
+
+from __future__ import annotations
+
+import re
+
+METHOD_CUES = re.compile(
+    r"\b(we (propose|introduce|present|show|find|release)|this (paper|work|post)|our (method|approach)|"
+    r"achiev|outperform|reduc|improv|speed|faster|enabl|uses?|train)",
+    re.IGNORECASE,
+)
+
+
+def sentences(text: str) -> list[str]:
+    from digest.claims import split_sentences
+
+    return [s.strip() for s in split_sentences(text) if s.strip()]
+
+
+def one_line(summary: str, limit: int = 240) -> str:
+    """The first sentence, cut at a word boundary if it runs long."""
+    parts = sentences(summary)
+    if not parts:
+        return ""
+    first = parts[0]
+    if len(first) <= limit:
+        return first
+    return first[:limit].rsplit(" ", 1)[0] + "…"
+
+
+def key_points(summary: str, claim_sentences: list[str], limit: int = 4) -> list[str]:
+    """Up to `limit` sentences after the first: claim-bearing ones first, then method ones, in text order."""
+    parts = sentences(summary)[1:]
+    claimed = {s.strip() for s in claim_sentences}
+    ranked = sorted(
+        range(len(parts)),
+        key=lambda i: (parts[i] not in claimed, not METHOD_CUES.search(parts[i]), i),
+    )
+    chosen = sorted(ranked[:limit])
+    return [parts[i] for i in chosen if len(parts[i]) > 20]

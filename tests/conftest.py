@@ -1,0 +1,73 @@
+"""Shared fixtures: a temporary workspace, a config pointing at a loopback server, the CLI runner."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+TOPICS = """
+[[topic]]
+slug = "speculative-decoding"
+name = "Speculative decoding"
+description = "Drafting tokens with a small model and verifying them with the target model."
+keywords = ["speculative decoding", "draft model", "drafter"]
+
+[[topic]]
+slug = "kv-cache"
+name = "KV cache"
+description = "Compressing, sharing and managing the key-value cache of attention."
+keywords = ["kv cache", "key-value cache"]
+
+[[topic]]
+slug = "interpretability"
+name = "Interpretability"
+description = "Understanding the internal representations and circuits of neural networks."
+keywords = ["interpretability", "sparse autoencoder", "circuit"]
+"""
+
+
+def write_config(tmp: Path, sources: str, extra: str = "") -> Path:
+    """A config in tmp with the fake embedder, its own workspace and the given [[source]] blocks."""
+    (tmp / "topics.toml").write_text(TOPICS)
+    cfg = tmp / "digest.toml"
+    cfg.write_text(
+        textwrap.dedent(
+            f"""
+            topics_file = "topics.toml"
+            workspace = "ws"
+            [site]
+            title = "Test Digest"
+            base_url = "https://digest.test/"
+            [fetch]
+            min_interval_s = 0.0
+            connect_timeout_s = 2.0
+            timeout_s = 3.0
+            arxiv_delay_s = 0.0
+            [embed]
+            model = "fake-hash-64"
+            {extra}
+            """
+        )
+        + textwrap.dedent(sources)
+    )
+    return cfg
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def fixture_bytes():
+    return lambda name: (FIXTURES / name).read_bytes()

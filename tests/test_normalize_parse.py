@@ -1,0 +1,97 @@
+from datetime import datetime
+
+import pytest
+
+from digest.errors import FetchError
+from digest.normalize import arxiv_ids_in, code_urls_in, entry_key, parse_arxiv_id, safe_url, sanitize_html, slugify
+from digest.parse import parse_date, parse_feed, parse_html
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("2602.06036v2", ("2602.06036", 2)),
+        ("http://arxiv.org/abs/2602.06036", ("2602.06036", None)),
+        ("https://arxiv.org/pdf/2611.01234v3", ("2611.01234", 3)),
+        ("hep-th/9901001", ("hep-th/9901001", None)),
+        ("http://arxiv.org/abs/math.ca/0611800v1", ("math.CA/0611800", 1)),
+        ("arXiv:1706.03762", ("1706.03762", None)),
+        ("not an id", None),
+    ],
+)
+def test_parse_arxiv_id(raw, expected):
+    assert parse_arxiv_id(raw) == expected
+
+
+def test_safe_url_drops_unsafe_schemes_and_tracking():
+    assert safe_url("javascript:alert(1)") == ""
+    assert safe_url("data:text/html,hi") == ""
+    assert safe_url("/p/1?utm_source=x&id=3#frag", "https://Blog.test/") == "https://blog.test/p/1?id=3"
+    assert safe_url("https://x.test/a\r\nb") == ""
+
+
+def test_sanitize_html_is_inert():
+    html = sanitize_html('<p onclick="x()">hi <a href="javascript:alert(1)">l</a></p><script>bad()</script>')
+    assert "onclick" not in html and "javascript" not in html and "script" not in html
+    assert "<p>hi" in html
+
+
+def test_entry_key_fallbacks():
+    assert entry_key(arxiv_id="2602.06036", guid="g", link="l", title="t", content="c") == "arxiv:2602.06036"
+    assert entry_key(arxiv_id=None, guid="g", link="l", title="t", content="c") == "guid:g"
+    assert entry_key(arxiv_id=None, guid="", link="https://x.test/", title="t", content="c") == "url:https://x.test/"
+    assert entry_key(arxiv_id=None, guid="", link="", title="t", content="c").startswith("hash:")
+
+
+def test_links_found_in_text():
+    text = 'see <a href="https://arxiv.org/abs/2602.06036v1">x</a> and https://github.com/z-lab/dflash.'
+    assert arxiv_ids_in(text) == ["2602.06036"]
+    assert code_urls_in(text) == ["https://github.com/z-lab/dflash"]
+    assert slugify("../../etc/passwd <b>") == "etc-passwd-b"
+
+
+def test_parse_feed_dedupes_guid_and_keeps_tags(fixture_bytes):
+    result = parse_feed(fixture_bytes("feed.xml"), {}, "https://blog.test/")
+    assert [e.key for e in result.entries] == ["guid:post-1", "guid:post-2"]
+    first = result.entries[0]
+    assert first.url == "https://blog.test/posts/dflash"
+    assert first.tags == ["Speculative Decoding", "vLLM"]
+    assert first.linked_arxiv_ids == ["2602.06036"]
+    assert first.published == datetime(2026, 11, 23, 10, 0)
+    assert result.entries[1].code_urls == ["https://github.com/larql/larql"]
+
+
+def test_parse_feed_hostile_entry_is_inert(fixture_bytes):
+    entry = parse_feed(fixture_bytes("hostile.xml"), {}, "https://evil.test/").entries[0]
+    assert entry.url == ""
+    assert "<script" not in entry.title and "alert(1)" not in entry.title
+    assert "onclick" not in entry.summary_html and "javascript" not in entry.summary_html
+    assert "onerror" not in entry.summary_html
+
+
+def test_parse_feed_rejects_non_feed():
+    with pytest.raises(FetchError, match="not a feed"):
+        parse_feed(b"<html><body>hello</body></html>", {}, "https://x.test/")
+
+
+def test_parse_html_with_selectors_prefers_valid_utf8(fixture_bytes):
+    selectors = {"item": "article.post", "title": "h2", "link": "h2 a", "summary": "p.teaser", "date": "time",
+                 "tags": "ul.tags li"}
+    entries = parse_html(fixture_bytes("blog.html"), selectors, "https://blog.test/").entries
+    assert len(entries) == 2
+    assert entries[0].title == "The KV cache is not a detail — control plane"  # UTF-8 despite iso-8859-1 meta
+    assert entries[0].url == "https://blog.test/posts/kv"
+    assert entries[0].tags == ["KV Cache", "Serving"]
+    assert entries[1].published == datetime(2026, 11, 18, 8, 0)
+
+
+def test_parse_html_selectors_matching_nothing_is_broken(fixture_bytes):
+    with pytest.raises(FetchError, match="matched nothing"):
+        parse_html(fixture_bytes("blog.html"), {"item": "div.gone", "title": "h2", "link": "a"}, "https://b.test/")
+
+
+def test_parse_date_forms():
+    assert parse_date("May 27, 2026") == datetime(2026, 5, 27)
+    assert parse_date("Mon, 23 Nov 2026 10:00:00 GMT") == datetime(2026, 11, 23, 10)
+    assert parse_date("2026-11-20T10:00:00+01:00") == datetime(2026, 11, 20, 9)
+    assert parse_date("someday") is None
