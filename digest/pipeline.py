@@ -122,7 +122,8 @@ def _run_fields(report: SourceReport) -> dict:
 
 def embed_items(engine: Engine, embedder, progress: Progress | None = None) -> int:
     """Embed only items whose text changed since their stored vector; returns how many were encoded."""
-    from digest.embed import encode_in_batches, item_text, to_bytes
+    from digest.embed import encode_in_batches, to_bytes
+    from digest.topics import item_text
 
     have = store.embeddings(engine, embedder.name)
     todo = [i for i in store.items(engine) if have.get(i.id) is None or have[i.id].content_hash != i.content_hash]
@@ -148,7 +149,7 @@ def embed_items(engine: Engine, embedder, progress: Progress | None = None) -> i
 def tag_items(engine: Engine, config: Config, embedder, progress: Progress | None = None) -> dict[str, int]:
     """Embed what changed, then give every item 0-3 topics from the taxonomy file."""
     from digest import topics as topics_mod
-    from digest.embed import from_bytes, item_text
+    from digest.embed import from_bytes
 
     taxonomy = topics_mod.load_topics(config.topics_file)
     embedded = embed_items(engine, embedder, progress)
@@ -158,7 +159,7 @@ def tag_items(engine: Engine, config: Config, embedder, progress: Progress | Non
     kept = [i for i in all_items if i.id in vectors]
     if kept:
         matrix = np.vstack([from_bytes(vectors[i.id].vector) for i in kept])
-        texts = [item_text(i.title, i.summary) for i in kept]
+        texts = [topics_mod.item_text(i.title, i.summary) for i in kept]
         blog_tags = [json.loads(i.blog_tags or "[]") for i in kept]
         assigned = topics_mod.assign(index, matrix, texts, blog_tags)
     else:

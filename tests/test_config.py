@@ -54,6 +54,6 @@ def test_malformed_toml_and_missing_file(tmp_path):
 
 
 def test_wrong_type_in_fetch_table(tmp_path):
-    cfg = write_config(tmp_path, "", extra='[newsletter]\nsender = 3\n')
+    cfg = write_config(tmp_path, "", extra="[newsletter]\nsender = 3\n")
     with pytest.raises(ConfigError, match=r"\[newsletter\]: field 'sender' must be str"):
         load_config(cfg)

@@ -20,9 +20,9 @@ def fetcher():
 
 def test_conditional_get_sends_validators_byte_for_byte(httpserver, fetcher):
     etag, modified = 'W/"abc-123"', "Mon, 23 Nov 2026 10:00:00 GMT"
-    httpserver.expect_request("/feed", headers={"If-None-Match": etag, "If-Modified-Since": modified}).respond_with_data(
-        "", status=304
-    )
+    httpserver.expect_request(
+        "/feed", headers={"If-None-Match": etag, "If-Modified-Since": modified}
+    ).respond_with_data("", status=304)
     resp = fetcher.get(LOCAL, httpserver.url_for("/feed"), Validators(etag, modified))
     assert resp.not_modified and resp.body == b""
 

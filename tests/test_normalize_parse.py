@@ -75,8 +75,14 @@ def test_parse_feed_rejects_non_feed():
 
 
 def test_parse_html_with_selectors_prefers_valid_utf8(fixture_bytes):
-    selectors = {"item": "article.post", "title": "h2", "link": "h2 a", "summary": "p.teaser", "date": "time",
-                 "tags": "ul.tags li"}
+    selectors = {
+        "item": "article.post",
+        "title": "h2",
+        "link": "h2 a",
+        "summary": "p.teaser",
+        "date": "time",
+        "tags": "ul.tags li",
+    }
     entries = parse_html(fixture_bytes("blog.html"), selectors, "https://blog.test/").entries
     assert len(entries) == 2
     assert entries[0].title == "The KV cache is not a detail — control plane"  # UTF-8 despite iso-8859-1 meta

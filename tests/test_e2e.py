@@ -1,0 +1,114 @@
+"""The demo, end to end, with the real bundled model: snapshot -> loopback HTTP -> DB -> site + newsletter."""
+
+import email
+import sqlite3
+
+import pytest
+
+from digest.cli import main
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    from click.testing import CliRunner
+
+    ws = tmp_path_factory.mktemp("demo")
+    result = CliRunner().invoke(main, ["demo", "--workspace", str(ws)], catch_exceptions=False)
+    return result, ws
+
+
+def test_demo_prints_where_outputs_are(demo_run):
+    result, ws = demo_run
+    assert result.exit_code == 0, result.output
+    assert f"Site: {ws / 'site' / 'index.html'}" in result.output
+    assert "Newsletter: " in result.output
+
+
+def test_demo_site_has_items_and_tags(demo_run):
+    _, ws = demo_run
+    site = ws / "site"
+    assert len(list((site / "items").glob("*.html"))) >= 150
+    assert len([p for p in (site / "tags").glob("*.html") if p.name != "index.html"]) >= 8
+    pages = "\n".join(p.read_text() for p in site.rglob("*.html"))
+    for needle in ("https://fonts.googleapis", "cdn.", '<script src="http'):
+        assert needle not in pages
+
+
+def test_every_seed_item_appears(demo_run):
+    _, ws = demo_run
+    import html
+
+    pages = html.unescape("\n".join(p.read_text() for p in (ws / "site" / "items").glob("*.html")))
+    titles = (ROOT / "data" / "snapshot" / "expected_titles.txt").read_text().splitlines()
+    missing = [t for t in titles if t.strip() and t.strip() not in pages]
+    assert not missing, missing[:5]
+
+
+def test_demo_db_has_real_embeddings_tags_and_claims(demo_run):
+    _, ws = demo_run
+    db = sqlite3.connect(ws / "digest.db")
+    assert db.execute("SELECT count(*) FROM item WHERE kind='paper'").fetchone()[0] >= 150
+    model, dim = db.execute("SELECT model, dim FROM embedding LIMIT 1").fetchone()
+    assert (model, dim) == ("all-MiniLM-L6-v2", 384)
+    assert db.execute("SELECT count(DISTINCT topic_slug) FROM itemtopic").fetchone()[0] >= 8
+    assert db.execute("SELECT count(*) FROM claim").fetchone()[0] >= 50
+    # Blog posts about a paper on arXiv are folded into that paper as coverage.
+    assert db.execute("SELECT count(*) FROM item WHERE covers_item_id IS NOT NULL").fetchone()[0] >= 3
+
+
+def test_demo_newsletter_parses(demo_run):
+    _, ws = demo_run
+    eml = next((ws / "newsletter").glob("*.eml"))
+    msg = email.message_from_bytes(eml.read_bytes())
+    assert msg["Subject"].startswith("Digest, week ")
+    assert [p.get_content_type() for p in msg.walk() if not p.is_multipart()] == ["text/plain", "text/html"]
+
+
+def test_site_in_headless_chromium(demo_run):
+    """The built site in a real browser: no console errors, tag links resolve; screenshots land in docs/."""
+    import shutil
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("Debian's chromium is required (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    _, ws = demo_run
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(ws / "site")))
+    Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    errors: list[str] = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=chromium,
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+            )
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{base}/index.html")
+            assert page.locator("article.finding").count() > 10
+            page.screenshot(path=str(ROOT / "docs" / "screenshot-home.png"))
+            page.locator("section.taglist a.tag").first.click()
+            page.wait_for_load_state()
+            assert "/tags/" in page.url and page.locator("article.finding").count() > 0
+            page.locator("article.finding h3 a").first.click()
+            page.wait_for_load_state()
+            assert "/items/" in page.url and page.locator("h1").count() == 1
+            page.screenshot(path=str(ROOT / "docs" / "screenshot-item.png"), full_page=False)
+            browser.close()
+    finally:
+        server.shutdown()
+    assert not errors, errors
