@@ -140,6 +140,8 @@ def parse_config(raw: dict, path: Path) -> Config:
     )
     _check_unknown(fetch_raw, FetchConfig.__dataclass_fields__, path, "[fetch]")
     _check_unknown(site_raw, SiteConfig.__dataclass_fields__, path, "[site]")
+    _check_unknown(news_raw, NewsletterConfig.__dataclass_fields__, path, "[newsletter]")
+    _check_unknown(embed_raw, {"model"}, path, "[embed]")
     newsletter = NewsletterConfig(
         out_dir=workspace / "newsletter"
         if "out_dir" not in news_raw

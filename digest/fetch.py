@@ -173,4 +173,5 @@ def fetch_arxiv(client, source: SourceConfig, config: FetchConfig) -> list:
     except arxiv.HTTPError as exc:
         raise FetchError(f"arXiv API answered HTTP {exc.status}") from None
     except requests.RequestException as exc:
-        raise FetchError(f"arXiv API unreachable ({type(exc).__name__})") from None
+        host = urlsplit(config.arxiv_api).netloc
+        raise FetchError(f"arXiv API at {host} unreachable ({type(exc).__name__})") from None

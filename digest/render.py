@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.policy
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -135,8 +136,8 @@ def newsletter_message(week: str, views: list[ItemView], topics: list[Topic], co
     for view in views:
         slug = view.tags[0][0] if view.tags else "other"
         sections[slug].append(finding(view))
-    ordered = sorted(sections.items(), key=lambda kv: (-len(kv[1]), kv[0]))
-    top = [names.get(slug, "Other") for slug, _ in ordered[:3]]
+    ordered = sorted(sections.items(), key=lambda kv: (kv[0] == "other", -len(kv[1]), kv[0]))
+    top = [names[slug] for slug, _ in ordered if slug in names][:3]
     subject = f"Digest, week {week}: {len(views)} findings" + (f" in {', '.join(top)}" if top else "")
     ctx = {
         "week": week,
@@ -149,7 +150,7 @@ def newsletter_message(week: str, views: list[ItemView], topics: list[Topic], co
     html = env.get_template("newsletter.html").render(**ctx)
     text = env.get_template("newsletter.txt").render(**ctx)
     html = _inline_css(html)
-    msg = EmailMessage()
+    msg = EmailMessage(policy=email.policy.default.clone(max_line_length=998))
     msg["Subject"] = clean_text(subject, 200)
     msg["From"] = config.newsletter.sender
     msg["To"] = "subscribers@localhost"

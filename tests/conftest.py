@@ -36,7 +36,7 @@ keywords = ["interpretability", "sparse autoencoder", "circuit"]
 """
 
 
-def write_config(tmp: Path, sources: str, extra: str = "") -> Path:
+def write_config(tmp: Path, sources: str, extra: str = "", fetch: str = "") -> Path:
     """A config in tmp with the fake embedder, its own workspace and the given [[source]] blocks."""
     (tmp / "topics.toml").write_text(TOPICS)
     cfg = tmp / "digest.toml"
@@ -53,6 +53,7 @@ def write_config(tmp: Path, sources: str, extra: str = "") -> Path:
             connect_timeout_s = 2.0
             timeout_s = 3.0
             arxiv_delay_s = 0.0
+            {fetch}
             [embed]
             model = "fake-hash-64"
             {extra}

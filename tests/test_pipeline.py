@@ -1,6 +1,7 @@
 """The whole pipeline through the CLI against a loopback server, with the fast fake embedder."""
 
 import email
+import email.policy
 import json
 import sqlite3
 
@@ -24,7 +25,6 @@ def site(httpserver, tmp_path):
     cfg = write_config(
         tmp_path,
         f"""
-        [fetch]
         [[source]]
         name = "arxiv-test"
         kind = "arxiv"
@@ -45,8 +45,8 @@ def site(httpserver, tmp_path):
         summary = "p.teaser"
         date = "time"
         tags = "ul.tags li"
-        """.replace("[fetch]\n", ""),
-        extra=f'arxiv_api = "{httpserver.url_for("/api/query")}?{{}}"',
+        """,
+        fetch=f'arxiv_api = "{httpserver.url_for("/api/query")}?{{}}"',
     )
     return cfg, tmp_path
 
@@ -96,14 +96,14 @@ def test_ingest_tag_claims_build_newsletter_export(runner, site):
     # A rebuild with nothing new rewrites nothing.
     assert "(0 files written)" in run(runner, cfg, "build", "--out", str(out)).output
 
-    result = run(runner, cfg, "newsletter", "--week", "2026-W48", "--out", str(tmp / "nl"))
+    result = run(runner, cfg, "newsletter", "--week", "2026-W47", "--out", str(tmp / "nl"))
     assert result.exit_code == 0
-    msg = email.message_from_bytes((tmp / "nl" / "digest-2026-W48.eml").read_bytes())
-    assert msg["Subject"].startswith("Digest, week 2026-W48:")
+    msg = email.message_from_bytes((tmp / "nl" / "digest-2026-W47.eml").read_bytes(), policy=email.policy.default)
+    assert msg["Subject"].startswith("Digest, week 2026-W47: 5 findings in ")
     assert msg["List-Unsubscribe"] and msg["Message-ID"]
     parts = [p.get_content_type() for p in msg.walk() if not p.is_multipart()]
     assert parts == ["text/plain", "text/html"]
-    html = msg.get_payload()[1].get_payload(decode=True).decode()
+    html = msg.get_body(("html",)).get_content()
     assert "https://digest.test/items/" in html and "style=" in html
 
     lines = run(runner, cfg, "export", "--format", "jsonl").output.strip().splitlines()

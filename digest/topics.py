@@ -1,0 +1,392 @@
+"""Topic tagging: sentence-embedding similarity plus keyword and source-tag evidence.
+
+The taxonomy lives in ``data/topics.toml``. Each topic is represented by a few
+prototype embeddings (its description, its keyword list, its example titles).
+An item (title + summary) is scored against every topic as
+
+    score = similarity + KEYWORD_WEIGHT * keyword_evidence + TAG_WEIGHT * tag_evidence
+
+where ``similarity`` is the mean cosine similarity of the item to the topic's
+prototypes (or of the best ``TOP_K_PROTOTYPES``), ``keyword_evidence`` in [0, 1] grows with the number of
+distinct topic keywords found on word boundaries in the text (hits in the
+title, i.e. the first line, count ``TITLE_WEIGHT`` times; with the calibrated
+``KEYWORD_SATURATION`` of 1.0 a single hit already gives full evidence), and ``tag_evidence``
+is 1 when one of the item's source tags (a blog's own tags) names the topic.
+A topic is chosen when its score reaches ``MIN_SCORE`` and lies within
+``MARGIN`` of the item's best score; at most ``max_tags`` are returned.
+
+This module only needs numpy: the caller supplies ``encode`` (texts -> L2
+normalised float32 rows), so no torch import happens here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from digest.errors import ConfigError
+
+# --- Calibrated constants -------------------------------------------------
+# Calibrated on the dev split of tests/data/topics_eval.jsonl (124 items; grid
+# search over all the constants below, picking the centre of the flattest
+# high-F1 region, all-MiniLM-L6-v2 embeddings) on 2026-11-25. The test split
+# was not used. See /tmp/topics_report.md for the numbers.
+TOP_K_PROTOTYPES: int | None = None  # similarity = mean of the best k prototypes; None = all
+KEYWORD_WEIGHT = 0.25  # weight of keyword evidence (0..1) in the final score
+KEYWORD_SATURATION = 1.0  # weighted hits at which evidence saturates (1.0: any hit counts fully)
+TITLE_WEIGHT = 2.0  # a keyword hit in the title (first line) counts this much
+TAG_WEIGHT = 0.10  # bonus when a source tag names the topic
+MIN_SCORE = 0.43  # absolute score a topic needs to be chosen
+MARGIN = 0.23  # ... and it must be within this of the item's best score
+# ---------------------------------------------------------------------------
+
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_ALLOWED_FIELDS = ("slug", "name", "description", "keywords", "examples")
+_SEPARATORS = re.compile(r"[-_/\u2010-\u2015]+")
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Topic:
+    slug: str
+    name: str
+    description: str
+    keywords: tuple[str, ...] = ()
+    examples: tuple[str, ...] = ()
+
+
+@dataclass
+class TopicIndex:
+    """Prototype embeddings of a topic list; ``owner[i]`` is the topic index of row i."""
+
+    topics: list[Topic]
+    vectors: np.ndarray  # (n_prototypes, dim), L2-normalised float32
+    owner: np.ndarray  # (n_prototypes,) int
+
+    def __post_init__(self) -> None:
+        self._matchers = [_TopicMatcher(t) for t in self.topics]
+
+
+# --- Loading ----------------------------------------------------------------
+
+
+def load_topics(path: Path) -> list[Topic]:
+    """Read and validate a topics TOML file; raise ConfigError naming file, entry and field."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read topics file ({exc.strerror or exc})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    entries = data.get("topic")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{path}: field 'topic' missing: expected one or more [[topic]] tables")
+
+    topics: list[Topic] = []
+    seen: dict[str, int] = {}
+    for number, entry in enumerate(entries, start=1):
+        where = f"{path}: [[topic]] #{number}"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: field 'topic' must be a table")
+        slug = entry.get("slug")
+        if isinstance(slug, str) and slug:
+            where += f" (slug {slug!r})"
+        for key in entry:
+            if key not in _ALLOWED_FIELDS:
+                raise ConfigError(f"{where}: field {key!r} unknown (allowed: {', '.join(_ALLOWED_FIELDS)})")
+        for key in ("slug", "name", "description"):
+            value = entry.get(key)
+            if value is None:
+                raise ConfigError(f"{where}: field {key!r} missing")
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{where}: field {key!r} must be a non-empty string")
+        if not SLUG_RE.match(slug):
+            raise ConfigError(f"{where}: field 'slug' must match [a-z0-9-] words joined by single hyphens")
+        if slug in seen:
+            raise ConfigError(f"{where}: field 'slug' duplicates [[topic]] #{seen[slug]}")
+        seen[slug] = number
+        lists = {}
+        for key in ("keywords", "examples"):
+            value = entry.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+                raise ConfigError(f"{where}: field {key!r} must be a list of non-empty strings")
+            lists[key] = tuple(v.strip() for v in value)
+        topics.append(
+            Topic(
+                slug=slug,
+                name=entry["name"].strip(),
+                description=" ".join(entry["description"].split()),
+                keywords=tuple(k.lower() for k in lists["keywords"]),
+                examples=lists["examples"],
+            )
+        )
+    return topics
+
+
+# --- Prototypes and index ---------------------------------------------------
+
+
+def prototype_texts(topic: Topic) -> list[str]:
+    """Texts whose embeddings represent the topic: description, keyword list, example titles."""
+    texts = [f"{topic.name}: {topic.description}"]
+    if topic.keywords:
+        texts.append(f"{topic.name}: {', '.join(topic.keywords)}")
+    texts.extend(topic.examples)
+    return texts
+
+
+def build_index(topics: list[Topic], encode: Callable[[list[str]], np.ndarray]) -> TopicIndex:
+    """Embed every topic's prototype texts with ``encode`` (returns L2-normalised rows)."""
+    if not topics:
+        raise ValueError("build_index needs at least one topic")
+    texts: list[str] = []
+    owner: list[int] = []
+    for i, topic in enumerate(topics):
+        for text in prototype_texts(topic):
+            texts.append(text)
+            owner.append(i)
+    vectors = _as_unit_rows(encode(texts))
+    if vectors.shape[0] != len(texts):
+        raise ValueError(f"encode returned {vectors.shape[0]} rows for {len(texts)} texts")
+    return TopicIndex(topics=list(topics), vectors=vectors, owner=np.asarray(owner, dtype=np.int64))
+
+
+def item_text(title: str, summary: str = "") -> str:
+    """The text to embed and pass to assign(): title on the first line, then the summary."""
+    title = " ".join(title.split())
+    summary = " ".join(summary.split())
+    return f"{title}\n{summary}" if summary else title
+
+
+# --- Evidence ------------------------------------------------------------------
+
+
+def _normalise(text: str) -> str:
+    return _SPACES.sub(" ", _SEPARATORS.sub(" ", text.lower())).strip()
+
+
+def _phrase_pattern(phrase: str) -> re.Pattern[str]:
+    words = [re.escape(w) for w in _normalise(phrase).split(" ") if w]
+    # Word boundaries on both sides; a suffix s, es, ing or ed on the last word is allowed.
+    return re.compile(r"(?<![a-z0-9])" + r"\s+".join(words) + r"(?:s|es|ing|ed)?(?![a-z0-9])")
+
+
+class _TopicMatcher:
+    """Keyword and source-tag matching for one topic."""
+
+    def __init__(self, topic: Topic) -> None:
+        self.keywords = [(kw, _phrase_pattern(kw)) for kw in topic.keywords if _normalise(kw)]
+        names = {topic.slug, topic.name, topic.name.split("(")[0], *topic.keywords}
+        self.tag_patterns = [_phrase_pattern(n) for n in names if _normalise(n)]
+
+    def keyword_hits(self, title: str, body: str) -> tuple[list[str], float]:
+        """Distinct keywords found; weighted count (title hits count TITLE_WEIGHT)."""
+        hits: list[str] = []
+        weighted = 0.0
+        for kw, pattern in self.keywords:
+            if pattern.search(title):
+                hits.append(kw)
+                weighted += TITLE_WEIGHT
+            elif pattern.search(body):
+                hits.append(kw)
+                weighted += 1.0
+        return hits, weighted
+
+    def tag_hits(self, tags: Iterable[str]) -> list[str]:
+        """Source tags that name this topic (the tag equals or contains its name or a keyword)."""
+        return [tag for tag in tags if any(p.search(_normalise(tag)) for p in self.tag_patterns)]
+
+
+def _split_title(text: str) -> tuple[str, str]:
+    title, _, body = text.partition("\n")
+    return _normalise(title), _normalise(body)
+
+
+# --- Scoring -------------------------------------------------------------------
+
+
+def _as_unit_rows(vecs: np.ndarray) -> np.ndarray:
+    arr = np.asarray(vecs, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    return arr / np.maximum(norms, 1e-12)
+
+
+def topic_similarity(index: TopicIndex, vecs: np.ndarray, top_k: int | None = TOP_K_PROTOTYPES) -> np.ndarray:
+    """(n_items, n_topics): mean of each item's ``top_k`` best cosine similarities per topic.
+
+    ``top_k=None`` averages over all of the topic's prototypes (their centroid direction).
+    """
+    sims = _as_unit_rows(vecs) @ index.vectors.T  # (n_items, n_prototypes)
+    out = np.empty((sims.shape[0], len(index.topics)), dtype=np.float32)
+    for t in range(len(index.topics)):
+        cols = sims[:, index.owner == t]
+        k = cols.shape[1] if top_k is None else max(1, min(top_k, cols.shape[1]))
+        out[:, t] = np.sort(cols, axis=1)[:, -k:].mean(axis=1)
+    return out
+
+
+def evidence(
+    index: TopicIndex, texts: Sequence[str], source_tags: Sequence[Sequence[str]] | None = None
+) -> tuple[np.ndarray, np.ndarray, list[list[tuple[list[str], list[str]]]]]:
+    """Weighted keyword-hit counts and tag indicators, both (n_items, n_topics), plus the hits."""
+    n, m = len(texts), len(index.topics)
+    if source_tags is not None and len(source_tags) != n:
+        raise ValueError(f"source_tags has {len(source_tags)} entries for {n} texts")
+    kw = np.zeros((n, m), dtype=np.float32)
+    tag = np.zeros((n, m), dtype=np.float32)
+    hits: list[list[tuple[list[str], list[str]]]] = []
+    for i, text in enumerate(texts):
+        title, body = _split_title(text)
+        tags = list(source_tags[i]) if source_tags is not None else []
+        row = []
+        for t, matcher in enumerate(index._matchers):
+            kw_hits, weighted = matcher.keyword_hits(title, body)
+            tag_hits = matcher.tag_hits(tags)
+            kw[i, t] = weighted
+            tag[i, t] = 1.0 if tag_hits else 0.0
+            row.append((kw_hits, tag_hits))
+        hits.append(row)
+    return kw, tag, hits
+
+
+def combine(
+    sim: np.ndarray,
+    kw_weighted: np.ndarray,
+    tag: np.ndarray,
+    keyword_weight: float = KEYWORD_WEIGHT,
+    saturation: float = KEYWORD_SATURATION,
+    tag_weight: float = TAG_WEIGHT,
+) -> np.ndarray:
+    """Final scores from similarity, weighted keyword hits and tag indicators."""
+    return sim + keyword_weight * np.minimum(kw_weighted / saturation, 1.0) + tag_weight * tag
+
+
+def select(
+    scores: np.ndarray, max_tags: int = 3, min_score: float = MIN_SCORE, margin: float = MARGIN
+) -> list[list[int]]:
+    """Per row, topic indices chosen (best first): score >= min_score and >= best - margin."""
+    chosen: list[list[int]] = []
+    for row in scores:
+        order = np.argsort(-row, kind="stable")
+        best = row[order[0]] if len(order) else -np.inf
+        picks = [int(t) for t in order if row[t] >= min_score and row[t] >= best - margin]
+        chosen.append(picks[:max_tags])
+    return chosen
+
+
+def assign(
+    index: TopicIndex,
+    vecs: np.ndarray,
+    texts: list[str],
+    source_tags: list[list[str]] | None = None,
+    max_tags: int = 3,
+) -> list[list[tuple[str, float]]]:
+    """0..max_tags (slug, score) per item, best first.
+
+    ``vecs`` are the items' embeddings (same encoder as the index), ``texts`` the
+    matching item texts (see item_text: title on the first line, then summary),
+    ``source_tags`` the source's own tags per item, if any.
+    """
+    vecs = _as_unit_rows(vecs) if len(texts) else np.zeros((0, index.vectors.shape[1]), np.float32)
+    if vecs.shape[0] != len(texts):
+        raise ValueError(f"{vecs.shape[0]} vectors for {len(texts)} texts")
+    if not texts:
+        return []
+    sim = topic_similarity(index, vecs)
+    kw, tag, _ = evidence(index, texts, source_tags)
+    scores = combine(sim, kw, tag)
+    return [
+        [(index.topics[t].slug, round(float(scores[i, t]), 4)) for t in picks]
+        for i, picks in enumerate(select(scores, max_tags=max_tags))
+    ]
+
+
+def explain(index: TopicIndex, vec: np.ndarray, text: str, source_tags: list[str] | None = None) -> list[dict]:
+    """Why each topic was (not) chosen for one item; one dict per topic, best score first."""
+    sim = topic_similarity(index, vec)
+    kw, tag, hits = evidence(index, [text], [list(source_tags or [])])
+    scores = combine(sim, kw, tag)
+    chosen = set(select(scores)[0])
+    rows = []
+    for t, topic in enumerate(index.topics):
+        kw_hits, tag_hits = hits[0][t]
+        rows.append(
+            {
+                "slug": topic.slug,
+                "similarity": round(float(sim[0, t]), 4),
+                "keyword_hits": kw_hits,
+                "keyword_evidence": round(float(min(kw[0, t] / KEYWORD_SATURATION, 1.0)), 4),
+                "tag_hits": tag_hits,
+                "score": round(float(scores[0, t]), 4),
+                "chosen": t in chosen,
+            }
+        )
+    rows.sort(key=lambda r: -r["score"])
+    return rows
+
+
+# --- Evaluation ------------------------------------------------------------------
+
+
+def evaluate(gold: list[set[str]], predicted: list[set[str]], slugs: Iterable[str]) -> dict:
+    """Per-topic precision/recall/F1/support plus micro and macro averages.
+
+    Returns {"per_topic": {slug: {...}}, "micro": {...}, "macro": {...}, "n_items": n}.
+    Precision (recall) of a topic never predicted (with no gold) is 0.0; macro averages
+    over the given slugs.
+    """
+    if len(gold) != len(predicted):
+        raise ValueError(f"{len(gold)} gold rows vs {len(predicted)} predicted rows")
+    slugs = list(slugs)
+    per: dict[str, dict] = {}
+    tp_all = fp_all = fn_all = 0
+    for slug in slugs:
+        tp = sum(1 for g, p in zip(gold, predicted, strict=True) if slug in g and slug in p)
+        fp = sum(1 for g, p in zip(gold, predicted, strict=True) if slug not in g and slug in p)
+        fn = sum(1 for g, p in zip(gold, predicted, strict=True) if slug in g and slug not in p)
+        tp_all, fp_all, fn_all = tp_all + tp, fp_all + fp, fn_all + fn
+        per[slug] = _prf(tp, fp, fn) | {"support": tp + fn}
+    micro = _prf(tp_all, fp_all, fn_all)
+    n = max(len(slugs), 1)
+    macro = {k: sum(per[s][k] for s in slugs) / n for k in ("precision", "recall", "f1")}
+    return {"per_topic": per, "micro": micro, "macro": macro, "n_items": len(gold)}
+
+
+def _prf(tp: int, fp: int, fn: int) -> dict:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {"precision": p, "recall": r, "f1": f, "tp": tp, "fp": fp, "fn": fn}
+
+
+def load_eval(path: Path) -> list[dict]:
+    """Read a JSONL file of labelled items (id, title, summary, tags, gold, split)."""
+    path = Path(path)
+    items = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+            for key in ("id", "title", "gold"):
+                if key not in item:
+                    raise ConfigError(f"{path}:{lineno}: field {key!r} missing")
+            item.setdefault("summary", "")
+            item.setdefault("tags", [])
+            item.setdefault("split", "dev")
+            items.append(item)
+    return items
