@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -79,111 +78,6 @@ def init(state: State) -> None:
 
 
 @main.command()
-@click.option("--source", "source_name", help="Ingest only this source (its name in the config).")
-@pass_state
-def ingest(state: State, source_name: str | None) -> None:
-    """Fetch new papers and posts from every source (or one) into the database."""
-    from digest import pipeline
-
-    with _progress() as progress:
-        reports = pipeline.ingest(state.engine, state.config, only=source_name, progress=progress)
-    _print_reports(reports)
-    broken = [r for r in reports if r.status == "broken"]
-    if broken:
-        names = ", ".join(f"{r.source} ({r.error})" for r in broken)
-        raise DigestError(f"{len(broken)} source(s) broken: {names}")
-
-
-@main.command()
-@pass_state
-def tag(state: State) -> None:
-    """Embed new or changed items and tag every item with 0-3 topics."""
-    from digest import pipeline
-    from digest.embed import load_embedder
-
-    embedder = load_embedder(state.config.embed_model)
-    with _progress() as progress:
-        result = pipeline.tag_items(state.engine, state.config, embedder, progress=progress)
-    click.echo(f"Embedded {result['embedded']} new or changed items; {result['tagged']}/{result['items']} tagged.")
-
-
-@main.command()
-@pass_state
-def claims(state: State) -> None:
-    """Extract headline numbers from titles and summaries into the claims ledger."""
-    from digest import pipeline
-
-    n = pipeline.extract_claims(state.engine)
-    click.echo(f"Extracted {n} claims.")
-
-
-@main.command()
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Output folder for the site.")
-@pass_state
-def build(state: State, out_dir: Path | None) -> None:
-    """Render the static findings site."""
-    from digest import pipeline
-
-    out, written = pipeline.build_site(state.engine, state.config, out_dir)
-    click.echo(f"Site: {out / 'index.html'} ({written} files written)")
-
-
-@main.command()
-@click.option("--week", required=True, help="ISO week, e.g. 2026-W48.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Folder for the .eml file.")
-@pass_state
-def newsletter(state: State, week: str, out_dir: Path | None) -> None:
-    """Write one week's newsletter (HTML and plain text) as an .eml file."""
-    from digest import pipeline
-
-    path = pipeline.build_newsletter(state.engine, state.config, week, out_dir)
-    click.echo(f"Newsletter: {path}")
-
-
-@main.command()
-@click.argument("query")
-@click.option("--tag", "tags", multiple=True, help="Only items with this topic slug (repeatable; all must match).")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000), help="Most results to show.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
-@pass_state
-def search(state: State, query: str, tags: tuple[str, ...], limit: int, as_json: bool) -> None:
-    """Find findings whose title or summary contains every word of QUERY."""
-    from digest import store
-
-    ids = store.search_ids(state.engine, query.split(), list(tags), limit)
-    views = store.item_views(state.engine, ids)
-    if as_json:
-        click.echo(json.dumps([_export_row(v) for v in views], ensure_ascii=False, indent=1))
-        return
-    if not views:
-        click.echo("No results.")
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("date", "title", "tags", "headline", box=None)
-    for v in views:
-        from digest.render import format_claim
-
-        headline = format_claim(v.claims[0]) if v.claims else ""
-        table.add_row(v.item.published.strftime("%Y-%m-%d"), v.item.title, ", ".join(s for s, _ in v.tags), headline)
-    Console().print(table)
-
-
-@main.command()
-@click.option(
-    "--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl", show_default=True, help="Output format."
-)
-@pass_state
-def export(state: State, fmt: str) -> None:
-    """Print every finding as one JSON object per line (tags and claims included)."""
-    from digest import store
-
-    for view in store.item_views(state.engine):
-        click.echo(json.dumps(_export_row(view), ensure_ascii=False))
-
-
-@main.command()
 @click.option(
     "--workspace",
     type=click.Path(file_okay=False, path_type=Path),
@@ -222,41 +116,6 @@ def demo(state: State, workspace: Path | None, week: str | None) -> None:
     click.echo(f"Newsletter: {eml}")
 
 
-@main.command()
-@pass_state
-def status(state: State) -> None:
-    """Show the last ingest of every source, broken ones first; exit 1 if any is broken."""
-    from digest import store
-
-    runs = store.last_runs(state.engine)
-    if not runs:
-        click.echo("No ingest has run yet.")
-        return
-    runs.sort(key=lambda r: (r.status != "broken", r.source))
-    for r in runs:
-        line = f"{r.status:12} {r.source:28} {r.started_at:%Y-%m-%d %H:%M} new={r.new} updated={r.updated}"
-        click.echo(line + (f"  {r.error}" if r.error else ""))
-    broken = [r.source for r in runs if r.status == "broken"]
-    if broken:
-        raise DigestError(f"{len(broken)} source(s) broken: {', '.join(broken)}")
-
-
-def _export_row(view) -> dict:
-    item = view.item
-    return {
-        "id": item.id,
-        "title": item.title,
-        "url": item.url,
-        "arxiv_id": item.arxiv_id,
-        "source": item.source,
-        "published": item.published.isoformat(),
-        "authors": view.authors,
-        "tags": [{"slug": s, "score": round(sc, 4)} for s, sc in view.tags],
-        "claims": [{"value": c.value, "unit": c.unit, "kind": c.kind, "text": c.text} for c in view.claims],
-        "coverage": [p.url for p in view.coverage],
-    }
-
-
 def _print_reports(reports) -> None:
     for r in reports:
         line = (
@@ -290,5 +149,10 @@ class _progress:
             self._bar.stop()
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
+@main.group("eval")
+def eval_group() -> None:
+    """Measure Digest's own accuracy on labelled sets."""
+
+
+# Each wing's commands live in their own module; importing them registers them on `main`.
+from digest import cli_claims, cli_ingest, cli_publish, cli_search, cli_topics  # noqa: E402, F401

@@ -43,9 +43,7 @@ def test_unreachable_host(runner, tmp_path):
 
 
 def test_unknown_cli_option_exits_2():
-    proc = subprocess.run(
-        [sys.executable, "-m", "digest.cli", "search", "--bogus", "x"], capture_output=True, text=True
-    )
+    proc = subprocess.run([sys.executable, "-m", "digest", "search", "--bogus", "x"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Error: No such option '--bogus'" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -1,0 +1,43 @@
+"""CLI for the ingest wing: fetching sources and reporting their health."""
+
+from __future__ import annotations
+
+import click
+
+from digest.cli import State, _print_reports, _progress, main, pass_state
+from digest.errors import DigestError
+
+
+@main.command()
+@click.option("--source", "source_name", help="Ingest only this source (its name in the config).")
+@pass_state
+def ingest(state: State, source_name: str | None) -> None:
+    """Fetch new papers and posts from every source (or one) into the database."""
+    from digest import pipeline
+
+    with _progress() as progress:
+        reports = pipeline.ingest(state.engine, state.config, only=source_name, progress=progress)
+    _print_reports(reports)
+    broken = [r for r in reports if r.status == "broken"]
+    if broken:
+        names = ", ".join(f"{r.source} ({r.error})" for r in broken)
+        raise DigestError(f"{len(broken)} source(s) broken: {names}")
+
+
+@main.command()
+@pass_state
+def status(state: State) -> None:
+    """Show the last ingest of every source, broken ones first; exit 1 if any is broken."""
+    from digest import store
+
+    runs = store.last_runs(state.engine)
+    if not runs:
+        click.echo("No ingest has run yet.")
+        return
+    runs.sort(key=lambda r: (r.status != "broken", r.source))
+    for r in runs:
+        line = f"{r.status:12} {r.source:28} {r.started_at:%Y-%m-%d %H:%M} new={r.new} updated={r.updated}"
+        click.echo(line + (f"  {r.error}" if r.error else ""))
+    broken = [r.source for r in runs if r.status == "broken"]
+    if broken:
+        raise DigestError(f"{len(broken)} source(s) broken: {', '.join(broken)}")
