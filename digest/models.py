@@ -114,3 +114,36 @@ class SourceRun(SQLModel, table=True):
     unchanged: int = 0
     error: str = ""
     duration_s: float = 0.0
+
+
+class ReproHook(SQLModel, table=True):
+    """A user-registered script that re-measures one claim (issue #6 owns the runner)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    claim_id: int = Field(foreign_key="claim.id", index=True)
+    command: str  # run as an argv list (shlex-split), never through a shell built from feed text
+    workdir: str = ""
+    tolerance: float = 0.05
+    tolerance_kind: str = "relative"  # relative | absolute
+    requires: str = ""  # "" or e.g. "cuda"
+    timeout_s: float = 600.0
+    description: str = ""
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
+
+
+class ReproRun(SQLModel, table=True):
+    """One execution of a hook; the latest per claim is the verdict shown everywhere."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    hook_id: int = Field(foreign_key="reprohook.id", index=True)
+    claim_id: int = Field(foreign_key="claim.id", index=True)
+    started_at: NaiveDatetime = Field(default_factory=utcnow)
+    duration_s: float = 0.0
+    verdict: str  # reproduced | diverged | failed | skipped
+    measured: float | None = None
+    claimed: float | None = None
+    exit_code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    environment: str = "{}"  # JSON: python, platform, hardware
+    note: str = ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import delete, event, func
@@ -251,6 +251,7 @@ class ItemView:
     tags: list[tuple[str, float]]
     claims: list[Claim]
     coverage: list[Item]
+    verdicts: dict[int, str] = field(default_factory=dict)  # claim id -> latest repro verdict
 
     @property
     def authors(self) -> list[str]:

@@ -64,6 +64,44 @@ def write_config(tmp: Path, sources: str, extra: str = "", fetch: str = "") -> P
     return cfg
 
 
+class DB:
+    """A test database by URL, read through SQLAlchemy so the same test runs on SQLite and PostgreSQL."""
+
+    def __init__(self, url: str):
+        from sqlalchemy import create_engine
+
+        self.url = url
+        self.engine = create_engine(url)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def rows(self, query: str, **params) -> list[tuple]:
+        from sqlalchemy import text
+
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(query), params)]
+
+    def one(self, query: str, **params):
+        rows = self.rows(query, **params)
+        return rows[0][0] if rows else None
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch) -> DB:
+    """A fresh, empty database for one test; DIGEST_DB points at it so the CLI uses it.
+
+    SQLite file by default. When DIGEST_TEST_PG is set (a PostgreSQL server URL), a fresh
+    PostgreSQL database is created per test instead.
+    """
+    url = f"sqlite:///{tmp_path / 'test.db'}"
+    monkeypatch.setenv("DIGEST_DB", url)
+    database = DB(url)
+    yield database
+    database.engine.dispose()
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()

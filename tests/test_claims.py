@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -288,17 +287,3 @@ def test_evaluate_counts_mismatches(tmp_path):
     assert (r["tp"], r["fp"], r["fn"]) == (1, 1, 1)
     assert r["precision"] == r["recall"] == 0.5
     assert [e["id"] for e in r["errors"]] == ["b"]
-
-
-def test_speed():
-    abstract = (
-        "We present FastKV, a KV-cache eviction policy for long-context inference released as v2.1 in 2026 [3]. "
-        "On LongBench with Llama-3.1-8B, FastKV retains 99.1% of full-cache accuracy while keeping only 20% of the "
-        "KV cache, and at 128K context it cuts decode latency by 2.2× on a single H100 (Spearman ρ = 0.91 between "
-        "budget and quality). Compared with SnapKV, throughput improves from 1,100 tokens/s to 1,750 tokens/s, "
-        "a 1.6x gain, at $0.02 per million tokens; see arXiv:2602.06036 for 12 ablations over 5 seeds."
-    )
-    start = time.perf_counter()
-    for _ in range(1000):
-        extract_claims(abstract)
-    assert time.perf_counter() - start < 2.0  # about 0.5 s here; generous for slow CI machines

@@ -1,7 +1,6 @@
 """The demo, end to end, with the real bundled model: snapshot -> loopback HTTP -> DB -> site + newsletter."""
 
 import email
-import sqlite3
 
 import pytest
 
@@ -49,14 +48,16 @@ def test_every_seed_item_appears(demo_run):
 
 def test_demo_db_has_real_embeddings_tags_and_claims(demo_run):
     _, ws = demo_run
-    db = sqlite3.connect(ws / "digest.db")
-    assert db.execute("SELECT count(*) FROM item WHERE kind='paper'").fetchone()[0] >= 150
-    model, dim = db.execute("SELECT model, dim FROM embedding LIMIT 1").fetchone()
+    from tests.conftest import DB
+
+    db = DB(f"sqlite:///{ws / 'digest.db'}")
+    assert db.one("SELECT count(*) FROM item WHERE kind='paper'") >= 150
+    model, dim = db.rows("SELECT model, dim FROM embedding LIMIT 1")[0]
     assert (model, dim) == ("all-MiniLM-L6-v2", 384)
-    assert db.execute("SELECT count(DISTINCT topic_slug) FROM itemtopic").fetchone()[0] >= 8
-    assert db.execute("SELECT count(*) FROM claim").fetchone()[0] >= 50
+    assert db.one("SELECT count(DISTINCT topic_slug) FROM itemtopic") >= 8
+    assert db.one("SELECT count(*) FROM claim") >= 50
     # Blog posts about a paper on arXiv are folded into that paper as coverage.
-    assert db.execute("SELECT count(*) FROM item WHERE covers_item_id IS NOT NULL").fetchone()[0] >= 3
+    assert db.one("SELECT count(*) FROM item WHERE covers_item_id IS NOT NULL") >= 3
 
 
 def test_demo_newsletter_parses(demo_run):

@@ -3,7 +3,6 @@
 import email
 import email.policy
 import json
-import sqlite3
 
 import pytest
 
@@ -56,32 +55,32 @@ def run(runner, cfg, *args):
     return result
 
 
-def test_ingest_tag_claims_build_newsletter_export(runner, site):
+def test_ingest_tag_claims_build_newsletter_export(runner, site, db):
     cfg, tmp = site
     result = run(runner, cfg, "ingest")
     assert result.exit_code == 0, result.output
     assert "blog-rss" in result.output and "new=2" in result.output
 
-    db = sqlite3.connect(tmp / "ws" / "digest.db")
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    rows = db.execute("SELECT key, kind, arxiv_id, arxiv_version, covers_item_id FROM item ORDER BY key").fetchall()
+    if db.dialect == "sqlite":
+        assert db.one("PRAGMA journal_mode") == "wal"
+    rows = db.rows("SELECT key, kind, arxiv_id, arxiv_version, covers_item_id FROM item ORDER BY key")
     keys = [r[0] for r in rows]
     assert "arxiv:2602.06036" in keys and "arxiv:hep-th/9901001" in keys
-    paper_id = db.execute("SELECT id FROM item WHERE arxiv_id='2602.06036'").fetchone()[0]
+    paper_id = db.one("SELECT id FROM item WHERE arxiv_id='2602.06036'")
     # The blog post linking DFlash's arXiv page is coverage of the paper, not a second finding.
-    assert db.execute("SELECT covers_item_id FROM item WHERE key='guid:post-1'").fetchone()[0] == paper_id
-    assert db.execute("SELECT etag FROM fetchstate WHERE source='blog-rss'").fetchone()[0] == '"f1"'
+    assert db.one("SELECT covers_item_id FROM item WHERE key='guid:post-1'") == paper_id
+    assert db.one("SELECT etag FROM fetchstate WHERE source='blog-rss'") == '"f1"'
 
     # A second run changes nothing: no duplicates.
-    before = db.execute("SELECT count(*) FROM item").fetchone()[0]
+    before = db.one("SELECT count(*) FROM item")
     assert run(runner, cfg, "ingest").exit_code == 0
-    assert db.execute("SELECT count(*) FROM item").fetchone()[0] == before
+    assert db.one("SELECT count(*) FROM item") == before
 
     assert run(runner, cfg, "tag").exit_code == 0
-    assert db.execute("SELECT count(*) FROM itemtopic").fetchone()[0] > 0
+    assert db.one("SELECT count(*) FROM itemtopic") > 0
     result = run(runner, cfg, "claims")
     assert result.exit_code == 0
-    units = {r[0] for r in db.execute("SELECT unit FROM claim")}
+    units = {r[0] for r in db.rows("SELECT unit FROM claim")}
     assert "x" in units
 
     out = tmp / "site"
@@ -117,7 +116,7 @@ def test_ingest_tag_claims_build_newsletter_export(runner, site):
     assert "No results." in run(runner, cfg, "search", "nonexistentword").output
 
 
-def test_hostile_feed_renders_inert(runner, httpserver, tmp_path):
+def test_hostile_feed_renders_inert(runner, httpserver, tmp_path, db):
     httpserver.expect_request("/evil.xml").respond_with_data((FIXTURES / "hostile.xml").read_bytes())
     cfg = write_config(
         tmp_path,
@@ -137,7 +136,7 @@ def test_hostile_feed_renders_inert(runner, httpserver, tmp_path):
         assert "onclick" not in html
 
 
-def test_broken_source_reports_and_keeps_others(runner, httpserver, tmp_path):
+def test_broken_source_reports_and_keeps_others(runner, httpserver, tmp_path, db):
     httpserver.expect_request("/feed.xml").respond_with_data((FIXTURES / "feed.xml").read_bytes())
     cfg = write_config(
         tmp_path,
@@ -160,5 +159,4 @@ def test_broken_source_reports_and_keeps_others(runner, httpserver, tmp_path):
     status = runner.invoke(main, ["--config", str(cfg), "status"])
     assert status.exit_code == 1
     assert status.output.splitlines()[0].startswith("broken")
-    db = sqlite3.connect(tmp_path / "ws" / "digest.db")
-    assert db.execute("SELECT count(*) FROM item WHERE source='good'").fetchone()[0] == 2
+    assert db.one("SELECT count(*) FROM item WHERE source='good'") == 2
