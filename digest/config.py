@@ -38,6 +38,10 @@ class FetchConfig:
     arxiv_delay_s: float = 3.0
     arxiv_page_size: int = 100
     arxiv_max_results: int = 200
+    retries: int = 2
+    retry_after_max_s: float = 6 * 3600.0
+    retry_after_wait_s: float = 30.0
+    interval_min: int = 60
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class SourceConfig:
     min_interval_s: float | None = None
     max_results: int | None = None
     selectors: dict[str, str] = field(default_factory=dict)
+    interval_min: int | None = None
 
 
 @dataclass(frozen=True)
@@ -184,7 +189,17 @@ def _source(raw: object, index: int, path: Path) -> SourceConfig:
     kind = raw.get("kind")
     if kind not in SOURCE_KINDS:
         raise ConfigError(f"{path}: {where}: field 'kind' must be one of {', '.join(SOURCE_KINDS)} (got {kind!r})")
-    allowed = {"name", "kind", "url", "query", "allow_private", "min_interval_s", "max_results", *SELECTOR_FIELDS}
+    allowed = {
+        "name",
+        "kind",
+        "url",
+        "query",
+        "allow_private",
+        "min_interval_s",
+        "max_results",
+        "interval_min",
+        *SELECTOR_FIELDS,
+    }
     _check_unknown(raw, allowed, path, where)
     url = _typed(raw, "url", str, path, where, "")
     query = _typed(raw, "query", str, path, where, "")
@@ -209,6 +224,11 @@ def _source(raw: object, index: int, path: Path) -> SourceConfig:
     max_results = raw.get("max_results")
     if max_results is not None and (not isinstance(max_results, int) or max_results < 1):
         raise ConfigError(f"{path}: {where}: field 'max_results' must be a positive integer")
+    interval_min = raw.get("interval_min")
+    if interval_min is not None and (
+        not isinstance(interval_min, int) or isinstance(interval_min, bool) or interval_min < 1
+    ):
+        raise ConfigError(f"{path}: {where}: field 'interval_min' must be a positive integer (minutes)")
     return SourceConfig(
         name=name,
         kind=kind,
@@ -218,6 +238,7 @@ def _source(raw: object, index: int, path: Path) -> SourceConfig:
         min_interval_s=float(interval) if interval is not None else None,
         max_results=max_results,
         selectors=selectors,
+        interval_min=interval_min,
     )
 
 

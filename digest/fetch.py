@@ -6,6 +6,7 @@ import ipaddress
 import socket
 import time
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import httpx
@@ -14,7 +15,21 @@ from digest.config import FetchConfig, SourceConfig
 from digest.errors import FetchError
 
 MAX_REDIRECTS = 5
-RETRY_STATUSES = {500, 502, 503, 504}
+TRANSIENT_STATUSES = {500, 502, 503, 504}  # retried with backoff; every other error status is final
+DEFAULT_RETRY_AFTER_S = 60.0  # a 429 or 503 that does not say how long to wait
+
+
+class GoneError(FetchError):
+    """HTTP 410: the source is gone for good and gets disabled."""
+
+
+class DeferredError(FetchError):
+    """The host asked us to come back later (429/503 Retry-After); `wait_s` says how long from now."""
+
+    def __init__(self, message: str, host: str, wait_s: float):
+        super().__init__(message)
+        self.host = host
+        self.wait_s = wait_s
 
 
 @dataclass
@@ -41,11 +56,12 @@ class Response:
 
 
 class Fetcher:
-    """Owns the one httpx.Client of a run and the per-host clock that keeps us polite."""
+    """Owns the one httpx.Client of a run and the per-host clocks that keep us polite."""
 
     def __init__(self, config: FetchConfig, transport: httpx.BaseTransport | None = None):
         self.config = config
         self._last_hit: dict[str, float] = {}
+        self._blocked_until: dict[str, float] = {}  # host -> monotonic time its Retry-After ends
         self.client = httpx.Client(
             headers={"User-Agent": config.user_agent, "Accept-Encoding": "gzip, deflate"},
             timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
@@ -63,40 +79,73 @@ class Fetcher:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def get(self, source: SourceConfig, url: str, validators: Validators | None = None, retries: int = 2) -> Response:
-        """GET with conditional headers; raise FetchError with a one-line reason on failure."""
+    def blocked_for(self, url: str) -> float:
+        """Seconds until the host of `url` may be asked again (0 when it is not under a Retry-After)."""
+        until = self._blocked_until.get(urlsplit(url).netloc, 0.0)
+        return max(0.0, until - time.monotonic())
+
+    def get(
+        self,
+        source: SourceConfig,
+        url: str,
+        validators: Validators | None = None,
+        retries: int | None = None,
+        min_interval_s: float | None = None,
+    ) -> Response:
+        """GET with conditional headers; raise FetchError (GoneError, DeferredError) with a one-line reason."""
         check_url(url, source.allow_private)
+        host = urlsplit(url).netloc
+        wait = self.blocked_for(url)
+        if wait > 0:
+            raise DeferredError(f"{host} asked us to retry in {wait:.0f}s", host, wait)
+        retries = self.config.retries if retries is None else retries
         headers = {}
         if validators and validators.etag:
             headers["If-None-Match"] = validators.etag
         if validators and validators.last_modified:
             headers["If-Modified-Since"] = validators.last_modified
-        interval = source.min_interval_s if source.min_interval_s is not None else self.config.min_interval_s
+        if min_interval_s is not None:
+            interval = min_interval_s
+        elif source.min_interval_s is not None:
+            interval = source.min_interval_s
+        else:
+            interval = self.config.min_interval_s
         for attempt in range(retries + 1):
-            self._pace(url, interval)
+            self._pace(host, interval)
             try:
                 response = self._stream(url, headers, source.allow_private)
             except httpx.TooManyRedirects:
                 raise FetchError(f"{url}: more than {MAX_REDIRECTS} redirects") from None
             except httpx.TimeoutException:
                 if attempt < retries:
-                    time.sleep(0.5 * 2**attempt)
+                    self._backoff(attempt)
                     continue
                 raise FetchError(f"{url}: timed out") from None
             except httpx.TransportError as exc:
                 if attempt < retries:
-                    time.sleep(0.5 * 2**attempt)
+                    self._backoff(attempt)
                     continue
                 raise FetchError(f"{url}: cannot connect ({type(exc).__name__}: {exc})") from None
-            if response.status in RETRY_STATUSES and attempt < retries:
-                time.sleep(0.5 * 2**attempt)
-                continue
             if response.status == 304 or 200 <= response.status < 300:
                 return response
+            if response.status == 410:
+                raise GoneError(f"{url}: HTTP 410 Gone")
+            retry_after = response.headers.get("retry-after")
+            if response.status == 429 or (response.status == 503 and retry_after):
+                delay = min(parse_retry_after(retry_after) or DEFAULT_RETRY_AFTER_S, self.config.retry_after_max_s)
+                self._blocked_until[host] = time.monotonic() + delay
+                raise DeferredError(f"{url}: HTTP {response.status}, retry after {delay:.0f}s", host, delay)
+            if response.status in TRANSIENT_STATUSES and attempt < retries:
+                self._backoff(attempt)
+                continue
             raise FetchError(f"{url}: HTTP {response.status}")
         raise FetchError(f"{url}: gave up")  # pragma: no cover - loop always returns or raises
 
+    def _backoff(self, attempt: int) -> None:
+        time.sleep(min(0.5 * 2**attempt, 30.0))
+
     def _stream(self, url: str, headers: dict[str, str], allow_private: bool) -> Response:
+        deadline = time.monotonic() + self.config.timeout_s  # total, not just between two reads
         with self.client.stream("GET", url, headers=headers) as resp:
             for hop in [*resp.history, resp]:
                 check_url(str(hop.url), allow_private)
@@ -109,6 +158,8 @@ class Fetcher:
                     body.extend(chunk)
                     if len(body) > self.config.max_bytes:
                         raise FetchError(f"{url}: response larger than {self.config.max_bytes} bytes")
+                    if time.monotonic() > deadline:
+                        raise httpx.ReadTimeout("total timeout")
             return Response(
                 status=resp.status_code,
                 url=str(resp.url),
@@ -117,14 +168,29 @@ class Fetcher:
                 permanent_url=permanent,
             )
 
-    def _pace(self, url: str, interval: float) -> None:
-        host = urlsplit(url).netloc
+    def _pace(self, host: str, interval: float) -> None:
         last = self._last_hit.get(host)
         if last is not None:
             wait = interval - (time.monotonic() - last)
             if wait > 0:
                 time.sleep(wait)
         self._last_hit[host] = time.monotonic()
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After as seconds from now: delta-seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def check_url(url: str, allow_private: bool) -> None:
@@ -146,32 +212,20 @@ def check_url(url: str, allow_private: bool) -> None:
             )
 
 
-def arxiv_client(config: FetchConfig):
-    """One arxiv.Client per run: one connection, one 3-second clock shared by every arXiv source."""
+def arxiv_page_url(config: FetchConfig, query: str, start: int, size: int) -> str:
+    """One page of an arXiv API query, newest revision first; `arxiv.Search` holds the query spec."""
+    from urllib.parse import urlencode
+
     import arxiv
-
-    client = arxiv.Client(page_size=config.arxiv_page_size, delay_seconds=config.arxiv_delay_s, num_retries=2)
-    client.query_url_format = config.arxiv_api
-    return client
-
-
-def fetch_arxiv(client, source: SourceConfig, config: FetchConfig) -> list:
-    """All results of one arXiv query, newest first; an error mid-way fails the whole source."""
-    import arxiv
-    import requests
 
     search = arxiv.Search(
-        query=source.query,
-        max_results=source.max_results or config.arxiv_max_results,
-        sort_by=arxiv.SortCriterion.SubmittedDate,
-        sort_order=arxiv.SortOrder.Descending,
+        query=query, sort_by=arxiv.SortCriterion.LastUpdatedDate, sort_order=arxiv.SortOrder.Descending
     )
-    try:
-        return list(client.results(search))
-    except arxiv.UnexpectedEmptyPageError:
-        raise FetchError("arXiv returned an empty page mid-way: incomplete run") from None
-    except arxiv.HTTPError as exc:
-        raise FetchError(f"arXiv API answered HTTP {exc.status}") from None
-    except requests.RequestException as exc:
-        host = urlsplit(config.arxiv_api).netloc
-        raise FetchError(f"arXiv API at {host} unreachable ({type(exc).__name__})") from None
+    args = {
+        "search_query": search.query,
+        "sortBy": search.sort_by.value,
+        "sortOrder": search.sort_order.value,
+        "start": str(start),
+        "max_results": str(size),
+    }
+    return config.arxiv_api.format(urlencode(args))

@@ -147,3 +147,12 @@ class ReproRun(SQLModel, table=True):
     stderr: str = ""
     environment: str = "{}"  # JSON: python, platform, hardware
     note: str = ""
+
+
+class IngestCursor(SQLModel, table=True):
+    """Where the last complete arXiv run of a source stopped: the newest `updated` it stored."""
+
+    source: str = Field(primary_key=True)
+    cursor: NaiveDatetime | None = None
+    run_id: str = ""
+    saved_at: NaiveDatetime = Field(default_factory=utcnow)

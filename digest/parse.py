@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -93,11 +94,15 @@ def parse_feed(body: bytes, headers: dict[str, str], base_url: str, max_entries:
     """RSS/Atom bytes via feedparser; a broken feed keeps its good entries and reports a warning."""
     import feedparser
 
-    parsed = feedparser.parse(body, response_headers=dict(headers or {}))
+    body, headers = _prefer_utf8(body, dict(headers or {}))
+    parsed = feedparser.parse(body, response_headers=headers)
     warning = ""
     if parsed.bozo:
         exc = parsed.get("bozo_exception")
-        if not isinstance(exc, feedparser.CharacterEncodingOverride | feedparser.NonXMLContentType):
+        encoding_only = (
+            feedparser.CharacterEncodingOverride | feedparser.CharacterEncodingUnknown | feedparser.NonXMLContentType
+        )
+        if not isinstance(exc, encoding_only):
             warning = f"malformed feed: {type(exc).__name__}: {clean_text(str(exc), 200)}"
         if not parsed.entries:
             raise FetchError(f"not a feed ({warning or 'no entries'})")
@@ -185,6 +190,110 @@ def from_arxiv_result(result) -> Entry:
         tags=list(result.categories or []),
         code_urls=code_urls_in(f"{summary} {comment}"),
     )
+
+
+@dataclass
+class ArxivPage:
+    """One page of arXiv API results: the opensearch counters and the papers on it."""
+
+    total: int
+    start: int
+    entries: list[Entry]
+    skipped: int = 0  # entries without an id or dates
+
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+ARXIV_NS = "{http://arxiv.org/schemas/atom}"
+OPENSEARCH = "{http://a9.com/-/spec/opensearch/1.1/}"
+
+
+def parse_arxiv_page(body: bytes) -> ArxivPage:
+    """arXiv API Atom bytes -> `arxiv.Result` records -> Entries (lxml: ~10x faster than feedparser)."""
+    import arxiv
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, recover=False)
+    try:
+        root = etree.fromstring(body, parser=parser)
+    except etree.XMLSyntaxError as exc:
+        raise FetchError(f"arXiv API answered malformed XML ({clean_text(str(exc), 200)})") from None
+    if root is None or root.tag != f"{ATOM}feed":
+        raise FetchError("arXiv API answered something that is not an Atom feed")
+    entries: list[Entry] = []
+    skipped = 0
+    for node in root.iterfind(f"{ATOM}entry"):
+        result = _arxiv_result(node, arxiv)
+        if result is None:
+            skipped += 1
+            continue
+        entries.append(from_arxiv_result(result))
+    return ArxivPage(
+        total=_int(root.findtext(f"{OPENSEARCH}totalResults")),
+        start=_int(root.findtext(f"{OPENSEARCH}startIndex")),
+        entries=entries,
+        skipped=skipped,
+    )
+
+
+def _arxiv_result(node, arxiv):
+    entry_id = node.findtext(f"{ATOM}id")
+    updated = _iso_dt(node.findtext(f"{ATOM}updated"))
+    published = _iso_dt(node.findtext(f"{ATOM}published"))
+    if not entry_id or published is None:
+        return None
+    links = [
+        arxiv.Result.Link(link.get("href"), title=link.get("title"), rel=link.get("rel") or "")
+        for link in node.iterfind(f"{ATOM}link")
+        if link.get("href")
+    ]
+    primary = node.find(f"{ARXIV_NS}primary_category")
+    return arxiv.Result(
+        entry_id=entry_id.strip(),
+        updated=updated or published,
+        published=published,
+        title=node.findtext(f"{ATOM}title") or "",
+        authors=[arxiv.Result.Author(a.findtext(f"{ATOM}name") or "") for a in node.iterfind(f"{ATOM}author")],
+        summary=node.findtext(f"{ATOM}summary") or "",
+        comment=node.findtext(f"{ARXIV_NS}comment") or "",
+        journal_ref=node.findtext(f"{ARXIV_NS}journal_ref") or "",
+        doi=node.findtext(f"{ARXIV_NS}doi") or "",
+        primary_category=primary.get("term", "") if primary is not None else "",
+        categories=[c.get("term") for c in node.iterfind(f"{ATOM}category") if c.get("term")],
+        links=links,
+    )
+
+
+def _iso_dt(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return _naive_utc(value) if value.tzinfo else value
+
+
+def _int(text: str | None) -> int:
+    try:
+        return int((text or "0").strip())
+    except ValueError:
+        return 0
+
+
+XML_DECL_RE = re.compile(rb"^(\s*<\?xml[^>]*?encoding=)([\"'])[^\"']*\2", re.IGNORECASE)
+
+
+def _prefer_utf8(body: bytes, headers: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+    """Bytes that are valid non-ASCII UTF-8 are read as UTF-8 whatever charset the feed or server declares."""
+    if body.isascii():
+        return body, headers
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body, headers
+    headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+    headers["content-type"] = "application/xml; charset=utf-8"
+    return XML_DECL_RE.sub(rb"\1\2utf-8\2", body, count=1), headers
 
 
 def _entry_html(raw) -> str:

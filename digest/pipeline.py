@@ -4,117 +4,32 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy.engine import Engine
 
+from digest import ingest as ingest_mod
 from digest import store
-from digest.config import Config, SourceConfig
-from digest.errors import DigestError, FetchError
-from digest.fetch import Fetcher, Validators, arxiv_client, fetch_arxiv
-from digest.models import Claim, Embedding, FetchState, SourceRun, Topic, utcnow
-from digest.parse import from_arxiv_result, parse_feed, parse_html
+from digest.config import Config
+from digest.errors import DigestError
+from digest.ingest import SourceReport
+from digest.models import Claim, Embedding, Topic
 
 log = logging.getLogger("digest")
 Progress = Callable[[str, int, int], None]  # (label, done, total)
 
 
-@dataclass
-class SourceReport:
-    source: str
-    status: str
-    new: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    error: str = ""
-    duration_s: float = 0.0
-
-
-# --- ingest wing --------------------------------------------------------------
+# --- ingest wing (digest/ingest.py) ------------------------------------------------
 
 
 def ingest(
     engine: Engine, config: Config, only: str | None = None, progress: Progress | None = None
 ) -> list[SourceReport]:
     """Fetch every source (arXiv first), store new entries, link blog coverage; one report per source."""
-    sources = [config.source(only)] if only else sorted(config.sources, key=lambda s: s.kind != "arxiv")
-    store.sync_sources(engine, config.sources)
-    run_id = uuid.uuid4().hex[:12]
-    reports: list[SourceReport] = []
-    arxiv = None
-    with Fetcher(config.fetch) as fetcher:
-        for done, source in enumerate(sources):
-            if progress:
-                progress(f"ingest {source.name}", done, len(sources))
-            started = time.monotonic()
-            try:
-                if source.kind == "arxiv":
-                    arxiv = arxiv or arxiv_client(config.fetch)
-                    report = _ingest_arxiv(engine, config, source, arxiv)
-                else:
-                    report = _ingest_feed(engine, config, source, fetcher)
-            except FetchError as exc:
-                report = SourceReport(source.name, "broken", error=str(exc))
-                state = store.get_fetch_state(engine, source.name)
-                state.last_error, state.last_fetch_at = str(exc), utcnow()
-                store.save_fetch_state(engine, state)
-            report.duration_s = round(time.monotonic() - started, 3)
-            store.record_run(engine, SourceRun(run_id=run_id, source=source.name, **_run_fields(report)))
-            log.info(
-                "%s: %s new=%d updated=%d %s", source.name, report.status, report.new, report.updated, report.error
-            )
-            reports.append(report)
-    if progress:
-        progress("ingest", len(sources), len(sources))
-    store.relink_coverage(engine)
-    return reports
-
-
-def _ingest_feed(engine: Engine, config: Config, source: SourceConfig, fetcher: Fetcher) -> SourceReport:
-    state = store.get_fetch_state(engine, source.name)
-    url = store.source_url(engine, source.name, source.url)
-    response = fetcher.get(source, url, Validators(state.etag, state.last_modified))
-    state.last_status, state.last_fetch_at, state.url = response.status, utcnow(), url
-    if response.not_modified:
-        state.last_error = ""
-        store.save_fetch_state(engine, state)
-        return SourceReport(source.name, "not-modified")
-    if source.kind == "rss":
-        result = parse_feed(response.body, response.headers, response.url, config.fetch.max_entries)
-    else:
-        result = parse_html(response.body, source.selectors, response.url, config.fetch.max_entries)
-    state.etag, state.last_modified = response.validators.etag, response.validators.last_modified
-    state.last_error = result.warning
-    counts = store.save_entries(engine, source.name, result.entries, state)
-    if response.permanent_url:
-        store.update_source_url(engine, source.name, response.permanent_url)
-    status = "warning" if result.warning else "ok"
-    return SourceReport(source.name, status, counts.new, counts.updated, counts.unchanged, result.warning)
-
-
-def _ingest_arxiv(engine: Engine, config: Config, source: SourceConfig, client) -> SourceReport:
-    results = fetch_arxiv(client, source, config.fetch)
-    entries = [from_arxiv_result(r) for r in results]
-    state = FetchState(source=source.name, url=source.query, last_status=200, last_fetch_at=utcnow())
-    counts = store.save_entries(engine, source.name, entries, state)
-    return SourceReport(source.name, "ok", counts.new, counts.updated, counts.unchanged)
-
-
-def _run_fields(report: SourceReport) -> dict:
-    return {
-        "status": report.status,
-        "new": report.new,
-        "updated": report.updated,
-        "unchanged": report.unchanged,
-        "error": report.error[:1000],
-        "duration_s": report.duration_s,
-    }
+    return ingest_mod.ingest(engine, config, only=only, progress=progress)
 
 
 # --- analyze wing ---------------------------------------------------------------

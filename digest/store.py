@@ -18,6 +18,7 @@ from digest.models import (
     Claim,
     Embedding,
     FetchState,
+    IngestCursor,
     Item,
     ItemTopic,
     Source,
@@ -99,8 +100,11 @@ def save_entries(
     """Upsert entries and, in the same transaction, the validators that came with them."""
     counts = UpsertCounts()
     with session(engine) as s:
+        existing = _existing_rows(s, entries)
         for entry in entries:
-            outcome = _upsert(s, source, entry)
+            row = existing.get(entry.key) or (existing.get(f"arxiv-id:{entry.arxiv_id}") if entry.arxiv_id else None)
+            outcome, row = _upsert(s, source, entry, row)
+            existing[entry.key] = row
             setattr(counts, outcome, getattr(counts, outcome) + 1)
         if state is not None:
             s.merge(state)
@@ -108,13 +112,26 @@ def save_entries(
     return counts
 
 
-def _upsert(s: Session, source: str, entry: Entry) -> str:
-    row = s.exec(select(Item).where(Item.key == entry.key)).first()
-    if row is None and entry.arxiv_id:
-        row = s.exec(select(Item).where(Item.arxiv_id == entry.arxiv_id)).first()
+def _existing_rows(s: Session, entries: Sequence[Entry], chunk: int = 500) -> dict[str, Item]:
+    """Stored rows for a batch of entries in a few IN queries, by key and (papers) by arXiv id."""
+    found: dict[str, Item] = {}
+    keys = list({e.key for e in entries})
+    for i in range(0, len(keys), chunk):
+        for row in s.exec(select(Item).where(Item.key.in_(keys[i : i + chunk]))):
+            found[row.key] = row
+    ids = list({e.arxiv_id for e in entries if e.arxiv_id and e.key not in found})
+    for i in range(0, len(ids), chunk):
+        for row in s.exec(select(Item).where(Item.arxiv_id.in_(ids[i : i + chunk]))):
+            found[f"arxiv-id:{row.arxiv_id}"] = row
+    return found
+
+
+def _upsert(s: Session, source: str, entry: Entry, row: Item | None) -> tuple[str, Item | None]:
     digest = entry.content_hash
+    if row is not None and (entry.arxiv_version or 0) < (row.arxiv_version or 0):
+        return "unchanged", row  # an older version arriving late never overwrites a newer one
     if row is not None and row.content_hash == digest and (row.arxiv_version or 0) >= (entry.arxiv_version or 0):
-        return "unchanged"
+        return "unchanged", row
     is_new = row is None
     if is_new:
         row = Item(key=entry.key, source=source, title=entry.title, published=entry.published)
@@ -131,13 +148,13 @@ def _upsert(s: Session, source: str, entry: Entry) -> str:
     row.published = row.published if not is_new and entry.kind == "paper" else entry.published
     row.updated = entry.updated
     row.arxiv_id = entry.arxiv_id
-    row.arxiv_version = entry.arxiv_version
+    row.arxiv_version = max(entry.arxiv_version or 0, row.arxiv_version or 0) or None
     row.versions = json.dumps(sorted(versions, key=lambda v: v["version"]))
     row.blog_tags = json.dumps(entry.tags)
     row.code_urls = json.dumps(entry.code_urls)
     row.content_hash = digest
     s.add(row)
-    return "new" if is_new else "updated"
+    return ("new" if is_new else "updated"), row
 
 
 def relink_coverage(engine: Engine) -> int:
@@ -322,3 +339,42 @@ def search_ids(engine: Engine, words: Sequence[str], tags: Sequence[str], limit:
             stmt = stmt.where(Item.id.in_(tagged))
         stmt = stmt.order_by(Item.published.desc(), Item.id).limit(limit)
         return list(s.exec(stmt))
+
+
+# --- ingest: disabled sources and arXiv cursors (issue #3) ------------------------
+
+
+def disable_source(engine: Engine, name: str, reason: str) -> None:
+    """A source that answered 410 Gone is not fetched again until re-enabled."""
+    with session(engine) as s:
+        row = s.exec(select(Source).where(Source.name == name)).first()
+        if row is not None:
+            row.enabled, row.disabled_reason = False, reason[:500]
+            s.add(row)
+            s.commit()
+
+
+def disabled_sources(engine: Engine) -> dict[str, str]:
+    with session(engine) as s:
+        return {r.name: r.disabled_reason for r in s.exec(select(Source).where(Source.enabled.is_(False)))}
+
+
+def enable_source(engine: Engine, name: str) -> None:
+    with session(engine) as s:
+        row = s.exec(select(Source).where(Source.name == name)).first()
+        if row is not None:
+            row.enabled, row.disabled_reason = True, ""
+            s.add(row)
+            s.commit()
+
+
+def get_cursor(engine: Engine, source: str):
+    with session(engine) as s:
+        row = s.get(IngestCursor, source)
+        return row.cursor if row is not None else None
+
+
+def save_cursor(engine: Engine, source: str, cursor, run_id: str) -> None:
+    with session(engine) as s:
+        s.merge(IngestCursor(source=source, cursor=cursor, run_id=run_id, saved_at=utcnow()))
+        s.commit()

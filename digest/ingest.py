@@ -1,0 +1,198 @@
+"""The ingest wing: sources -> fetch -> parse -> store, politely, incrementally, one run at a time."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from digest import store
+from digest.config import Config, SourceConfig
+from digest.errors import FetchError
+from digest.fetch import DeferredError, Fetcher, GoneError, Validators, arxiv_page_url
+from digest.lock import exclusive, lock_path
+from digest.models import SourceRun, utcnow
+from digest.parse import parse_arxiv_page, parse_feed, parse_html
+
+log = logging.getLogger("digest")
+Progress = Callable[[str, int, int], None]  # (label, done, total)
+
+
+@dataclass
+class SourceReport:
+    source: str
+    status: str  # ok | warning | not-modified | broken | incomplete | deferred | disabled
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    error: str = ""
+    duration_s: float = 0.0
+
+
+def ingest(
+    engine: Engine, config: Config, only: str | None = None, progress: Progress | None = None
+) -> list[SourceReport]:
+    """Fetch every source (arXiv first) under the ingest lock; one report per source, recorded as a SourceRun."""
+    with exclusive(lock_path(engine.url.render_as_string(hide_password=False), config.workspace)):
+        return _ingest(engine, config, only, progress)
+
+
+def _ingest(engine: Engine, config: Config, only: str | None, progress: Progress | None) -> list[SourceReport]:
+    sources = [config.source(only)] if only else sorted(config.sources, key=lambda s: s.kind != "arxiv")
+    store.sync_sources(engine, config.sources)
+    disabled = store.disabled_sources(engine)
+    run_id = uuid.uuid4().hex[:12]
+    reports: list[SourceReport] = []
+    queue = deque(sources)
+    requeued: set[str] = set()  # sources moved to the end of the run by a short Retry-After
+    with Fetcher(config.fetch) as fetcher:
+        while queue:
+            source = queue.popleft()
+            if progress:
+                progress(f"ingest {source.name}", len(reports), len(sources))
+            started = time.monotonic()
+            wait_ok = config.fetch.retry_after_wait_s if source.name in requeued else 0.0
+            try:
+                if source.name in disabled:
+                    report = SourceReport(source.name, "disabled", error=disabled[source.name])
+                elif source.kind == "arxiv":
+                    report = _ingest_arxiv(engine, config, source, fetcher, run_id, wait_ok)
+                else:
+                    report = _ingest_feed(engine, config, source, fetcher, wait_ok)
+            except GoneError as exc:
+                reason = f"{exc}: source disabled (remove it from the config, or fix its url and run `digest init`)"
+                store.disable_source(engine, source.name, reason)
+                report = SourceReport(source.name, "disabled", error=reason)
+            except DeferredError as exc:
+                if source.name not in requeued and exc.wait_s <= config.fetch.retry_after_wait_s:
+                    requeued.add(source.name)
+                    queue.append(source)  # other hosts carry on; this one is retried at the end
+                    log.info("%s: deferred to the end of the run (%s)", source.name, exc)
+                    continue
+                report = SourceReport(source.name, "deferred", error=str(exc))
+            except FetchError as exc:
+                report = SourceReport(source.name, "broken", error=str(exc))
+                state = store.get_fetch_state(engine, source.name)
+                state.last_error, state.last_fetch_at = str(exc), utcnow()
+                store.save_fetch_state(engine, state)
+            report.duration_s = round(time.monotonic() - started, 3)
+            store.record_run(engine, SourceRun(run_id=run_id, source=source.name, **_run_fields(report)))
+            log.info(
+                "%s: %s new=%d updated=%d unchanged=%d %.2fs %s",
+                source.name,
+                report.status,
+                report.new,
+                report.updated,
+                report.unchanged,
+                report.duration_s,
+                report.error,
+            )
+            reports.append(report)
+    if progress:
+        progress("ingest", len(sources), len(sources))
+    store.relink_coverage(engine)
+    return reports
+
+
+def _ingest_feed(
+    engine: Engine, config: Config, source: SourceConfig, fetcher: Fetcher, wait_ok: float = 0.0
+) -> SourceReport:
+    state = store.get_fetch_state(engine, source.name)
+    url = store.source_url(engine, source.name, source.url)
+    _wait_for_host(fetcher, url, wait_ok)
+    response = fetcher.get(source, url, Validators(state.etag, state.last_modified))
+    if response.not_modified:
+        return SourceReport(source.name, "not-modified")  # no parse, no writes but the run report
+    if source.kind == "rss":
+        result = parse_feed(response.body, response.headers, response.url, config.fetch.max_entries)
+    else:
+        result = parse_html(response.body, source.selectors, response.url, config.fetch.max_entries)
+    state.last_status, state.last_fetch_at, state.url = response.status, utcnow(), url
+    state.etag, state.last_modified = response.validators.etag, response.validators.last_modified
+    state.last_error = result.warning
+    counts = store.save_entries(engine, source.name, result.entries, state)  # validators commit with entries
+    if response.permanent_url:
+        store.update_source_url(engine, source.name, response.permanent_url)
+    status = "warning" if result.warning else "ok"
+    return SourceReport(source.name, status, counts.new, counts.updated, counts.unchanged, result.warning)
+
+
+def _ingest_arxiv(
+    engine: Engine, config: Config, source: SourceConfig, fetcher: Fetcher, run_id: str, wait_ok: float = 0.0
+) -> SourceReport:
+    """Page newest-revision-first until the last complete run's cursor; any gap makes the run incomplete."""
+    cfg = config.fetch
+    cursor = store.get_cursor(engine, source.name)
+    limit = source.max_results or cfg.arxiv_max_results
+    # The API endpoint comes from the operator's config, never from feed content: it may live on loopback.
+    api = SourceConfig(name=source.name, kind="arxiv", allow_private=True)
+    report = SourceReport(source.name, "ok")
+    newest = cursor
+    start = 0
+    problem = ""
+    while start < limit:
+        url = arxiv_page_url(cfg, source.query, start, min(cfg.arxiv_page_size, limit - start))
+        try:
+            page = _arxiv_page(fetcher, api, url, cfg.arxiv_delay_s, wait_ok)
+        except (GoneError, DeferredError):
+            raise
+        except FetchError as exc:
+            problem = f"{exc} (page at start={start})"
+            break
+        if not page.entries:
+            if start == 0 and page.total == 0:
+                break  # a query with no results at all
+            if start < page.total or start == 0:
+                problem = f"arXiv returned an empty page at start={start} of {page.total} results"
+            break
+        fresh = [e for e in page.entries if cursor is None or (e.updated or e.published) > cursor]
+        counts = store.save_entries(engine, source.name, fresh)  # one transaction per page
+        report.new += counts.new
+        report.updated += counts.updated
+        report.unchanged += counts.unchanged + len(page.entries) - len(fresh)
+        for e in fresh:
+            stamp = e.updated or e.published
+            if newest is None or stamp > newest:
+                newest = stamp
+        start += len(page.entries)
+        if len(fresh) < len(page.entries) or start >= page.total:
+            break  # reached what the last complete run already stored, or the end of the results
+    if problem:
+        report.status, report.error = "incomplete", f"{problem}: cursor not advanced, next run retries"
+    else:
+        store.save_cursor(engine, source.name, newest, run_id)
+    return report
+
+
+def _arxiv_page(fetcher: Fetcher, api: SourceConfig, url: str, delay_s: float, wait_ok: float):
+    """One API page on the shared arXiv clock; an empty page is asked for once more before giving up."""
+    page = None
+    for _ in range(2):
+        _wait_for_host(fetcher, url, wait_ok)
+        response = fetcher.get(api, url, min_interval_s=delay_s)
+        page = parse_arxiv_page(response.body)
+        if page.entries or page.total == 0:
+            return page
+    return page
+
+
+def _wait_for_host(fetcher: Fetcher, url: str, wait_ok: float) -> None:
+    wait = fetcher.blocked_for(url)
+    if 0 < wait <= wait_ok:
+        time.sleep(wait)
+
+
+def _run_fields(report: SourceReport) -> dict:
+    return {
+        "status": report.status,
+        "new": report.new,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "error": report.error[:1000],
+        "duration_s": report.duration_s,
+    }
