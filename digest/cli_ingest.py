@@ -24,20 +24,26 @@ def ingest(state: State, source_name: str | None) -> None:
         raise DigestError(f"{len(broken)} source(s) broken: {names}")
 
 
+ATTENTION = ("broken", "disabled", "incomplete", "deferred", "warning")  # shown first, in this order
+
+
 @main.command()
 @pass_state
 def status(state: State) -> None:
-    """Show the last ingest of every source, broken ones first; exit 1 if any is broken."""
+    """Show the last ingest of every source, broken ones first; exit 1 if any is broken or disabled."""
     from digest import store
 
     runs = store.last_runs(state.engine)
     if not runs:
         click.echo("No ingest has run yet.")
         return
-    runs.sort(key=lambda r: (r.status != "broken", r.source))
+    runs.sort(key=lambda r: (ATTENTION.index(r.status) if r.status in ATTENTION else len(ATTENTION), r.source))
     for r in runs:
-        line = f"{r.status:12} {r.source:28} {r.started_at:%Y-%m-%d %H:%M} new={r.new} updated={r.updated}"
+        line = (
+            f"{r.status:12} {r.source:28} {r.started_at:%Y-%m-%d %H:%M} "
+            f"new={r.new} updated={r.updated} unchanged={r.unchanged} {r.duration_s:.2f}s"
+        )
         click.echo(line + (f"  {r.error}" if r.error else ""))
-    broken = [r.source for r in runs if r.status == "broken"]
-    if broken:
-        raise DigestError(f"{len(broken)} source(s) broken: {', '.join(broken)}")
+    bad = [f"{r.source} ({r.status})" for r in runs if r.status in ("broken", "disabled")]
+    if bad:
+        raise DigestError(f"{len(bad)} source(s) broken or disabled: {', '.join(bad)}")

@@ -80,3 +80,116 @@ def test_redirect_to_private_address_refused(httpserver):
     public = SourceConfig(name="p", kind="rss", url="http://127.0.0.1/", allow_private=False)
     with Fetcher(FetchConfig()) as f, pytest.raises(FetchError, match="private address"):
         f.get(public, httpserver.url_for("/x"))
+
+
+# --- issue #3: politeness and failure modes ---------------------------------------
+
+import time  # noqa: E402
+from email.utils import formatdate  # noqa: E402
+
+from digest.fetch import DeferredError, GoneError, parse_retry_after  # noqa: E402
+
+
+def requests_to(httpserver, path):
+    return [r for r, _ in httpserver.log if r.path == path]
+
+
+def test_gone_is_its_own_error(httpserver, fetcher):
+    httpserver.expect_request("/gone").respond_with_data("", status=410)
+    with pytest.raises(GoneError, match="HTTP 410"):
+        fetcher.get(LOCAL, httpserver.url_for("/gone"))
+    assert len(requests_to(httpserver, "/gone")) == 1  # never retried
+
+
+def test_retry_after_seconds_blocks_that_host_only(httpserver, fetcher):
+    httpserver.expect_request("/busy").respond_with_data("", status=429, headers={"Retry-After": "120"})
+    httpserver.expect_request("/other").respond_with_data("ok")
+    with pytest.raises(DeferredError) as info:
+        fetcher.get(LOCAL, httpserver.url_for("/busy"))
+    assert 119 <= info.value.wait_s <= 120
+    # The same host is not asked again during the wait: no request leaves.
+    with pytest.raises(DeferredError, match="asked us to retry"):
+        fetcher.get(LOCAL, httpserver.url_for("/other"))
+    assert requests_to(httpserver, "/other") == []
+    # Another host (same server, other name) carries on.
+    other_host = httpserver.url_for("/other").replace("localhost", "127.0.0.1")
+    if "127.0.0.1" in httpserver.url_for("/other"):
+        other_host = httpserver.url_for("/other").replace("127.0.0.1", "localhost")
+    assert fetcher.get(LOCAL, other_host).body == b"ok"
+    assert len(requests_to(httpserver, "/busy")) == 1
+
+
+def test_retry_after_http_date_on_503_is_capped(httpserver):
+    later = formatdate(time.time() + 7200, usegmt=True)
+    httpserver.expect_request("/down").respond_with_data("", status=503, headers={"Retry-After": later})
+    with Fetcher(FetchConfig(retry_after_max_s=600.0)) as f, pytest.raises(DeferredError) as info:
+        f.get(LOCAL, httpserver.url_for("/down"))
+    assert info.value.wait_s == 600.0
+    assert len(requests_to(httpserver, "/down")) == 1  # Retry-After is obeyed, not retried in a loop
+
+
+def test_parse_retry_after_forms():
+    now = 1_800_000_000.0
+    assert parse_retry_after("30") == 30.0
+    assert parse_retry_after(formatdate(now + 90, usegmt=True), now=now) == pytest.approx(90.0)
+    assert parse_retry_after(formatdate(now - 90, usegmt=True), now=now) == 0.0
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+def test_transient_5xx_is_retried_with_backoff(httpserver, fetcher):
+    httpserver.expect_oneshot_request("/flaky").respond_with_data("", status=502)
+    httpserver.expect_request("/flaky").respond_with_data("fine")
+    started = time.monotonic()
+    assert fetcher.get(LOCAL, httpserver.url_for("/flaky"), retries=2).body == b"fine"
+    assert time.monotonic() - started >= 0.5  # backed off before the second try
+    assert len(requests_to(httpserver, "/flaky")) == 2
+
+
+def test_client_errors_are_not_retried(httpserver, fetcher):
+    httpserver.expect_request("/nope").respond_with_data("", status=404)
+    with pytest.raises(FetchError, match="HTTP 404"):
+        fetcher.get(LOCAL, httpserver.url_for("/nope"), retries=3)
+    assert len(requests_to(httpserver, "/nope")) == 1
+
+
+def test_read_timeout(httpserver):
+    httpserver.expect_request("/slow").respond_with_handler(lambda r: (time.sleep(1.5), Response("late"))[1])
+    with Fetcher(FetchConfig(timeout_s=0.5, connect_timeout_s=0.5)) as f, pytest.raises(FetchError, match="timed out"):
+        f.get(LOCAL, httpserver.url_for("/slow"), retries=0)
+
+
+def test_total_timeout_holds_against_a_slow_drip(httpserver):
+    def drip(_request):
+        def body():
+            for _ in range(12):
+                time.sleep(0.15)  # each read is quick; the whole body is not
+                yield b"x" * 10
+
+        return Response(body(), content_type="application/xml")
+
+    httpserver.expect_request("/drip").respond_with_handler(drip)
+    started = time.monotonic()
+    with Fetcher(FetchConfig(timeout_s=0.6, connect_timeout_s=0.5)) as f, pytest.raises(FetchError, match="timed out"):
+        f.get(LOCAL, httpserver.url_for("/drip"), retries=0)
+    assert time.monotonic() - started < 1.5
+
+
+def test_user_agent_carries_the_contact_url(httpserver):
+    ua = "Digest/0.1 (+https://lab.example/digest; mailto:ops@lab.example)"
+    httpserver.expect_request("/ua", headers={"User-Agent": ua}).respond_with_data("ok")
+    with Fetcher(FetchConfig(user_agent=ua)) as f:
+        assert f.get(LOCAL, httpserver.url_for("/ua")).body == b"ok"
+
+
+def test_min_interval_is_per_host(httpserver):
+    httpserver.expect_request("/a").respond_with_data("a")
+    paced = SourceConfig(name="p", kind="rss", url="http://127.0.0.1/", allow_private=True, min_interval_s=0.5)
+    url = httpserver.url_for("/a")
+    other = url.replace("localhost", "127.0.0.1") if "localhost" in url else url.replace("127.0.0.1", "localhost")
+    with Fetcher(FetchConfig()) as f:
+        f.get(paced, url)
+        started = time.monotonic()
+        f.get(paced, other)  # another host: no wait
+        assert time.monotonic() - started < 0.3
+        f.get(paced, url)  # same host again: waits out the interval
+        assert time.monotonic() - started >= 0.45
