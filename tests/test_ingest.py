@@ -90,7 +90,8 @@ def test_410_disables_the_source_and_reports_it(httpserver, tmp_path, db, runner
     httpserver.expect_request("/gone.xml").respond_with_data("", status=410)
     httpserver.expect_request("/feed.xml").respond_with_data(FEED)
     cfg = write_config(
-        tmp_path, rss_source("gone", httpserver.url_for("/gone.xml")) + rss_source("ok", httpserver.url_for("/feed.xml"))
+        tmp_path,
+        rss_source("gone", httpserver.url_for("/gone.xml")) + rss_source("ok", httpserver.url_for("/feed.xml")),
     )
     reports = run_ingest(cfg, db)
     assert reports["gone"].status == "disabled" and "410" in reports["gone"].error
