@@ -1,0 +1,172 @@
+"""arXiv through the shared httpx client: paging, the 3-second clock, incomplete runs, versions, cursor."""
+
+from __future__ import annotations
+
+import time
+
+from werkzeug.wrappers import Response
+
+from digest import store
+from digest.config import load_config
+from digest.ingest import ingest
+from tests.conftest import write_config
+
+HEAD = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom" '
+    'xmlns:opensearch="http://a9.com/-/spec/opensearch/1.1/" xmlns:arxiv="http://arxiv.org/schemas/atom">'
+    "<title>arXiv Query</title><opensearch:totalResults>{total}</opensearch:totalResults>"
+    "<opensearch:startIndex>{start}</opensearch:startIndex><opensearch:itemsPerPage>{size}</opensearch:itemsPerPage>"
+)
+
+
+def paper(arxiv_id: str, version: int = 1, day: int = 1, title: str = "", summary: str = "") -> str:
+    return (
+        f"<entry><id>http://arxiv.org/abs/{arxiv_id}v{version}</id>"
+        f"<updated>2026-11-{day:02d}T10:00:00Z</updated><published>2026-11-01T10:00:00Z</published>"
+        f"<title>{title or 'Paper ' + arxiv_id}</title><summary>{summary or 'About ' + arxiv_id}</summary>"
+        f"<author><name>A. Author</name></author><category term='cs.CL'/></entry>"
+    )
+
+
+def feed(entries: list[str], total: int | None = None, start: int = 0) -> str:
+    total = len(entries) if total is None else total
+    return HEAD.format(total=total, start=start, size=len(entries)) + "".join(entries) + "</feed>"
+
+
+class FakeArxiv:
+    """Serves a result set page by page like export.arxiv.org, and notes when each request came."""
+
+    def __init__(self, entries: list[str]):
+        self.entries = entries
+        self.empty_at: set[int] = set()
+        self.fail_at: dict[int, int] = {}
+        self.times: list[float] = []
+        self.starts: list[int] = []
+
+    def __call__(self, request):
+        self.times.append(time.monotonic())
+        start = int(request.args.get("start", 0))
+        size = int(request.args.get("max_results", 100))
+        self.starts.append(start)
+        if start in self.fail_at:
+            return Response("busy", status=self.fail_at[start])
+        page = [] if start in self.empty_at else self.entries[start : start + size]
+        return Response(feed(page, total=len(self.entries), start=start), content_type="application/atom+xml")
+
+
+def setup(httpserver, tmp_path, api: FakeArxiv, delay_s: float = 0.0, sources: str = ""):
+    httpserver.expect_request("/api/query").respond_with_handler(api)
+    cfg = write_config(
+        tmp_path,
+        sources
+        or """
+        [[source]]
+        name = "arxiv-a"
+        kind = "arxiv"
+        query = "cat:cs.CL"
+        """,
+        fetch=f'arxiv_api = "{httpserver.url_for("/api/query")}?{{}}"\narxiv_page_size = 2\nretries = 0',
+    )
+    cfg.write_text(cfg.read_text().replace("arxiv_delay_s = 0.0", f"arxiv_delay_s = {delay_s}"))
+    return cfg
+
+
+def run_ingest(cfg, db):
+    engine = store.open_engine(db.url)
+    store.init_db(engine)
+    try:
+        return {r.source: r for r in ingest(engine, load_config(cfg))}
+    finally:
+        engine.dispose()
+
+
+def test_pages_through_results(httpserver, tmp_path, db):
+    api = FakeArxiv([paper(f"2611.{i:05d}", day=20 - i) for i in range(5)])
+    report = run_ingest(setup(httpserver, tmp_path, api), db)["arxiv-a"]
+    assert report.status == "ok" and report.new == 5
+    assert api.starts == [0, 2, 4]
+    assert db.one("SELECT count(*) FROM item WHERE kind='paper'") == 5
+
+
+def test_one_request_every_delay_across_all_arxiv_sources(httpserver, tmp_path, db):
+    api = FakeArxiv([paper(f"2611.{i:05d}", day=20 - i) for i in range(3)])
+    sources = "".join(
+        f"""
+        [[source]]
+        name = "arxiv-{n}"
+        kind = "arxiv"
+        query = "cat:cs.{n}"
+        """
+        for n in ("a", "b")
+    )
+    run_ingest(setup(httpserver, tmp_path, api, delay_s=0.4, sources=sources), db)
+    assert len(api.times) == 4  # two pages per source
+    gaps = [b - a for a, b in zip(api.times, api.times[1:], strict=False)]
+    assert min(gaps) >= 0.38, gaps  # the clock is shared: no burst when the second source starts
+
+
+def test_empty_page_mid_pagination_is_incomplete_and_keeps_the_cursor(httpserver, tmp_path, db):
+    api = FakeArxiv([paper(f"2611.{i:05d}", day=20 - i) for i in range(5)])
+    api.empty_at = {2}
+    cfg = setup(httpserver, tmp_path, api)
+    report = run_ingest(cfg, db)["arxiv-a"]
+    assert report.status == "incomplete"
+    assert "empty page at start=2 of 5" in report.error and report.new == 2
+    assert api.starts == [0, 2, 2]  # the empty page was asked for once more
+    assert db.one("SELECT count(*) FROM ingestcursor") == 0
+    assert db.one("SELECT status FROM sourcerun WHERE source='arxiv-a'") == "incomplete"
+    api.empty_at = set()
+    report = run_ingest(cfg, db)["arxiv-a"]  # the next run fills the gap
+    assert report.status == "ok" and report.new == 3
+    assert db.one("SELECT count(*) FROM item") == 5
+
+
+def test_5xx_mid_pagination_is_incomplete_not_zero_papers(httpserver, tmp_path, db):
+    api = FakeArxiv([paper(f"2611.{i:05d}", day=20 - i) for i in range(5)])
+    api.fail_at = {4: 503}
+    report = run_ingest(setup(httpserver, tmp_path, api), db)["arxiv-a"]
+    assert report.status == "incomplete" and "HTTP 503" in report.error and "start=4" in report.error
+    assert db.one("SELECT count(*) FROM ingestcursor") == 0
+    api.fail_at = {0: 500}
+    report = run_ingest(setup(httpserver, tmp_path, api), db)["arxiv-a"]
+    assert report.status == "incomplete"
+
+
+def test_a_query_with_no_results_is_complete(httpserver, tmp_path, db):
+    report = run_ingest(setup(httpserver, tmp_path, FakeArxiv([])), db)["arxiv-a"]
+    assert report.status == "ok" and report.new == 0
+
+
+def test_v2_updates_v1_and_keeps_the_history(httpserver, tmp_path, db):
+    api = FakeArxiv([paper("2611.00001", 1, day=2, title="Draft title")])
+    cfg = setup(httpserver, tmp_path, api)
+    assert run_ingest(cfg, db)["arxiv-a"].new == 1
+    api.entries = [paper("2611.00001", 2, day=9, title="Final title")]
+    report = run_ingest(cfg, db)["arxiv-a"]
+    assert report.updated == 1 and report.new == 0
+    rows = db.rows("SELECT key, title, arxiv_version, versions FROM item")
+    assert len(rows) == 1
+    key, title, version, versions = rows[0]
+    assert (key, title, version) == ("arxiv:2611.00001", "Final title", 2)
+    assert '"version": 1' in versions and '"version": 2' in versions
+    api.entries = [paper("2611.00001", 1, day=20, title="Draft title")]  # a stale v1 showing up late
+    run_ingest(cfg, db)
+    assert db.one("SELECT title FROM item") == "Final title"
+
+
+def test_old_style_ids_are_normalised(httpserver, tmp_path, db):
+    api = FakeArxiv([paper("math.ca/0611800", 1, day=3), paper("hep-th/9901001", 2, day=2)])
+    run_ingest(setup(httpserver, tmp_path, api), db)
+    keys = {r[0] for r in db.rows("SELECT key FROM item")}
+    assert keys == {"arxiv:math.CA/0611800", "arxiv:hep-th/9901001"}
+
+
+def test_incremental_stops_at_the_last_complete_runs_cursor(httpserver, tmp_path, db):
+    api = FakeArxiv([paper(f"2611.{i:05d}", day=10 - i) for i in range(6)])
+    cfg = setup(httpserver, tmp_path, api)
+    assert run_ingest(cfg, db)["arxiv-a"].new == 6
+    api.starts.clear()
+    api.entries = [paper("2611.10000", day=20), paper("2611.10001", day=19), *api.entries]
+    report = run_ingest(cfg, db)["arxiv-a"]
+    assert report.new == 2
+    assert api.starts == [0, 2]  # the second page already reached known papers: no more paging
