@@ -95,7 +95,7 @@ def parse_feed(body: bytes, headers: dict[str, str], base_url: str, max_entries:
     import feedparser
 
     body, headers = _prefer_utf8(body, dict(headers or {}))
-    parsed = feedparser.parse(body, response_headers=headers)
+    parsed = feedparser.parse(body, response_headers=headers, sanitize_html=False)  # nh3 sanitises below
     warning = ""
     if parsed.bozo:
         exc = parsed.get("bozo_exception")

@@ -97,80 +97,130 @@ class UpsertCounts:
 def save_entries(
     engine: Engine, source: str, entries: Sequence[Entry], state: FetchState | None = None
 ) -> UpsertCounts:
-    """Upsert entries and, in the same transaction, the validators that came with them."""
+    """Upsert entries and, in the same transaction, the validators that came with them (bulk Core statements)."""
+    from sqlalchemy import bindparam, insert, update
+
     counts = UpsertCounts()
+    table = Item.__table__
     with session(engine) as s:
         existing = _existing_rows(s, entries)
+        inserts: dict[str, dict] = {}
+        updates: dict[int, dict] = {}
         for entry in entries:
             row = existing.get(entry.key) or (existing.get(f"arxiv-id:{entry.arxiv_id}") if entry.arxiv_id else None)
-            outcome, row = _upsert(s, source, entry, row)
-            existing[entry.key] = row
+            outcome, values = _upsert_values(source, entry, row)
             setattr(counts, outcome, getattr(counts, outcome) + 1)
+            if outcome == "unchanged":
+                continue
+            if row is not None and row.get("id") is not None:
+                updates[row["id"]] = values
+            else:
+                inserts[values["key"]] = values
+            existing[entry.key] = {**(row or {}), **values}  # a repeat later in the batch sees this version
+        if inserts:
+            s.execute(insert(table), list(inserts.values()))
+        if updates:
+            rows = [
+                {"_id": i, **{k: v for k, v in vals.items() if k not in ("key", "source", "created_at")}}
+                for i, vals in updates.items()
+            ]
+            s.execute(update(table).where(table.c.id == bindparam("_id")), rows)
         if state is not None:
             s.merge(state)
         s.commit()
     return counts
 
 
-def _existing_rows(s: Session, entries: Sequence[Entry], chunk: int = 500) -> dict[str, Item]:
+_EXISTING_COLUMNS = ("id", "key", "arxiv_id", "arxiv_version", "versions", "content_hash", "published")
+
+
+def _existing_rows(s: Session, entries: Sequence[Entry], chunk: int = 500) -> dict[str, dict]:
     """Stored rows for a batch of entries in a few IN queries, by key and (papers) by arXiv id."""
-    found: dict[str, Item] = {}
+    table = Item.__table__
+    cols = [table.c[name] for name in _EXISTING_COLUMNS]
+    found: dict[str, dict] = {}
     keys = list({e.key for e in entries})
     for i in range(0, len(keys), chunk):
-        for row in s.exec(select(Item).where(Item.key.in_(keys[i : i + chunk]))):
-            found[row.key] = row
+        for row in s.execute(select(*cols).where(table.c.key.in_(keys[i : i + chunk]))):
+            found[row.key] = dict(row._mapping)
     ids = list({e.arxiv_id for e in entries if e.arxiv_id and e.key not in found})
     for i in range(0, len(ids), chunk):
-        for row in s.exec(select(Item).where(Item.arxiv_id.in_(ids[i : i + chunk]))):
-            found[f"arxiv-id:{row.arxiv_id}"] = row
+        for row in s.execute(select(*cols).where(table.c.arxiv_id.in_(ids[i : i + chunk]))):
+            found[f"arxiv-id:{row.arxiv_id}"] = dict(row._mapping)
     return found
 
 
-def _upsert(s: Session, source: str, entry: Entry, row: Item | None) -> tuple[str, Item | None]:
+def _upsert_values(source: str, entry: Entry, row: dict | None) -> tuple[str, dict]:
+    """What to write for one entry given its stored row: ('new'|'updated'|'unchanged', column values)."""
     digest = entry.content_hash
-    if row is not None and (entry.arxiv_version or 0) < (row.arxiv_version or 0):
-        return "unchanged", row  # an older version arriving late never overwrites a newer one
-    if row is not None and row.content_hash == digest and (row.arxiv_version or 0) >= (entry.arxiv_version or 0):
-        return "unchanged", row
-    is_new = row is None
-    if is_new:
-        row = Item(key=entry.key, source=source, title=entry.title, published=entry.published)
-    versions = json.loads(row.versions or "[]")
+    if row is not None and (entry.arxiv_version or 0) < (row.get("arxiv_version") or 0):
+        return "unchanged", {}  # an older version arriving late never overwrites a newer one
+    if (
+        row is not None
+        and row.get("content_hash") == digest
+        and (row.get("arxiv_version") or 0) >= (entry.arxiv_version or 0)
+    ):
+        return "unchanged", {}
+    versions = json.loads((row or {}).get("versions") or "[]")
     if entry.arxiv_version and all(v["version"] != entry.arxiv_version for v in versions):
         versions.append({"version": entry.arxiv_version, "updated": _iso(entry.updated or entry.published)})
-    row.kind = entry.kind
-    row.title = entry.title
-    row.url = entry.url
-    row.pdf_url = entry.pdf_url
-    row.summary = entry.summary
-    row.summary_html = entry.summary_html
-    row.authors = json.dumps(entry.authors)
-    row.published = row.published if not is_new and entry.kind == "paper" else entry.published
-    row.updated = entry.updated
-    row.arxiv_id = entry.arxiv_id
-    row.arxiv_version = max(entry.arxiv_version or 0, row.arxiv_version or 0) or None
-    row.versions = json.dumps(sorted(versions, key=lambda v: v["version"]))
-    row.blog_tags = json.dumps(entry.tags)
-    row.code_urls = json.dumps(entry.code_urls)
-    row.content_hash = digest
-    s.add(row)
-    return ("new" if is_new else "updated"), row
+    is_new = row is None
+    values = {
+        "key": entry.key,
+        "source": source,
+        "kind": entry.kind,
+        "title": entry.title,
+        "url": entry.url,
+        "pdf_url": entry.pdf_url,
+        "summary": entry.summary,
+        "summary_html": entry.summary_html,
+        "authors": json.dumps(entry.authors),
+        "published": row["published"] if not is_new and entry.kind == "paper" else entry.published,
+        "updated": entry.updated,
+        "arxiv_id": entry.arxiv_id,
+        "arxiv_version": entry.arxiv_version,
+        "versions": json.dumps(sorted(versions, key=lambda v: v["version"])),
+        "blog_tags": json.dumps(entry.tags),
+        "code_urls": json.dumps(entry.code_urls),
+        "content_hash": digest,
+        "created_at": utcnow(),
+    }
+    if is_new:
+        values["covers_item_id"] = None
+    return ("new" if is_new else "updated"), values
 
 
 def relink_coverage(engine: Engine) -> int:
-    """Attach posts ingested before their paper arrived; returns how many were linked."""
+    """Attach posts that link an arXiv paper (including posts ingested before it) to it; returns how many."""
+    from sqlalchemy import or_, update
+
     from digest.normalize import arxiv_ids_in
 
+    table = Item.__table__
     linked = 0
     with session(engine) as s:
-        papers = {i.arxiv_id: i.id for i in s.exec(select(Item).where(Item.kind == "paper"))}
-        for post in s.exec(select(Item).where(Item.kind == "post", Item.covers_item_id.is_(None))):
-            for arxiv_id in arxiv_ids_in(f"{post.summary_html} {post.url}"):
-                if arxiv_id in papers:
-                    post.covers_item_id = papers[arxiv_id]
-                    s.add(post)
-                    linked += 1
-                    break
+        candidates = list(
+            s.execute(
+                select(table.c.id, table.c.summary_html, table.c.url).where(
+                    table.c.kind == "post",
+                    table.c.covers_item_id.is_(None),
+                    or_(table.c.summary_html.like("%arxiv.org/%"), table.c.url.like("%arxiv.org/%")),
+                )
+            )
+        )
+        wanted = {pid: arxiv_ids_in(f"{html} {url}") for pid, html, url in candidates}
+        ids = list({a for found in wanted.values() for a in found})
+        papers: dict[str, int] = {}
+        for i in range(0, len(ids), 500):
+            stmt = select(table.c.arxiv_id, table.c.id).where(
+                table.c.kind == "paper", table.c.arxiv_id.in_(ids[i : i + 500])
+            )
+            papers.update({a: pid for a, pid in s.execute(stmt)})
+        for post_id, found in wanted.items():
+            paper_id = next((papers[a] for a in found if a in papers), None)
+            if paper_id is not None:
+                s.execute(update(table).where(table.c.id == post_id).values(covers_item_id=paper_id))
+                linked += 1
         s.commit()
     return linked
 
