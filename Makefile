@@ -21,9 +21,14 @@ $(STAMP): $(BIN)/python pyproject.toml
 demo: $(STAMP)
 	$(BIN)/digest demo
 
+# The suite runs on SQLite, then again on PostgreSQL when DIGEST_TEST_PG names a server (.ci/run starts one).
 test: $(STAMP)
 	$(BIN)/ruff check digest tests bench
-	$(BIN)/python -m pytest -q
+	DIGEST_TEST_PG= $(BIN)/python -m pytest -q
+	@if [ -n "$$DIGEST_TEST_PG" ]; then \
+		echo "== again on PostgreSQL ($$DIGEST_TEST_PG)"; \
+		$(BIN)/python -m pytest -q; \
+	else echo "== DIGEST_TEST_PG not set: PostgreSQL run skipped (.ci/run sets it)"; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check digest tests bench

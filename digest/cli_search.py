@@ -7,36 +7,144 @@ import json
 import click
 
 from digest.cli import State, _print_reports, _progress, main, pass_state  # noqa: F401
-from digest.errors import DigestError  # noqa: F401
+from digest.errors import DigestError
 
 
 @main.command()
-@click.argument("query")
+@click.argument("query", required=False, default="")
 @click.option("--tag", "tags", multiple=True, help="Only items with this topic slug (repeatable; all must match).")
+@click.option("--any-tag", "any_tags", multiple=True, help="Only items with at least one of these slugs (repeatable).")
+@click.option("--source", "sources", multiple=True, help="Only items from this source name (repeatable).")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Only items published on or after this date.")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Only items published on or before this date.")
+@click.option("--has-claims", is_flag=True, help="Only items with at least one extracted claim.")
+@click.option("--reproduced", is_flag=True, help="Only items with a claim whose latest repro verdict is reproduced.")
+@click.option("--semantic", "semantic", default="", help="Rank by meaning: cosine against this text's embedding.")
+@click.option("--hybrid", is_flag=True, help="Use QUERY for both full text and --semantic, fused by rank.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000), help="Most results to show.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "jsonl", "bibtex"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array (same as --format json).")
+@click.option("--bibtex", "as_bibtex", is_flag=True, help="Print BibTeX @misc entries (same as --format bibtex).")
+@pass_state
+def search(
+    state: State,
+    query: str,
+    tags: tuple[str, ...],
+    any_tags: tuple[str, ...],
+    sources: tuple[str, ...],
+    since,
+    until,
+    has_claims: bool,
+    reproduced: bool,
+    semantic: str,
+    hybrid: bool,
+    limit: int,
+    fmt: str,
+    as_json: bool,
+    as_bibtex: bool,
+) -> None:
+    """Find findings by full text (QUERY), meaning (--semantic) or both, narrowed by filters."""
+    from digest import search as s
+
+    if hybrid:
+        if not query:
+            raise DigestError("--hybrid needs a QUERY")
+        semantic = semantic or query
+    fmt = "json" if as_json else "bibtex" if as_bibtex else fmt
+    q = s.Query(
+        text=query,
+        semantic=semantic,
+        tags=list(tags),
+        any_tags=list(any_tags),
+        sources=list(sources),
+        since=since.date() if since else None,
+        until=until.date() if until else None,
+        has_claims=has_claims,
+        reproduced=reproduced,
+        limit=limit,
+    )
+    if q.since and q.until and q.since > q.until:
+        raise DigestError(f"--since {q.since} is after --until {q.until}")
+    conn = s.connect(state.db_url or state.config.default_db_url)
+    try:
+        embed, model, cache = None, "", None
+        if q.semantic:
+            from digest.embed import load_embedder
+
+            config = state.config
+            embedder = load_embedder(config.embed_model)
+            embed, model, cache = (lambda t: embedder.encode([t])[0]), embedder.name, config.workspace / "cache"
+        rows = s.fetch(conn, s.run(conn, q, embed=embed, model=model, cache_dir=cache))
+    finally:
+        conn.close()
+    for row in rows:
+        del row["summary"]
+    if fmt == "json":
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+    elif fmt == "jsonl":
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False))
+    elif fmt == "bibtex":
+        click.echo(s.bibtex(rows))
+    elif not rows:
+        click.echo("No results.")
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("date", "title", "source", "tags", "headline", box=None)
+        for r in rows:
+            headline = r["claims"][0]["text"] if r["claims"] else ""
+            tags_text = ", ".join(t["slug"] for t in r["tags"])
+            table.add_row(r["published"][:10], r["title"], r["source"], tags_text, headline)
+        Console().print(table)
+
+
+@main.command()
+@click.option("--week", help="Week to compare, e.g. 2026-W47 (default: the current week).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
 @pass_state
-def search(state: State, query: str, tags: tuple[str, ...], limit: int, as_json: bool) -> None:
-    """Find findings whose title or summary contains every word of QUERY."""
-    from digest import store
+def tags(state: State, week: str | None, as_json: bool) -> None:
+    """List tags with their counts and trend: this week against the average of the four before."""
+    from datetime import UTC, datetime, timedelta
 
-    ids = store.search_ids(state.engine, query.split(), list(tags), limit)
-    views = store.item_views(state.engine, ids)
+    from digest import search as s
+
+    if week:
+        from digest.pipeline import parse_week
+
+        start = parse_week(week)[0]
+    else:
+        today = datetime.now(UTC).date()
+        start = today - timedelta(days=today.weekday())
+    conn = s.connect(state.db_url or state.config.default_db_url)
+    try:
+        rows = s.tag_trends(conn, start)
+    finally:
+        conn.close()
+    for r in rows:
+        diff = r["this_week"] - r["avg_4w"]
+        r["trend"] = "up" if diff > 0 else "down" if diff < 0 else "flat"
     if as_json:
-        click.echo(json.dumps([_export_row(v) for v in views], ensure_ascii=False, indent=1))
+        click.echo(json.dumps(rows, indent=1))
         return
-    if not views:
-        click.echo("No results.")
+    if not rows:
+        click.echo("No tags yet.")
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("date", "title", "tags", "headline", box=None)
-    for v in views:
-        from digest.render import format_claim
-
-        headline = format_claim(v.claims[0]) if v.claims else ""
-        table.add_row(v.item.published.strftime("%Y-%m-%d"), v.item.title, ", ".join(s for s, _ in v.tags), headline)
+    arrows = {"up": "↑", "down": "↓", "flat": "→"}
+    table = Table("tag", "findings", "this week", "avg 4 weeks before", "trend", box=None)
+    for r in rows:
+        table.add_row(r["tag"], str(r["count"]), str(r["this_week"]), f"{r['avg_4w']:g}", arrows[r["trend"]])
     Console().print(table)
 
 

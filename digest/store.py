@@ -53,8 +53,12 @@ def open_engine(url: str) -> Engine:
 
 
 def init_db(engine: Engine) -> None:
+    """Create missing tables, then apply pending numbered migrations (digest.migrations)."""
+    from digest.migrations import migrate
+
     try:
         SQLModel.metadata.create_all(engine)
+        migrate(engine)
     except OperationalError as exc:
         raise DigestError(f"cannot open database {engine.url!r}: {exc.orig}") from None
 

@@ -95,11 +95,38 @@ def db(tmp_path, monkeypatch) -> DB:
     SQLite file by default. When DIGEST_TEST_PG is set (a PostgreSQL server URL), a fresh
     PostgreSQL database is created per test instead.
     """
-    url = f"sqlite:///{tmp_path / 'test.db'}"
+    server = os.environ.get("DIGEST_TEST_PG")
+    if not server:
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+        monkeypatch.setenv("DIGEST_DB", url)
+        database = DB(url)
+        yield database
+        database.engine.dispose()
+        return
+    yield from _pg_database(server, monkeypatch)
+
+
+def _pg_database(server: str, monkeypatch):
+    """CREATE DATABASE with a unique name on the DIGEST_TEST_PG server; DROP it after the test."""
+    import uuid
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    name = f"digest_test_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
     monkeypatch.setenv("DIGEST_DB", url)
     database = DB(url)
-    yield database
-    database.engine.dispose()
+    try:
+        yield database
+    finally:
+        database.engine.dispose()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
 
 
 @pytest.fixture

@@ -1,0 +1,133 @@
+"""Numbered schema migrations (simonw/llm style): small functions, each applied once and recorded in a table.
+
+Migration 1 is `create_all` of the SQLModel tables; later ones add what create_all cannot express (full-text
+indexes, triggers) or change existing tables. Append new migrations at the end; never edit or reorder old ones.
+Every migration must run on SQLite and on PostgreSQL. This module imports nothing heavy at import time so the
+search fast path can check `LATEST` cheaply.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+TABLE = "digest_migrations"
+MIGRATIONS: list[tuple[str, Callable]] = []
+
+
+def migration(fn: Callable) -> Callable:
+    """Register fn as the next numbered migration."""
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+@migration
+def m001_create_tables(conn, dialect: str) -> None:
+    from sqlmodel import SQLModel
+
+    import digest.models  # noqa: F401  (registers the tables)
+
+    SQLModel.metadata.create_all(conn)
+
+
+@migration
+def m002_full_text_search(conn, dialect: str) -> None:
+    if dialect == "sqlite":
+        for sql in (
+            "CREATE VIRTUAL TABLE IF NOT EXISTS item_fts USING fts5(title, summary, content='item', "
+            "content_rowid='id', tokenize='porter unicode61')",
+            "CREATE TRIGGER IF NOT EXISTS item_fts_ai AFTER INSERT ON item BEGIN "
+            "INSERT INTO item_fts(rowid, title, summary) VALUES (new.id, new.title, new.summary); END",
+            "CREATE TRIGGER IF NOT EXISTS item_fts_ad AFTER DELETE ON item BEGIN "
+            "INSERT INTO item_fts(item_fts, rowid, title, summary) VALUES ('delete', old.id, old.title, old.summary);"
+            " END",
+            "CREATE TRIGGER IF NOT EXISTS item_fts_au AFTER UPDATE OF title, summary ON item BEGIN "
+            "INSERT INTO item_fts(item_fts, rowid, title, summary) VALUES ('delete', old.id, old.title, old.summary);"
+            " INSERT INTO item_fts(rowid, title, summary) VALUES (new.id, new.title, new.summary); END",
+            "INSERT INTO item_fts(item_fts) VALUES ('rebuild')",
+        ):
+            _exec(conn, sql)
+    else:
+        _exec(
+            conn,
+            "ALTER TABLE item ADD COLUMN IF NOT EXISTS search_tsv tsvector GENERATED ALWAYS AS ("
+            "setweight(to_tsvector('english', coalesce(title, '')), 'A') || "
+            "setweight(to_tsvector('english', coalesce(summary, '')), 'B')) STORED",
+        )
+        _exec(conn, "CREATE INDEX IF NOT EXISTS ix_item_search_tsv ON item USING GIN (search_tsv)")
+
+
+@migration
+def m003_search_state(conn, dialect: str) -> None:
+    """A revision counter bumped by triggers whenever vectors or findings change: the key of the vector cache."""
+    _exec(conn, "CREATE TABLE IF NOT EXISTS search_state (key VARCHAR(64) PRIMARY KEY, value VARCHAR(64) NOT NULL)")
+    _exec(conn, "DELETE FROM search_state")
+    _exec(conn, f"INSERT INTO search_state (key, value) VALUES ('db_id', '{uuid.uuid4().hex}')")
+    _exec(conn, "INSERT INTO search_state (key, value) VALUES ('vectors_rev', '0')")
+    bump = "UPDATE search_state SET value = CAST(CAST(value AS INTEGER) + 1 AS VARCHAR(64)) WHERE key = 'vectors_rev'"
+    events = {
+        "embedding": ["INSERT", "DELETE", "UPDATE"],
+        "item": ["INSERT", "DELETE", "UPDATE OF covers_item_id"],
+    }
+    if dialect == "sqlite":
+        for table, kinds in events.items():
+            for kind in kinds:
+                name = f"{table}_rev_{kind.split()[0].lower()}"
+                _exec(conn, f"CREATE TRIGGER IF NOT EXISTS {name} AFTER {kind} ON {table} BEGIN {bump}; END")
+    else:
+        _exec(
+            conn,
+            "CREATE OR REPLACE FUNCTION digest_bump_vectors_rev() RETURNS trigger AS $$ BEGIN "
+            f"{bump}; RETURN NULL; END $$ LANGUAGE plpgsql",
+        )
+        for table, kinds in events.items():
+            name = f"{table}_rev"
+            _exec(conn, f"DROP TRIGGER IF EXISTS {name} ON {table}")
+            _exec(
+                conn,
+                f"CREATE TRIGGER {name} AFTER {' OR '.join(kinds)} ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION digest_bump_vectors_rev()",
+            )
+
+
+LATEST = len(MIGRATIONS)
+
+
+def _exec(conn, sql: str) -> None:
+    conn.exec_driver_sql(sql)
+
+
+def applied(engine) -> list[int]:
+    """Versions already recorded in the database (empty for a new or pre-migration database)."""
+    from sqlalchemy import inspect
+
+    with engine.connect() as conn:
+        if not inspect(conn).has_table(TABLE):
+            return []
+        return [r[0] for r in conn.exec_driver_sql(f"SELECT version FROM {TABLE} ORDER BY version")]
+
+
+def migrate(engine, upto: int | None = None) -> list[str]:
+    """Apply pending migrations (each in its own transaction, recorded with it); returns the names applied."""
+    from sqlalchemy import text
+
+    from digest.models import utcnow
+
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"CREATE TABLE IF NOT EXISTS {TABLE} (version INTEGER PRIMARY KEY, name VARCHAR(200) NOT NULL, "
+            "applied_at VARCHAR(40) NOT NULL)"
+        )
+    done = set(applied(engine))
+    names = []
+    for version, (name, fn) in enumerate(MIGRATIONS[:upto], start=1):
+        if version in done:
+            continue
+        with engine.begin() as conn:
+            fn(conn, engine.dialect.name)
+            conn.execute(
+                text(f"INSERT INTO {TABLE} (version, name, applied_at) VALUES (:v, :n, :t)"),
+                {"v": version, "n": name, "t": utcnow().isoformat()},
+            )
+        names.append(name)
+    return names

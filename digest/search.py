@@ -1,0 +1,419 @@
+"""Search: full text (SQLite FTS5 / PostgreSQL tsvector), semantic (cosine, numpy) and hybrid (RRF), with filters.
+
+Lean on purpose: a text or tag search on SQLite uses only the stdlib sqlite3 module (no SQLAlchemy, no SQLModel,
+no numpy, never torch), so a whole CLI call stays fast. Every value reaches SQL as a bound parameter; user text
+is reduced to words and each word quoted before it becomes an FTS query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from digest.errors import DigestError
+
+RRF_K = 60
+CANDIDATES = 200  # per ranking, before fusion
+WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass
+class Query:
+    text: str = ""
+    semantic: str = ""
+    tags: list[str] = field(default_factory=list)
+    any_tags: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    since: date | None = None
+    until: date | None = None
+    has_claims: bool = False
+    reproduced: bool = False
+    limit: int = 20
+
+
+class Conn:
+    """One read connection: stdlib sqlite3 for SQLite files, SQLAlchemy for everything else; `:name` params."""
+
+    def __init__(self, raw, dialect: str, url: str, close):
+        self.raw, self.dialect, self.url, self._close = raw, dialect, url, close
+
+    def rows(self, sql: str, params: dict | None = None) -> list[tuple]:
+        params = {k: _clean(v) for k, v in (params or {}).items()}
+        if self.dialect == "sqlite":
+            return self.raw.execute(sql, params).fetchall()
+        from sqlalchemy import text
+
+        return [tuple(r) for r in self.raw.execute(text(sql), params)]
+
+    def close(self) -> None:
+        self._close()
+
+
+def connect(url: str) -> Conn:
+    """Open url for searching; a database without the latest migrations is upgraded first (slow path, once)."""
+    from digest import migrations
+
+    path = _sqlite_path(url)
+    if path is not None and path.is_file():
+        conn = _sqlite(path)
+        try:
+            version = conn.execute(f"SELECT max(version) FROM {migrations.TABLE}").fetchone()[0] or 0
+        except Exception:
+            version = 0
+        if version >= migrations.LATEST:
+            return Conn(conn, "sqlite", url, conn.close)
+        conn.close()
+    from digest import store
+
+    engine = store.open_engine(url)
+    store.init_db(engine)
+    if path is not None:
+        engine.dispose()
+        conn = _sqlite(path)
+        return Conn(conn, "sqlite", url, conn.close)
+    sa = engine.connect()
+
+    def close():
+        sa.close()
+        engine.dispose()
+
+    return Conn(sa, engine.dialect.name, url, close)
+
+
+def _sqlite(path: Path):
+    import sqlite3
+
+    conn = sqlite3.connect(str(path), timeout=10)
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+def _sqlite_path(url: str) -> Path | None:
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:" and "?" not in url:
+        return Path(url.removeprefix("sqlite:///"))
+    return None
+
+
+def _clean(value):
+    """PostgreSQL rejects NUL in text; nothing legitimate contains one."""
+    return value.replace("\x00", "") if isinstance(value, str) else value
+
+
+def words(text: str) -> list[str]:
+    return WORD.findall(_clean(text))[:32]
+
+
+def fts_query(text: str) -> str:
+    """User text as an FTS5 query that cannot be a syntax error: every word a quoted string, all required."""
+    return " ".join('"' + w.replace('"', '""') + '"' for w in words(text))
+
+
+# --- filters -------------------------------------------------------------------
+
+
+def _filters(q: Query, dialect: str) -> tuple[list[str], dict]:
+    """WHERE clauses over `item i` and their bound parameters."""
+    where, params = ["i.covers_item_id IS NULL"], {}
+    for n, slug in enumerate(q.tags):
+        where.append(f"i.id IN (SELECT item_id FROM itemtopic WHERE topic_slug = :tag{n})")
+        params[f"tag{n}"] = slug
+    if q.any_tags:
+        names = _bind(params, "anytag", q.any_tags)
+        where.append(f"i.id IN (SELECT item_id FROM itemtopic WHERE topic_slug IN ({names}))")
+    if q.sources:
+        where.append(f"i.source IN ({_bind(params, 'source', q.sources)})")
+    if q.since:
+        where.append("i.published >= :since")
+        params["since"] = _when(q.since, dialect)
+    if q.until:
+        where.append("i.published < :until")
+        params["until"] = _when(q.until + timedelta(days=1), dialect)
+    if q.has_claims:
+        where.append("EXISTS (SELECT 1 FROM claim c WHERE c.item_id = i.id)")
+    if q.reproduced:
+        where.append(
+            "EXISTS (SELECT 1 FROM claim c JOIN reprorun r ON r.claim_id = c.id WHERE c.item_id = i.id "
+            "AND r.verdict = 'reproduced' AND r.id = (SELECT r2.id FROM reprorun r2 WHERE r2.claim_id = c.id "
+            "ORDER BY r2.started_at DESC, r2.id DESC LIMIT 1))"
+        )
+    return where, params
+
+
+def _bind(params: dict, prefix: str, values) -> str:
+    names = []
+    for n, value in enumerate(dict.fromkeys(values)):
+        params[f"{prefix}{n}"] = value
+        names.append(f":{prefix}{n}")
+    return ", ".join(names)
+
+
+def _when(day: date, dialect: str):
+    # SQLAlchemy stores naive datetimes in SQLite as 'YYYY-MM-DD HH:MM:SS.ffffff': a date string compares right.
+    return day.isoformat() if dialect == "sqlite" else datetime(day.year, day.month, day.day)
+
+
+def has_filters(q: Query) -> bool:
+    return bool(q.tags or q.any_tags or q.sources or q.since or q.until or q.has_claims or q.reproduced)
+
+
+# --- rankings ------------------------------------------------------------------
+
+
+def text_ranking(conn: Conn, q: Query, limit: int) -> list[tuple[int, float]]:
+    """(item id, score) best first: bm25 on SQLite (title weighs 10x), ts_rank_cd on PostgreSQL."""
+    where, params = _filters(q, conn.dialect)
+    params["limit"] = limit
+    if conn.dialect == "sqlite":
+        match = fts_query(q.text)
+        if not match:
+            return []
+        params["match"] = match
+        sql = (
+            "SELECT i.id, -bm25(item_fts, 10.0, 1.0) AS score FROM item_fts JOIN item i ON i.id = item_fts.rowid "
+            f"WHERE item_fts MATCH :match AND {' AND '.join(where)} ORDER BY score DESC, i.id LIMIT :limit"
+        )
+    else:
+        params["words"] = " ".join(words(q.text))
+        if not params["words"]:
+            return []
+        sql = (
+            "SELECT i.id, ts_rank_cd(i.search_tsv, plainto_tsquery('english', :words)) AS score FROM item i "
+            f"WHERE i.search_tsv @@ plainto_tsquery('english', :words) AND {' AND '.join(where)} "
+            "ORDER BY score DESC, i.id LIMIT :limit"
+        )
+    return [(int(i), float(s)) for i, s in conn.rows(sql, params)]
+
+
+def filter_ranking(conn: Conn, q: Query, limit: int) -> list[tuple[int, float]]:
+    """No text: findings that pass the filters, newest first."""
+    where, params = _filters(q, conn.dialect)
+    params["limit"] = limit
+    sql = f"SELECT i.id FROM item i WHERE {' AND '.join(where)} ORDER BY i.published DESC, i.id LIMIT :limit"
+    return [(int(r[0]), 0.0) for r in conn.rows(sql, params)]
+
+
+def allowed_ids(conn: Conn, q: Query) -> list[int]:
+    where, params = _filters(q, conn.dialect)
+    return [int(r[0]) for r in conn.rows(f"SELECT i.id FROM item i WHERE {' AND '.join(where)}", params)]
+
+
+def vector_matrix(conn: Conn, model: str, cache_dir: Path | None = None):
+    """(ids, unit-row float32 matrix) of every finding's stored vector; cached in a .npy keyed by a DB revision."""
+    import numpy as np
+
+    state = dict(conn.rows("SELECT key, value FROM search_state"))
+    key = hashlib.sha256(f"{conn.url}|{state.get('db_id')}|{state.get('vectors_rev')}|{model}".encode()).hexdigest()
+    if cache_dir is not None:
+        ids_path, mat_path = cache_dir / f"vectors-{key[:24]}.ids.npy", cache_dir / f"vectors-{key[:24]}.npy"
+        if ids_path.is_file() and mat_path.is_file():
+            return np.load(ids_path), np.load(mat_path, mmap_mode="r")
+    rows = conn.rows(
+        "SELECT e.item_id, e.vector FROM embedding e JOIN item i ON i.id = e.item_id "
+        "WHERE e.model = :model AND i.covers_item_id IS NULL ORDER BY e.item_id",
+        {"model": model},
+    )
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    dims = {len(r[1]) for r in rows}
+    if len(dims) > 1:
+        raise DigestError(f"stored vectors for model {model!r} have mixed sizes; run `digest tag` again")
+    mat = np.frombuffer(b"".join(bytes(r[1]) for r in rows), dtype=np.float32).reshape(len(rows), -1)
+    norms = np.linalg.norm(mat, axis=1, keepdims=True)
+    mat = mat / np.where(norms == 0, 1, norms)
+    if cache_dir is not None and len(rows):
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        for old in cache_dir.glob("vectors-*.npy"):
+            old.unlink(missing_ok=True)
+        np.save(ids_path, ids)
+        np.save(mat_path, mat.astype(np.float32))
+    return ids, mat
+
+
+def semantic_ranking(conn: Conn, q: Query, qvec, ids, mat, limit: int) -> list[tuple[int, float]]:
+    """Cosine similarity of the query vector against every (filtered) finding."""
+    import numpy as np
+
+    if len(ids) == 0:
+        return []
+    qvec = np.asarray(qvec, dtype=np.float32).reshape(-1)
+    if qvec.shape[0] != mat.shape[1]:
+        raise DigestError(
+            f"query vector has {qvec.shape[0]} dims but stored vectors have {mat.shape[1]}; "
+            "run `digest tag` with the configured model"
+        )
+    qvec = qvec / (np.linalg.norm(qvec) or 1.0)
+    scores = mat @ qvec
+    if has_filters(q):
+        keep = np.isin(ids, np.array(allowed_ids(conn, q), dtype=np.int64))
+        scores = np.where(keep, scores, -np.inf)
+    k = min(limit, len(ids))
+    top = np.argpartition(-scores, k - 1)[:k]
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return [(int(ids[t]), float(scores[t])) for t in top if np.isfinite(scores[t])]
+
+
+def fuse(*rankings: list[tuple[int, float]], k: int = RRF_K) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion: sum of 1/(k + rank) over the rankings an item appears in."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, (item_id, _) in enumerate(ranking, start=1):
+            scores[item_id] = scores.get(item_id, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda p: (-p[1], p[0]))
+
+
+def run(conn: Conn, q: Query, embed=None, model: str = "", cache_dir: Path | None = None) -> list[tuple[int, float]]:
+    """The ranked (item id, score) list for q; `embed(text) -> vector` is called only for semantic queries."""
+    if q.semantic:
+        if embed is None:
+            raise DigestError("semantic search needs an embedder")
+        ids, mat = vector_matrix(conn, model, cache_dir)
+        if len(ids) == 0:
+            raise DigestError(f"no stored vectors for model {model!r}; run `digest tag` first")
+        depth = max(q.limit, CANDIDATES) if q.text else q.limit
+        sem = semantic_ranking(conn, q, embed(q.semantic), ids, mat, depth)
+        if not q.text:
+            return sem
+        return fuse(text_ranking(conn, q, depth), sem)[: q.limit]
+    if q.text:
+        if not words(q.text):
+            raise DigestError(f"query {q.text!r} has no words to search for")
+        return text_ranking(conn, q, q.limit)
+    return filter_ranking(conn, q, q.limit)
+
+
+# --- rows for output -------------------------------------------------------------
+
+
+def fetch(conn: Conn, ranked: list[tuple[int, float]]) -> list[dict]:
+    """Output rows (the export shape plus score and kind/summary for BibTeX), in ranking order."""
+    if not ranked:
+        return []
+    params: dict = {}
+    names = _bind(params, "id", [i for i, _ in ranked])
+    items = {
+        r[0]: r
+        for r in conn.rows(
+            "SELECT id, title, url, arxiv_id, source, published, authors, kind, summary FROM item "
+            f"WHERE id IN ({names})",
+            params,
+        )
+    }
+    tags: dict[int, list] = {i: [] for i in items}
+    for item_id, slug, score in conn.rows(
+        f"SELECT item_id, topic_slug, score FROM itemtopic WHERE item_id IN ({names}) ORDER BY score DESC, topic_slug",
+        params,
+    ):
+        tags[item_id].append({"slug": slug, "score": round(float(score), 4)})
+    claims: dict[int, list] = {i: [] for i in items}
+    for item_id, value, unit, kind, text in conn.rows(
+        f"SELECT item_id, value, unit, kind, text FROM claim WHERE item_id IN ({names}) ORDER BY item_id, id", params
+    ):
+        claims[item_id].append({"value": value, "unit": unit, "kind": kind, "text": text})
+    coverage: dict[int, list] = {i: [] for i in items}
+    for cid, url in conn.rows(
+        f"SELECT covers_item_id, url FROM item WHERE covers_item_id IN ({names}) ORDER BY id", params
+    ):
+        coverage[cid].append(url)
+    out = []
+    for item_id, score in ranked:
+        if item_id not in items:
+            continue
+        _, title, url, arxiv_id, source, published, authors, kind, summary = items[item_id]
+        out.append(
+            {
+                "id": item_id,
+                "title": title,
+                "url": url,
+                "arxiv_id": arxiv_id,
+                "source": source,
+                "published": _iso(published),
+                "authors": json.loads(authors or "[]"),
+                "tags": tags[item_id],
+                "claims": claims[item_id],
+                "coverage": coverage[item_id],
+                "kind": kind,
+                "summary": summary,
+                "score": round(score, 6),
+            }
+        )
+    return out
+
+
+def _iso(value) -> str:
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).isoformat()
+    return value.isoformat()
+
+
+# --- BibTeX --------------------------------------------------------------------
+
+
+def bibtex(rows: list[dict]) -> str:
+    """@misc entries; arXiv items carry eprint, archivePrefix and primaryClass."""
+    entries = []
+    seen: set[str] = set()
+    for row in rows:
+        year = row["published"][:4]
+        authors = row["authors"]
+        surname = _ascii_word(authors[0].split()[-1]) if authors else _ascii_word(row["source"])
+        key = f"{surname.lower() or 'item'}{year}{_ascii_word(next(iter(words(row['title'])), '')).lower()}"
+        while key in seen:
+            key += "x"
+        seen.add(key)
+        fields = {
+            "title": "{" + _bib_escape(row["title"]) + "}",
+            "author": _bib_escape(" and ".join(authors)) if authors else "",
+            "year": year,
+            "url": row["url"],
+        }
+        if row["arxiv_id"]:
+            fields["eprint"] = row["arxiv_id"]
+            fields["archivePrefix"] = "arXiv"
+            category = _primary_class(row)
+            if category:
+                fields["primaryClass"] = category
+        else:
+            fields["howpublished"] = _bib_escape(row["source"])
+        body = ",\n".join(f"  {k} = {{{v}}}" for k, v in fields.items() if v)
+        entries.append(f"@misc{{{key},\n{body}\n}}")
+    return "\n\n".join(entries)
+
+
+def _primary_class(row: dict) -> str:
+    """The arXiv category when the source is named after one (e.g. 'arxiv-cs.CL'), else cs.LG."""
+    found = re.search(r"\b([a-z\-]+\.[A-Z]{2})\b", row["source"])
+    return found.group(1) if found else "cs.LG"
+
+
+def _ascii_word(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "", text)
+
+
+def _bib_escape(text: str) -> str:
+    text = text.replace("\\", "\\textbackslash{}")
+    for ch in "{}&%$#_":
+        text = text.replace(ch, "\\" + ch)
+    return text.replace("~", "\\textasciitilde{}").replace("^", "\\textasciicircum{}")
+
+
+# --- tags --------------------------------------------------------------------------
+
+
+def tag_trends(conn: Conn, week_start: date) -> list[dict]:
+    """Every tag's findings: total, in the week from week_start, and the average of the four weeks before."""
+    params = {f"w{n}": _when(week_start - timedelta(weeks=4 - n), conn.dialect) for n in range(6)}
+    sql = (
+        "SELECT t.topic_slug, COUNT(*), "
+        "SUM(CASE WHEN i.published >= :w4 AND i.published < :w5 THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN i.published >= :w0 AND i.published < :w4 THEN 1 ELSE 0 END) "
+        "FROM itemtopic t JOIN item i ON i.id = t.item_id WHERE i.covers_item_id IS NULL "
+        "GROUP BY t.topic_slug ORDER BY COUNT(*) DESC, t.topic_slug"
+    )
+    out = []
+    for slug, total, week, before in conn.rows(sql, params):
+        avg = (before or 0) / 4
+        out.append({"tag": slug, "count": int(total), "this_week": int(week or 0), "avg_4w": round(avg, 2)})
+    return out
