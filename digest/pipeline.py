@@ -213,9 +213,16 @@ def build_site(engine: Engine, config: Config, out_dir: Path | None = None) -> t
     from digest import render, write
 
     out = Path(out_dir) if out_dir else config.site.out_dir
-    pages = render.site_pages(store.item_views(engine), store.topics(engine), config.site)
-    written = write.write_tree(out, pages)
+    pages = render.plan_site(store.item_views(engine), store.topics(engine), config.site)
+    _rendered, written = write.write_site(out, pages)
     return out, written
+
+
+def build_search(out: Path) -> float:
+    """Pagefind index over the built site; returns seconds spent (reported apart from the build)."""
+    from digest import searchindex
+
+    return searchindex.build_index(Path(out))
 
 
 def build_newsletter(engine: Engine, config: Config, week: str, out_dir: Path | None = None) -> Path:
