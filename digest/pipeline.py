@@ -238,6 +238,21 @@ def build_newsletter(engine: Engine, config: Config, week: str, out_dir: Path | 
     return path
 
 
+def send_newsletter(engine: Engine, config: Config, week: str, dry_run_dir: Path | None = None):
+    """Deliver one week's issue to every subscriber (or write one .eml each with dry_run_dir)."""
+    from digest import deliver, render
+
+    start, end = parse_week(week)
+    week = iso_week(start)
+    views = [v for v in store.item_views(engine) if start <= v.item.published.date() <= end]
+    issue = render.newsletter_message(week, views, store.topics(engine), config)
+
+    def personalize(address: str, token: str):
+        return render.for_recipient(issue, config, week, address, token)
+
+    return deliver.send_issue(engine, config, week, personalize, dry_run_dir=dry_run_dir)
+
+
 def parse_week(week: str) -> tuple[date, date]:
     """'2026-W48' -> (Monday, Sunday) of that ISO week."""
     try:
