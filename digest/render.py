@@ -40,9 +40,18 @@ def environment(extra: str | None = None) -> Environment:
     env = Environment(loader=FileSystemLoader(paths), autoescape=select_autoescape(["html", "xml"]))
     env.filters["date"] = lambda d: d.strftime("%Y-%m-%d") if d else ""
     env.filters["claim"] = format_claim
+    env.filters["href"] = external_url
     env.filters["verdict_class"] = lambda v: slugify(v or "none", 20)
     env.filters["verdict_label"] = lambda v: VERDICT_LABELS.get(v, clean_text(v, 40))
     return env
+
+
+def external_url(url: str | None) -> str:
+    """An http(s) URL or '': the renderer does not trust even stored URLs to be safe."""
+    url = (url or "").strip()
+    if not re.match(r"^https?://[^\s/]", url, re.IGNORECASE) or re.search(r"[\x00-\x20\x7f]", url):
+        return ""
+    return url
 
 
 @cache
@@ -343,7 +352,7 @@ def json_feed(site: SiteConfig, findings: list[Finding], names: dict[str, str]) 
             {
                 "id": base + f.path,
                 "url": base + f.path,
-                "external_url": f.item.url or None,
+                "external_url": external_url(f.item.url) or None,
                 "title": f.item.title,
                 "summary": f.one_line,
                 "content_text": f.item.summary or f.item.title,
