@@ -1,4 +1,4 @@
-"""CLI for the publish wing: the static site and the newsletter."""
+"""CLI for the publish wing: the static site, the newsletter and its subscribers."""
 
 from __future__ import annotations
 
@@ -7,27 +7,93 @@ from pathlib import Path
 import click
 
 from digest.cli import State, _print_reports, _progress, main, pass_state  # noqa: F401
-from digest.errors import DigestError  # noqa: F401
+from digest.errors import DigestError
 
 
 @main.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Output folder for the site.")
+@click.option("--no-search", is_flag=True, help="Skip the Pagefind search index.")
 @pass_state
-def build(state: State, out_dir: Path | None) -> None:
-    """Render the static findings site."""
+def build(state: State, out_dir: Path | None, no_search: bool) -> None:
+    """Render the static findings site, then index it for client-side search."""
+    import time
+
     from digest import pipeline
 
+    started = time.perf_counter()
     out, written = pipeline.build_site(state.engine, state.config, out_dir)
-    click.echo(f"Site: {out / 'index.html'} ({written} files written)")
+    click.echo(f"Site: {out / 'index.html'} ({written} files written) in {time.perf_counter() - started:.2f} s")
+    if not no_search and (written or not (out / "pagefind" / "pagefind.js").exists()):
+        seconds = pipeline.build_search(out)
+        click.echo(f"Search index: {out / 'pagefind'} ({seconds:.2f} s)")
 
 
 @main.command()
 @click.option("--week", required=True, help="ISO week, e.g. 2026-W48.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Folder for the .eml file.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Folder for the .eml file(s).")
+@click.option("--send", is_flag=True, help="Send to every subscriber over SMTP (skips those already sent to).")
+@click.option("--dry-run", is_flag=True, help="With --send: write one .eml per subscriber instead of sending.")
 @pass_state
-def newsletter(state: State, week: str, out_dir: Path | None) -> None:
-    """Write one week's newsletter (HTML and plain text) as an .eml file."""
+def newsletter(state: State, week: str, out_dir: Path | None, send: bool, dry_run: bool) -> None:
+    """Write one week's newsletter as an .eml file, or send it to the subscribers."""
     from digest import pipeline
 
-    path = pipeline.build_newsletter(state.engine, state.config, week, out_dir)
-    click.echo(f"Newsletter: {path}")
+    if dry_run and not send:
+        raise DigestError("--dry-run only goes with --send")
+    if not send:
+        path = pipeline.build_newsletter(state.engine, state.config, week, out_dir)
+        click.echo(f"Newsletter: {path}")
+        return
+    folder = (out_dir or state.config.newsletter.out_dir) if dry_run else None
+    report = pipeline.send_newsletter(state.engine, state.config, week, dry_run_dir=folder)
+    if dry_run:
+        click.echo(f"Dry run: {len(report.files)} .eml files in {report.files[0].parent}")
+        return
+    click.echo(f"Sent {len(report.sent)}, already sent {report.already}, of {report.total} subscribers")
+    if report.refused:
+        raise DigestError(f"the SMTP server refused {len(report.refused)} recipient(s): {', '.join(report.refused)}")
+
+
+@main.group()
+def subscribers() -> None:
+    """Manage newsletter subscribers (stored in the database)."""
+
+
+@subscribers.command("add")
+@click.argument("emails", nargs=-1, required=True)
+@pass_state
+def subscribers_add(state: State, emails: tuple[str, ...]) -> None:
+    """Subscribe one or more addresses."""
+    from digest import deliver, store
+
+    checked = [deliver.check_address(e) for e in emails]
+    for address in checked:
+        added = store.add_subscriber(state.engine, address, deliver.new_token())
+        click.echo(f"{'added' if added else 'already subscribed'}: {address}")
+
+
+@subscribers.command("remove")
+@click.argument("emails", nargs=-1, required=True)
+@pass_state
+def subscribers_remove(state: State, emails: tuple[str, ...]) -> None:
+    """Unsubscribe one or more addresses."""
+    from digest import store
+
+    for address in emails:
+        address = address.strip()
+        if not store.remove_subscriber(state.engine, address):
+            raise DigestError(f"{address!r}: not subscribed")
+        click.echo(f"removed: {address}")
+
+
+@subscribers.command("list")
+@pass_state
+def subscribers_list(state: State) -> None:
+    """Print every subscriber, one address a line."""
+    from digest import store
+
+    rows = store.subscribers(state.engine)
+    for row in rows:
+        click.echo(row.email)
+    if not rows:
+        click.echo("No subscribers.", err=True)

@@ -65,6 +65,20 @@ class NewsletterConfig:
     unsubscribe_url: str = ""
 
 
+SMTP_SECURITY = ("starttls", "ssl", "none")
+SMTP_DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str = "localhost"
+    port: int = 587
+    security: str = "starttls"  # starttls | ssl | none
+    user: str = ""
+    password: str = field(default="", repr=False)
+    timeout_s: float = 30.0
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path
@@ -75,6 +89,7 @@ class Config:
     workspace: Path
     embed_model: str
     sources: tuple[SourceConfig, ...]
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
 
     @property
     def default_db_url(self) -> str:
@@ -175,6 +190,40 @@ def parse_config(raw: dict, path: Path) -> Config:
         workspace=workspace,
         embed_model=_typed(embed_raw, "model", str, path, "[embed]", "all-MiniLM-L6-v2"),
         sources=sources,
+        smtp=_smtp(_table(raw, "smtp", path), path),
+    )
+
+
+def _smtp(raw: dict, path: Path) -> SmtpConfig:
+    """[smtp] from the file, each field overridable by DIGEST_SMTP_<FIELD> (e.g. DIGEST_SMTP_PASSWORD)."""
+    _check_unknown(raw, SmtpConfig.__dataclass_fields__, path, "[smtp]")
+    raw = dict(raw)
+    for name, kind in (("host", str), ("port", int), ("security", str), ("user", str), ("password", str)):
+        env = os.environ.get(f"DIGEST_SMTP_{name.upper()}")
+        if env is None:
+            continue
+        if kind is int:
+            try:
+                raw[name] = int(env)
+            except ValueError:
+                raise ConfigError(f"DIGEST_SMTP_{name.upper()}: must be an integer (got {env!r})") from None
+        else:
+            raw[name] = env
+    security = _typed(raw, "security", str, path, "[smtp]", "starttls")
+    if security not in SMTP_SECURITY:
+        raise ConfigError(
+            f"{path}: [smtp]: field 'security' must be one of {', '.join(SMTP_SECURITY)} (got {security!r})"
+        )
+    port = _typed(raw, "port", int, path, "[smtp]", SMTP_DEFAULT_PORTS[security])
+    if not 0 < port < 65536:
+        raise ConfigError(f"{path}: [smtp]: field 'port' must be 1-65535 (got {port})")
+    return SmtpConfig(
+        host=_typed(raw, "host", str, path, "[smtp]", "localhost"),
+        port=port,
+        security=security,
+        user=_typed(raw, "user", str, path, "[smtp]", ""),
+        password=_typed(raw, "password", str, path, "[smtp]", ""),
+        timeout_s=_typed(raw, "timeout_s", float, path, "[smtp]", 30.0),
     )
 
 

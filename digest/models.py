@@ -156,3 +156,23 @@ class IngestCursor(SQLModel, table=True):
     cursor: NaiveDatetime | None = None
     run_id: str = ""
     saved_at: NaiveDatetime = Field(default_factory=utcnow)
+
+
+class Subscriber(SQLModel, table=True):
+    """A newsletter recipient; `token` makes their unsubscribe links their own."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(index=True, unique=True)
+    token: str
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
+
+
+class SendLedger(SQLModel, table=True):
+    """One row per (issue, recipient), written only after the SMTP server accepted that message."""
+
+    __table_args__ = (UniqueConstraint("issue", "email"),)
+    id: int | None = Field(default=None, primary_key=True)
+    issue: str = Field(index=True)  # ISO week, e.g. 2026-W48
+    email: str
+    message_id: str = ""
+    sent_at: NaiveDatetime = Field(default_factory=utcnow)

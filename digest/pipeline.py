@@ -128,9 +128,16 @@ def build_site(engine: Engine, config: Config, out_dir: Path | None = None) -> t
     from digest import render, write
 
     out = Path(out_dir) if out_dir else config.site.out_dir
-    pages = render.site_pages(store.item_views(engine), store.topics(engine), config.site)
-    written = write.write_tree(out, pages)
+    pages = render.plan_site(store.item_views(engine), store.topics(engine), config.site)
+    _rendered, written = write.write_site(out, pages)
     return out, written
+
+
+def build_search(out: Path) -> float:
+    """Pagefind index over the built site; returns seconds spent (reported apart from the build)."""
+    from digest import searchindex
+
+    return searchindex.build_index(Path(out))
 
 
 def build_newsletter(engine: Engine, config: Config, week: str, out_dir: Path | None = None) -> Path:
@@ -144,6 +151,21 @@ def build_newsletter(engine: Engine, config: Config, week: str, out_dir: Path | 
     path = out / f"digest-{week}.eml"
     write.write_bytes(path, bytes(message))
     return path
+
+
+def send_newsletter(engine: Engine, config: Config, week: str, dry_run_dir: Path | None = None):
+    """Deliver one week's issue to every subscriber (or write one .eml each with dry_run_dir)."""
+    from digest import deliver, render
+
+    start, end = parse_week(week)
+    week = iso_week(start)
+    views = [v for v in store.item_views(engine) if start <= v.item.published.date() <= end]
+    issue = render.newsletter_message(week, views, store.topics(engine), config)
+
+    def personalize(address: str, token: str):
+        return render.for_recipient(issue, config, week, address, token)
+
+    return deliver.send_issue(engine, config, week, personalize, dry_run_dir=dry_run_dir)
 
 
 def parse_week(week: str) -> tuple[date, date]:

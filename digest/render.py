@@ -1,15 +1,22 @@
-"""Pure rendering: item views in, {relative path: bytes} and email messages out (Jinja, autoescaped)."""
+"""Pure rendering: item views in, a plan of pages (input key + lazy renderer) and email messages out."""
 
 from __future__ import annotations
 
 import email.policy
+import hashlib
+import json
+import re
 from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from functools import cache
+from functools import cache, cached_property
+from xml.sax.saxutils import escape as xml_escape
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 
 from digest.config import REPO_ROOT, Config, SiteConfig
 from digest.models import Topic
@@ -19,6 +26,11 @@ from digest.summarize import key_points, one_line
 
 TEMPLATES = REPO_ROOT / "templates"
 CSS = "style.css"
+SEARCH_JS = "search.js"
+STATIC = (CSS, SEARCH_JS)
+FEED_ITEMS = 50
+TAG_FEED_ITEMS = 20
+VERDICT_LABELS = {"reproduced": "reproduced", "diverged": "diverged", "failed": "failed", "skipped": "not checked"}
 
 
 @cache
@@ -28,7 +40,27 @@ def environment(extra: str | None = None) -> Environment:
     env = Environment(loader=FileSystemLoader(paths), autoescape=select_autoescape(["html", "xml"]))
     env.filters["date"] = lambda d: d.strftime("%Y-%m-%d") if d else ""
     env.filters["claim"] = format_claim
+    env.filters["href"] = external_url
+    env.filters["verdict_class"] = lambda v: slugify(v or "none", 20)
+    env.filters["verdict_label"] = lambda v: VERDICT_LABELS.get(v, clean_text(v, 40))
     return env
+
+
+def external_url(url: str | None) -> str:
+    """An http(s) URL or '': the renderer does not trust even stored URLs to be safe."""
+    url = (url or "").strip()
+    if not re.match(r"^https?://[^\s/]", url, re.IGNORECASE) or re.search(r"[\x00-\x20\x7f]", url):
+        return ""
+    return url
+
+
+@cache
+def templates_digest() -> str:
+    """Any change to a template or static file invalidates every page built from it."""
+    h = hashlib.blake2b(digest_size=16)
+    for path in sorted(TEMPLATES.iterdir()):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
 
 
 def item_path(view_or_item) -> str:
@@ -39,6 +71,10 @@ def item_path(view_or_item) -> str:
 
 def tag_path(slug: str) -> str:
     return f"tags/{slugify(slug)}.html"
+
+
+def tag_feed_path(slug: str) -> str:
+    return f"tags/{slugify(slug)}.atom"
 
 
 def week_path(week: str) -> str:
@@ -75,94 +111,381 @@ def format_claim(claim) -> str:
     return f"{qualifier}{text}"
 
 
-def finding(view: ItemView) -> dict:
-    """The seed-001 shape: one line saying what it is, then key points taken from the text itself."""
-    claim_sentences = [c.text for c in view.claims]
-    return {
-        "view": view,
-        "item": view.item,
-        "path": item_path(view),
-        "one_line": one_line(view.item.summary),
-        "points": key_points(view.item.summary, claim_sentences),
-        "week": week_of(view),
-        "headline": view.claims[0] if view.claims else None,
+def bibtex(view: ItemView) -> str:
+    """A BibTeX @misc entry for an arXiv item (braces and backslashes from feed text removed)."""
+    item = view.item
+
+    def field(text: str) -> str:
+        return clean_text(re.sub(r"[{}\\]", "", text), 2000)
+
+    first = (view.authors[0].split()[-1] if view.authors and view.authors[0].split() else "anon").lower()
+    key = (
+        f"{slugify(first, 30).replace('-', '')}{item.published.year}{slugify(item.arxiv_id or '', 20).replace('-', '')}"
+    )
+    lines = [
+        f"@misc{{{key},",
+        f"  title = {{{{{field(item.title)}}}}},",
+        f"  author = {{{field(' and '.join(view.authors)) or 'Anonymous'}}},",
+        f"  year = {{{item.published.year}}},",
+        f"  eprint = {{{field(item.arxiv_id or '')}}},",
+        "  archivePrefix = {arXiv},",
+        f"  url = {{https://arxiv.org/abs/{field(item.arxiv_id or '')}}}",
+        "}",
+    ]
+    return "\n".join(lines)
+
+
+class Finding:
+    """One finding as pages show it; the summary work is done only for pages actually rendered."""
+
+    def __init__(self, view: ItemView, names: dict[str, str]):
+        self.view = view
+        self.item = view.item
+        self.path = item_path(view)
+        self.week = week_of(view)
+        self.headline = view.claims[0] if view.claims else None
+        self.names = names
+
+    @cached_property
+    def one_line(self) -> str:
+        return one_line(self.item.summary)
+
+    @cached_property
+    def points(self) -> list[str]:
+        return key_points(self.item.summary, [c.text for c in self.view.claims])
+
+    @cached_property
+    def bibtex(self) -> str:
+        return bibtex(self.view) if self.item.arxiv_id else ""
+
+    @cached_property
+    def key(self) -> str:
+        """A digest of everything an item page shows: equal keys mean equal pages."""
+        i, v = self.item, self.view
+        parts = (
+            i.id, i.kind, i.source, i.title, i.summary, i.url, i.pdf_url, i.authors, i.published, i.arxiv_id,
+            i.arxiv_version, i.code_urls, i.blog_tags, v.tags, [self.names.get(s) for s, _ in v.tags],
+            [(c.id, c.value, c.value_hi, c.unit, c.kind, c.qualifier, c.subject, c.context, c.baseline, c.text)
+             for c in v.claims],
+            [(p.id, p.title, p.url, p.source, p.published) for p in v.coverage],
+            sorted(v.verdicts.items()),
+        )  # fmt: skip
+        return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+
+def finding(view: ItemView, names: dict[str, str] | None = None) -> Finding:
+    return Finding(view, names or {})
+
+
+@dataclass
+class Page:
+    """One output file: `key` digests its inputs, `render` produces its bytes only when asked."""
+
+    key: str
+    render: Callable[[], bytes]
+
+
+def _key(*parts) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for p in parts:
+        h.update(str(p).encode() + b"\x1f")
+    return h.hexdigest()
+
+
+def plan_site(views: list[ItemView], topics: list[Topic], site: SiteConfig) -> dict[str, Page]:
+    """Every page of the site with the digest of its inputs; rendering is deferred to the caller."""
+    env = environment()
+    names = {t.slug: t.name for t in topics}
+    findings = [Finding(v, names) for v in views]
+    by_tag: dict[str, list[Finding]] = defaultdict(list)
+    by_week: dict[str, list[Finding]] = defaultdict(list)
+    for f in findings:
+        by_week[f.week].append(f)
+        for slug, _score in f.view.tags:
+            by_tag[slug].append(f)
+    tag_counts = Counter({slug: len(fs) for slug, fs in by_tag.items()})
+    weeks = sorted(by_week, reverse=True)
+    base = site.base_url
+    salt = _key(templates_digest(), site.title, site.base_url, site.timezone)
+    common = {
+        "site": site,
+        "topic_names": names,
+        "tag_path": tag_path,
+        "tag_feed_path": tag_feed_path,
+        "week_path": week_path,
+        "css": CSS,
     }
+    macros = env.get_template("_macros.html").module
+    cards: dict[tuple[int, str], Markup] = {}
+
+    def card(f: Finding, root: str) -> Markup:
+        """A finding's card, rendered once per folder depth and reused by home, tag and week pages."""
+        key = (id(f), root)
+        if key not in cards:
+            cards[key] = macros.finding_card(f, root, names, tag_path)
+        return cards[key]
+
+    def html(path: str, template: str, **ctx) -> Callable[[], bytes]:
+        def render() -> bytes:
+            root = "../" * path.count("/")
+            return env.get_template(template).render(root=root, card=card, **common, **ctx).encode("utf-8")
+
+        return render
+
+    pages: dict[str, Page] = {}
+    tag_list = [(t, names.get(t, t), n) for t, n in sorted(tag_counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    this_week = weeks[0] if weeks else ""
+    home = by_week.get(this_week, [])
+    sections: dict[str, list[Finding]] = defaultdict(list)
+    for f in home:
+        sections[f.view.tags[0][0] if f.view.tags else ""].append(f)
+    ordered = sorted(sections.items(), key=lambda kv: (kv[0] == "", -len(kv[1]), kv[0]))
+    home_sections = [(slug, names.get(slug, "Other"), fs) for slug, fs in ordered]
+    pages["index.html"] = Page(
+        _key(salt, "index", tag_list, weeks, len(findings), *(f.key for f in home)),
+        html(
+            "index.html",
+            "index.html",
+            week=this_week,
+            sections=home_sections,
+            tags=tag_list,
+            all_weeks=weeks,
+            total=len(findings),
+            count=len(home),
+        ),
+    )
+    for f in findings:
+        pages[f.path] = Page(_key(salt, "item", f.key), html(f.path, "item.html", f=f))
+    for topic in topics:
+        fs = by_tag.get(topic.slug, [])
+        tkey = (topic.slug, topic.name, topic.description)
+        pages[tag_path(topic.slug)] = Page(
+            _key(salt, "tag", tkey, *(f.key for f in fs)),
+            html(tag_path(topic.slug), "tag.html", topic=topic, findings=fs),
+        )
+        latest = fs[:TAG_FEED_ITEMS]
+        pages[tag_feed_path(topic.slug)] = Page(
+            _key(salt, "tagfeed", tkey, *(f.key for f in latest)),
+            _atom_renderer(site, latest, tag_feed_path(topic.slug), f"{site.title}: {topic.name}", names),
+        )
+    for week in weeks:
+        fs = by_week[week]
+        pages[week_path(week)] = Page(
+            _key(salt, "week", week, *(f.key for f in fs)), html(week_path(week), "week.html", week=week, findings=fs)
+        )
+    tags_rows = [(t.slug, t.name, tag_counts.get(t.slug, 0)) for t in topics]
+    pages["tags/index.html"] = Page(
+        _key(salt, "tags", tags_rows), html("tags/index.html", "tags_index.html", tags=tags_rows)
+    )
+    pages["search.html"] = Page(_key(salt, "search"), html("search.html", "search.html"))
+    latest = findings[:FEED_ITEMS]
+    latest_keys = [f.key for f in latest]
+    pages["feed.atom"] = Page(
+        _key(salt, "atom", *latest_keys), _atom_renderer(site, latest, "feed.atom", site.title, names)
+    )
+    pages["feed.json"] = Page(_key(salt, "json", *latest_keys), lambda: json_feed(site, latest, names))
+    all_keys = _key(*(f.key for f in findings))
+    html_paths = [p for p in pages if p.endswith(".html")]
+    pages["sitemap.xml"] = Page(_key(salt, "sitemap", all_keys, *html_paths), lambda: sitemap(base, html_paths))
+    pages["claims.json"] = Page(_key(salt, "claims", all_keys), lambda: claims_json(findings, base))
+    for name in STATIC:
+        data = (TEMPLATES / name).read_bytes()
+        pages[name] = Page(_key(salt, name), lambda data=data: data)
+    return pages
 
 
 def site_pages(views: list[ItemView], topics: list[Topic], site: SiteConfig) -> dict[str, bytes]:
-    """Every page of the site, computed before anything is written."""
-    env = environment()
-    names = {t.slug: t.name for t in topics}
-    findings = [finding(v) for v in views]
-    by_tag: dict[str, list[dict]] = defaultdict(list)
-    by_week: dict[str, list[dict]] = defaultdict(list)
-    for f in findings:
-        by_week[f["week"]].append(f)
-        for slug, _score in f["view"].tags:
-            by_tag[slug].append(f)
-    tag_counts = Counter({slug: len(fs) for slug, fs in by_tag.items()})
-    common = {"site": site, "topic_names": names, "tag_path": tag_path, "week_path": week_path, "css": CSS}
-    pages: dict[str, bytes] = {}
+    """Every page of the site, rendered, computed before anything is written."""
+    return {path: page.render() for path, page in plan_site(views, topics, site).items()}
 
-    def put(path: str, template: str, **ctx) -> None:
-        root = "../" * path.count("/")
-        pages[path] = env.get_template(template).render(root=root, **common, **ctx).encode("utf-8")
 
-    weeks = sorted(by_week, reverse=True)
-    put(
-        "index.html",
-        "index.html",
-        weeks=[(w, by_week[w]) for w in weeks[:4]],
-        tags=[(t, names.get(t, t), n) for t, n in tag_counts.most_common()],
-        all_weeks=weeks,
-        total=len(findings),
-    )
-    for f in findings:
-        put(f["path"], "item.html", f=f)
-    for topic in topics:
-        put(tag_path(topic.slug), "tag.html", topic=topic, findings=by_tag.get(topic.slug, []))
-    for week in weeks:
-        put(week_path(week), "week.html", week=week, findings=by_week[week])
-    put("tags/index.html", "tags_index.html", tags=[(t.slug, t.name, tag_counts.get(t.slug, 0)) for t in topics])
-    pages[CSS] = (TEMPLATES / CSS).read_bytes()
-    return pages
+def _atom_renderer(site: SiteConfig, findings: list[Finding], path: str, title: str, names: dict[str, str]):
+    return lambda: atom_feed(site, findings, path, title, names)
+
+
+def _when(f: Finding) -> datetime:
+    return (f.item.updated or f.item.published).replace(tzinfo=UTC)
+
+
+def _xml_text(text: str, limit: int = 2000) -> str:
+    """Feed text without the control characters XML 1.0 forbids."""
+    return clean_text(text, limit)
+
+
+def atom_feed(site: SiteConfig, findings: list[Finding], path: str, title: str, names: dict[str, str]) -> bytes:
+    """Atom 1.0 via feedgen: one entry per finding, links absolute from base_url."""
+    from feedgen.feed import FeedGenerator
+
+    base = site.base_url
+    fg = FeedGenerator()
+    fg.id(base + path)
+    fg.title(_xml_text(title, 300))
+    fg.link(href=base + path, rel="self")
+    fg.link(href=base + "index.html", rel="alternate")
+    fg.updated(max((_when(f) for f in findings), default=datetime(2000, 1, 1, tzinfo=UTC)))
+    fg.generator("Digest")
+    for f in reversed(findings):  # feedgen prepends: add oldest first so the newest is on top
+        e = fg.add_entry()
+        e.id(base + f.path)
+        e.title(_xml_text(f.item.title, 500))
+        e.link(href=base + f.path)
+        e.published(f.item.published.replace(tzinfo=UTC))
+        e.updated(_when(f))
+        e.summary(_xml_text(f.one_line, 1000) or _xml_text(f.item.title, 500))
+        for author in f.view.authors[:10]:
+            e.author(name=_xml_text(author, 200))
+        for slug, _ in f.view.tags:
+            e.category(term=slug, label=_xml_text(names.get(slug, slug), 200))
+    return fg.atom_str(pretty=True)
+
+
+def json_feed(site: SiteConfig, findings: list[Finding], names: dict[str, str]) -> bytes:
+    """JSON Feed 1.1 of the latest findings."""
+    base = site.base_url
+    feed = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": site.title,
+        "home_page_url": base + "index.html",
+        "feed_url": base + "feed.json",
+        "language": "en",
+        "items": [
+            {
+                "id": base + f.path,
+                "url": base + f.path,
+                "external_url": external_url(f.item.url) or None,
+                "title": f.item.title,
+                "summary": f.one_line,
+                "content_text": f.item.summary or f.item.title,
+                "date_published": f.item.published.replace(tzinfo=UTC).isoformat(),
+                "date_modified": _when(f).isoformat(),
+                "authors": [{"name": a} for a in f.view.authors[:10]],
+                "tags": [names.get(s, s) for s, _ in f.view.tags],
+            }
+            for f in findings
+        ],
+    }
+    for entry in feed["items"]:
+        if not entry["external_url"]:
+            del entry["external_url"]
+    return json.dumps(feed, ensure_ascii=False, indent=1).encode("utf-8")
+
+
+def sitemap(base: str, paths: list[str]) -> bytes:
+    rows = "".join(f"<url><loc>{xml_escape(base + p)}</loc></url>\n" for p in sorted(paths))
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n' + rows + "</urlset>\n"
+    ).encode("utf-8")
+
+
+def claims_json(findings: list[Finding], base: str) -> bytes:
+    """Every claim with its finding, number, unit, kind, sentence and latest reproduction verdict."""
+    rows = [
+        {
+            "claim_id": c.id,
+            "item_id": f.item.id,
+            "item_title": f.item.title,
+            "item_url": base + f.path,
+            "arxiv_id": f.item.arxiv_id,
+            "value": c.value,
+            "value_hi": c.value_hi,
+            "unit": c.unit,
+            "kind": c.kind,
+            "sentence": c.text,
+            "verdict": f.view.verdicts.get(c.id),
+        }
+        for f in findings
+        for c in f.view.claims
+    ]
+    return json.dumps(rows, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+# --- newsletter -------------------------------------------------------------------
+
+
+def header_text(value: str, limit: int = 300) -> str:
+    """Header-safe text: no CR, LF or other control characters can reach an email header."""
+    return clean_text(value, limit)
 
 
 def newsletter_message(week: str, views: list[ItemView], topics: list[Topic], config: Config) -> EmailMessage:
     """multipart/alternative: plain text first, then HTML with absolute links; headers safe from feed data."""
     env = environment()
     names = {t.slug: t.name for t in topics}
-    sections: dict[str, list[dict]] = defaultdict(list)
+    sections: dict[str, list[Finding]] = defaultdict(list)
     for view in views:
         slug = view.tags[0][0] if view.tags else "other"
-        sections[slug].append(finding(view))
+        sections[slug].append(Finding(view, names))
     ordered = sorted(sections.items(), key=lambda kv: (kv[0] == "other", -len(kv[1]), kv[0]))
     top = [names[slug] for slug, _ in ordered if slug in names][:3]
     subject = f"Digest, week {week}: {len(views)} findings" + (f" in {', '.join(top)}" if top else "")
+    if len([s for s, _ in ordered if s in names]) > 3:
+        subject += ", ..."
+    checked = [
+        (Finding(v, names), c, v.verdicts[c.id]) for v in views for c in v.claims if v.verdicts.get(c.id) is not None
+    ]
     ctx = {
         "week": week,
         "sections": [(slug, names.get(slug, "Other"), fs[:5]) for slug, fs in ordered],
+        "reproduced": [row for row in checked if row[2] == "reproduced"],
+        "failed": [row for row in checked if row[2] in ("diverged", "failed")],
         "base": config.site.base_url,
         "item_path": item_path,
         "tag_path": tag_path,
         "total": len(views),
+        "unsubscribe_url": "{{UNSUBSCRIBE_URL}}",
     }
     html = env.get_template("newsletter.html").render(**ctx)
     text = env.get_template("newsletter.txt").render(**ctx)
     html = _inline_css(html)
     msg = EmailMessage(policy=email.policy.default.clone(max_line_length=998))
-    msg["Subject"] = clean_text(subject, 200)
-    msg["From"] = config.newsletter.sender
+    msg["Subject"] = header_text(subject, 200)
+    msg["From"] = header_text(config.newsletter.sender)
     msg["To"] = "subscribers@localhost"
     msg["Date"] = format_datetime(datetime.now(UTC))
-    msg["Message-ID"] = make_msgid(idstring=f"digest-{week}", domain="digest.local")
-    unsubscribe = [f"<{config.newsletter.unsubscribe_mailto}>"]
-    if config.newsletter.unsubscribe_url:
-        unsubscribe.append(f"<{config.newsletter.unsubscribe_url}>")
-        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg["List-Unsubscribe"] = ", ".join(unsubscribe)
-    msg.set_content(text)
-    msg.add_alternative(html, subtype="html")
+    msg["Message-ID"] = make_msgid(idstring=f"digest-{slugify(week)}", domain=_domain(config))
+    _unsubscribe_headers(msg, config, "")
+    msg.set_content(text.replace("{{UNSUBSCRIBE_URL}}", _unsubscribe_url(config, "")))
+    msg.add_alternative(html.replace("{{UNSUBSCRIBE_URL}}", _unsubscribe_url(config, "")), subtype="html")
+    msg._digest_parts = (text, html)  # type: ignore[attr-defined]  # the templates, for per-recipient copies
+    return msg
+
+
+def _domain(config: Config) -> str:
+    from urllib.parse import urlsplit
+
+    return slugify(urlsplit(config.site.base_url).hostname or "digest.local", 60).replace("-", ".") or "digest.local"
+
+
+def _unsubscribe_url(config: Config, token: str) -> str:
+    base = config.newsletter.unsubscribe_url or config.site.base_url + "unsubscribe"
+    if not token:
+        return base
+    return base + ("&" if "?" in base else "?") + "u=" + token
+
+
+def _unsubscribe_headers(msg: EmailMessage, config: Config, token: str) -> None:
+    mailto = config.newsletter.unsubscribe_mailto
+    if token:
+        mailto = mailto + ("%20" if "subject=" in mailto else "?subject=unsubscribe%20") + token
+    for name in ("List-Unsubscribe", "List-Unsubscribe-Post"):
+        del msg[name]
+    msg["List-Unsubscribe"] = header_text(f"<{mailto}>, <{_unsubscribe_url(config, token)}>", 900)
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+
+
+def for_recipient(issue: EmailMessage, config: Config, week: str, address: str, token: str) -> EmailMessage:
+    """The issue addressed to one subscriber: own To, Message-ID and unsubscribe links."""
+    text, html = issue._digest_parts  # type: ignore[attr-defined]
+    url = _unsubscribe_url(config, token)
+    msg = EmailMessage(policy=issue.policy)
+    for name in ("Subject", "From", "Date"):
+        msg[name] = issue[name]
+    msg["To"] = header_text(address, 320)
+    msg["Message-ID"] = make_msgid(idstring=f"digest-{slugify(week)}-{token[:12]}", domain=_domain(config))
+    _unsubscribe_headers(msg, config, token)
+    msg.set_content(text.replace("{{UNSUBSCRIBE_URL}}", url))
+    msg.add_alternative(html.replace("{{UNSUBSCRIBE_URL}}", url), subtype="html")
     return msg
 
 

@@ -432,3 +432,54 @@ def save_cursor(engine: Engine, source: str, cursor, run_id: str) -> None:
     with session(engine) as s:
         s.merge(IngestCursor(source=source, cursor=cursor, run_id=run_id, saved_at=utcnow()))
         s.commit()
+
+
+# --- subscribers and the send ledger (newsletter delivery) ----------------------
+
+
+def add_subscriber(engine: Engine, email: str, token: str) -> bool:
+    """False when the address is already subscribed."""
+    from digest.models import Subscriber
+
+    with session(engine) as s:
+        if s.exec(select(Subscriber).where(Subscriber.email == email)).first() is not None:
+            return False
+        s.add(Subscriber(email=email, token=token))
+        s.commit()
+        return True
+
+
+def remove_subscriber(engine: Engine, email: str) -> bool:
+    from digest.models import Subscriber
+
+    with session(engine) as s:
+        row = s.exec(select(Subscriber).where(Subscriber.email == email)).first()
+        if row is None:
+            return False
+        s.delete(row)
+        s.commit()
+        return True
+
+
+def subscribers(engine: Engine) -> list:
+    from digest.models import Subscriber
+
+    with session(engine) as s:
+        return list(s.exec(select(Subscriber).order_by(Subscriber.email)))
+
+
+def sent_to(engine: Engine, issue: str) -> set[str]:
+    """Addresses the server already accepted this issue for."""
+    from digest.models import SendLedger
+
+    with session(engine) as s:
+        return set(s.exec(select(SendLedger.email).where(SendLedger.issue == issue)))
+
+
+def record_sent(engine: Engine, issue: str, email: str, message_id: str) -> None:
+    """Commit one ledger row right after the server accepted the message."""
+    from digest.models import SendLedger
+
+    with session(engine) as s:
+        s.add(SendLedger(issue=issue, email=email, message_id=message_id))
+        s.commit()

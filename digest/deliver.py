@@ -1,0 +1,128 @@
+"""Newsletter delivery over SMTP: one message per subscriber, a ledger row only after the server accepted it."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import smtplib
+import ssl
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import parseaddr
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from digest import store
+from digest.config import Config, SmtpConfig
+from digest.errors import DigestError
+from digest.normalize import slugify
+
+ADDRESS_RE = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+
+
+def check_address(address: str) -> str:
+    """A plain addr-spec (no display name, no CR/LF, no spaces), domain lower-cased; else DigestError."""
+    address = address.strip()
+    if len(address) > 254 or not ADDRESS_RE.match(address):
+        raise DigestError(f"{address[:80]!r}: not an email address (expected e.g. reader@example.org)")
+    local, domain = address.rsplit("@", 1)
+    return f"{local}@{domain.lower()}"
+
+
+def new_token() -> str:
+    return secrets.token_hex(16)
+
+
+@dataclass
+class SendReport:
+    total: int = 0
+    sent: list[str] = field(default_factory=list)
+    already: int = 0
+    refused: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+
+@contextmanager
+def smtp_connection(cfg: SmtpConfig) -> Iterator[smtplib.SMTP]:
+    """A logged-in connection: implicit TLS (ssl), STARTTLS (starttls, certificate checked) or plain (none)."""
+    where = f"SMTP {cfg.host}:{cfg.port}"
+    try:
+        if cfg.security == "ssl":
+            conn = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout_s, context=ssl.create_default_context())
+        else:
+            conn = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_s)
+        if cfg.security == "starttls":
+            conn.ehlo()
+            conn.starttls(context=ssl.create_default_context())
+            conn.ehlo()
+        if cfg.user:
+            conn.login(cfg.user, cfg.password)
+    except smtplib.SMTPAuthenticationError:
+        raise DigestError(f"{where}: login refused for user {cfg.user!r}") from None
+    except (OSError, smtplib.SMTPException) as exc:
+        raise DigestError(f"{where}: cannot connect ({exc})") from None
+    try:
+        yield conn
+    finally:
+        try:
+            conn.quit()
+        except (OSError, smtplib.SMTPException):
+            conn.close()
+
+
+Personalize = Callable[[str, str], EmailMessage]  # (address, token) -> message for that subscriber
+
+
+def send_issue(
+    engine: Engine,
+    config: Config,
+    issue: str,
+    personalize: Personalize,
+    *,
+    dry_run_dir: Path | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> SendReport:
+    """Send `issue` to every subscriber the ledger does not list yet; a rerun resumes, never repeats."""
+    from digest.write import write_bytes
+
+    subs = store.subscribers(engine)
+    if not subs:
+        raise DigestError("no subscribers: add one with `digest subscribers add EMAIL`")
+    report = SendReport(total=len(subs))
+    if dry_run_dir is not None:
+        folder = Path(dry_run_dir) / f"digest-{slugify(issue)}"
+        for sub in subs:
+            path = folder / f"{slugify(sub.email, 120)}.eml"
+            write_bytes(path, bytes(personalize(sub.email, sub.token)))
+            report.files.append(path)
+        return report
+    done = store.sent_to(engine, issue)
+    todo = [s for s in subs if s.email not in done]
+    report.already = len(subs) - len(todo)
+    if not todo:
+        return report
+    sender = parseaddr(config.newsletter.sender)[1] or "digest@localhost"
+    with smtp_connection(config.smtp) as conn:
+        for n, sub in enumerate(todo):
+            if progress:
+                progress("send", n, len(todo))
+            msg = personalize(sub.email, sub.token)
+            try:
+                conn.send_message(msg, from_addr=sender, to_addrs=[sub.email])
+            except smtplib.SMTPRecipientsRefused:
+                report.refused.append(sub.email)
+                continue
+            except (OSError, smtplib.SMTPException) as exc:
+                raise DigestError(
+                    f"SMTP {config.smtp.host}:{config.smtp.port}: stopped at {sub.email} after sending "
+                    f"{len(report.sent)} of {len(todo)} ({exc}); run the same command again to send the rest"
+                ) from None
+            store.record_sent(engine, issue, sub.email, msg["Message-ID"] or "")
+            report.sent.append(sub.email)
+    return report

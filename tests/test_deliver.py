@@ -1,0 +1,222 @@
+"""Newsletter delivery to a real SMTP server (aiosmtpd on 127.0.0.1): parts, headers, links, ledger, resume."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from digest.cli import main
+from tests.conftest import ROOT
+from tests.publish_data import BASE, WEEK, assert_inert, elements, published
+
+PEOPLE = [f"reader{n}@example.org" for n in range(5)]
+
+
+class Mailbox:
+    """An SMTP handler that keeps what it accepted; it can refuse or hold messages after the first N."""
+
+    def __init__(self):
+        self.accepted: list[tuple[list[str], bytes]] = []
+        self.refuse_after: int | None = None
+        self.hold_after: int | None = None
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    async def handle_DATA(self, server, session, envelope):
+        n = len(self.accepted)
+        if self.hold_after is not None and n >= self.hold_after:
+            self.holding.set()
+            await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 30)
+            return "451 4.3.0 held and dropped"
+        if self.refuse_after is not None and n >= self.refuse_after:
+            return "451 4.3.0 Try again later"
+        self.accepted.append((list(envelope.rcpt_tos), envelope.original_content or envelope.content))
+        return "250 OK"
+
+    def count(self, address: str) -> int:
+        return sum(address in rcpt for rcpt, _ in self.accepted)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp():
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    box.port = port
+    yield box
+    box.release.set()
+    controller.stop()
+
+
+@pytest.fixture
+def cfg(httpserver, tmp_path, smtp, db):
+    extra = f"""
+[newsletter]
+sender = "Digest <digest@digest.test>"
+unsubscribe_mailto = "mailto:leave@digest.test"
+unsubscribe_url = "https://digest.test/unsubscribe"
+[smtp]
+host = "127.0.0.1"
+port = {smtp.port}
+security = "none"
+"""
+    config = published(httpserver, tmp_path, extra=extra)
+    return config
+
+
+def cli(runner, cfg, *args):
+    return runner.invoke(main, ["--config", str(cfg), *args])
+
+
+def subscribe(runner, cfg, people=PEOPLE):
+    result = cli(runner, cfg, "subscribers", "add", *people)
+    assert result.exit_code == 0, result.output
+
+
+def test_newsletter_arrives_with_parts_headers_and_absolute_links(runner, cfg, smtp, db):
+    subscribe(runner, cfg, PEOPLE[:2])
+    result = cli(runner, cfg, "newsletter", "--week", WEEK, "--send")
+    assert result.exit_code == 0, result.output
+    assert "Sent 2, already sent 0, of 2 subscribers" in result.output
+    assert sorted(r for rcpt, _ in smtp.accepted for r in rcpt) == PEOPLE[:2]
+    tokens = dict(db.rows("SELECT email, token FROM subscriber"))
+    ids = set()
+    for rcpt, raw in smtp.accepted:
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        assert msg["To"] == rcpt[0]
+        assert msg["Subject"].startswith(f"Digest, week {WEEK}: 4 findings in ")
+        assert msg["Date"] and msg["Message-ID"]
+        ids.add(msg["Message-ID"])
+        token = tokens[rcpt[0]]
+        unsub = msg["List-Unsubscribe"]
+        assert f"<mailto:leave@digest.test?subject=unsubscribe%20{token}>" in unsub
+        assert f"<https://digest.test/unsubscribe?u={token}>" in unsub
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        # Nothing from the hostile title became a header.
+        assert msg["Bcc"] is None and msg["X-Injected"] is None
+        assert all("\r" not in str(v) and "\n" not in str(v) for v in msg.values())
+        assert [p.get_content_type() for p in msg.walk() if not p.is_multipart()] == ["text/plain", "text/html"]
+        html = msg.get_body(("html",)).get_content()
+        text = msg.get_body(("plain",)).get_content()
+        hrefs = [a["href"] for tag, a in elements(html) if tag == "a"]
+        assert len(hrefs) >= 6
+        assert all(h.startswith((BASE, "mailto:")) for h in hrefs), hrefs
+        assert f"{BASE}unsubscribe?u={token}" in hrefs and f"{BASE}unsubscribe?u={token}" in text
+        assert any(re.match(rf"{BASE}items/\d+-fastspec", h) for h in hrefs)
+        assert "style=" in html  # CSS inlined
+        assert_inert(html)
+        assert "FastSpec" in text and "2.5x" in text
+    assert len(ids) == 2  # one Message-ID per recipient
+    assert db.one("SELECT count(*) FROM sendledger WHERE issue = :w", w=WEEK) == 2
+
+
+def test_sending_twice_delivers_one_copy(runner, cfg, smtp, db):
+    subscribe(runner, cfg)
+    assert cli(runner, cfg, "newsletter", "--week", WEEK, "--send").exit_code == 0
+    again = cli(runner, cfg, "newsletter", "--week", "2026-w48", "--send")
+    assert again.exit_code == 0, again.output
+    assert "Sent 0, already sent 5, of 5 subscribers" in again.output
+    assert [smtp.count(p) for p in PEOPLE] == [1] * 5
+    # A new subscriber gets this issue; the others still do not get a second copy.
+    subscribe(runner, cfg, ["late@example.org"])
+    assert "Sent 1, already sent 5" in cli(runner, cfg, "newsletter", "--week", WEEK, "--send").output
+    assert [smtp.count(p) for p in [*PEOPLE, "late@example.org"]] == [1] * 6
+
+
+def test_server_refusing_halfway_then_resume_sends_the_rest_once(runner, cfg, smtp, db):
+    subscribe(runner, cfg)
+    smtp.refuse_after = 2
+    result = cli(runner, cfg, "newsletter", "--week", WEEK, "--send")
+    assert result.exit_code == 1
+    assert "after sending 2 of 5" in result.output and "run the same command again" in result.output
+    assert len(smtp.accepted) == 2
+    assert db.one("SELECT count(*) FROM sendledger") == 2
+    smtp.refuse_after = None
+    result = cli(runner, cfg, "newsletter", "--week", WEEK, "--send")
+    assert result.exit_code == 0, result.output
+    assert "Sent 3, already sent 2, of 5" in result.output
+    assert [smtp.count(p) for p in PEOPLE] == [1] * 5
+
+
+def test_killed_send_resumes_and_delivers_the_rest_exactly_once(runner, cfg, smtp, db):
+    """A real `digest newsletter --send` process is SIGKILLed while the server holds its 3rd message."""
+    subscribe(runner, cfg)
+    smtp.hold_after = 2
+    env = {**os.environ, "DIGEST_DB": db.url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "digest", "--config", str(cfg), "newsletter", "--week", WEEK, "--send"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert smtp.holding.wait(60), proc.communicate(timeout=5)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    smtp.hold_after = None
+    smtp.release.set()
+    time.sleep(0.1)
+    assert len(smtp.accepted) == 2 and db.one("SELECT count(*) FROM sendledger") == 2
+    result = cli(runner, cfg, "newsletter", "--week", WEEK, "--send")
+    assert result.exit_code == 0, result.output
+    assert "Sent 3, already sent 2, of 5" in result.output
+    assert [smtp.count(p) for p in PEOPLE] == [1] * 5
+
+
+def test_dry_run_writes_one_eml_per_subscriber_and_sends_nothing(runner, cfg, smtp, db, tmp_path):
+    subscribe(runner, cfg, PEOPLE[:3])
+    result = cli(runner, cfg, "newsletter", "--week", WEEK, "--send", "--dry-run", "--out", str(tmp_path / "dry"))
+    assert result.exit_code == 0, result.output
+    files = sorted((tmp_path / "dry" / f"digest-{WEEK.lower()}").glob("*.eml"))
+    assert len(files) == 3
+    tos = sorted(email.message_from_bytes(f.read_bytes(), policy=email.policy.default)["To"] for f in files)
+    assert tos == PEOPLE[:3]
+    assert smtp.accepted == [] and db.one("SELECT count(*) FROM sendledger") == 0
+
+
+def test_subscribers_add_remove_list_and_bad_input(runner, cfg, db):
+    assert cli(runner, cfg, "subscribers", "add", "a@example.org", "b@example.org").exit_code == 0
+    assert "already subscribed: a@example.org" in cli(runner, cfg, "subscribers", "add", "a@example.org").output
+    assert cli(runner, cfg, "subscribers", "list").output.split() == ["a@example.org", "b@example.org"]
+    assert cli(runner, cfg, "subscribers", "remove", "a@example.org").exit_code == 0
+    assert cli(runner, cfg, "subscribers", "list").output.split() == ["b@example.org"]
+    for bad in ("evil@example.org\r\nBcc: x@evil.test", "no-at-sign", "Name <x@example.org>"):
+        result = cli(runner, cfg, "subscribers", "add", bad)
+        assert result.exit_code == 1 and result.output.startswith("Error: ") and "not an email address" in result.output
+    missing = cli(runner, cfg, "subscribers", "remove", "nobody@example.org")
+    assert missing.exit_code == 1 and "not subscribed" in missing.output
+    assert db.one("SELECT count(*) FROM subscriber") == 1
+
+
+def test_send_without_subscribers_or_server_fails_in_one_line(runner, cfg, smtp, db, monkeypatch):
+    result = cli(runner, cfg, "newsletter", "--week", WEEK, "--send")
+    assert result.exit_code == 1 and "no subscribers" in result.output
+    subscribe(runner, cfg, PEOPLE[:1])
+    monkeypatch.setenv("DIGEST_SMTP_PORT", str(free_port()))  # env wins over the file; nothing listens there
+    result = cli(runner, cfg, "newsletter", "--week", WEEK, "--send")
+    assert result.exit_code == 1 and "cannot connect" in result.output and "Traceback" not in result.output
+    assert smtp.accepted == []
