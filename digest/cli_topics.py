@@ -11,16 +11,83 @@ from digest.errors import DigestError
 
 
 @main.command()
+@click.option("--explain", "explain_ref", metavar="ITEM", help="Show why ITEM (item id or arXiv id) gets its topics.")
 @pass_state
-def tag(state: State) -> None:
+def tag(state: State, explain_ref: str | None) -> None:
     """Embed new or changed items and tag every item with 0-3 topics."""
     from digest import pipeline
     from digest.embed import load_embedder
 
-    embedder = load_embedder(state.config.embed_model)
+    embedder = load_embedder(state.config.embed_model, state.config.workspace)
+    if explain_ref is not None:
+        _explain(*pipeline.explain_item(state.engine, state.config, embedder, explain_ref))
+        return
     with _progress() as progress:
         result = pipeline.tag_items(state.engine, state.config, embedder, progress=progress)
     click.echo(f"Embedded {result['embedded']} new or changed items; {result['tagged']}/{result['items']} tagged.")
+
+
+def _explain(item, rows: list[dict]) -> None:
+    click.echo(f"{item.id} {item.key}: {item.title}")
+    click.echo(f"{'topic':24} {'sim':>6} {'kw':>5} {'score':>6}  chosen  evidence")
+    for r in rows:
+        evidence = []
+        if r["keyword_hits"]:
+            evidence.append("keywords: " + ", ".join(r["keyword_hits"]))
+        if r["tag_hits"]:
+            evidence.append("tags: " + ", ".join(r["tag_hits"]))
+        mark = "yes" if r["chosen"] else ""
+        click.echo(
+            f"{r['slug']:24} {r['similarity']:6.3f} {r['keyword_evidence']:5.2f} {r['score']:6.3f}  {mark:6}  "
+            + "; ".join(evidence)
+        )
+    chosen = [r["slug"] for r in rows if r["chosen"]]
+    click.echo(f"Chosen: {', '.join(chosen) if chosen else '(none: no topic fits well)'}")
+
+
+@main.group("topics")
+def topics_group() -> None:
+    """Emerging topics: clusters of items that fit no topic, and turning one into a taxonomy entry."""
+
+
+@topics_group.command("suggest")
+@click.option("--threshold", type=float, help="Items whose best topic score is under this are clustered.")
+@click.option("--distance", type=click.FloatRange(0.0, 2.0), help="Cosine distance under which clusters merge.")
+@click.option("--min-size", type=click.IntRange(2, None), help="Smallest cluster shown (default 3).")
+@pass_state
+def topics_suggest(state: State, threshold: float | None, distance: float | None, min_size: int | None) -> None:
+    """Cluster the items no topic fits and list each cluster with its distinctive terms."""
+    import json
+
+    from digest import pipeline
+    from digest.embed import load_embedder
+
+    embedder = load_embedder(state.config.embed_model, state.config.workspace)
+    with _progress() as progress:
+        n_out, rows = pipeline.suggest_topics(
+            state.engine, state.config, embedder, threshold, distance, min_size, progress=progress
+        )
+    click.echo(f"{n_out} items fit no topic well; {len(rows)} suggested topics.")
+    for row in rows:
+        click.echo(f"\n{row.id}  ({row.size} items)  {', '.join(json.loads(row.terms))}")
+        for title in json.loads(row.titles)[:3]:
+            click.echo(f"    - {title}")
+    if rows:
+        click.echo(f"\nAccept one with: digest topics accept {rows[0].id} --slug SLUG")
+
+
+@topics_group.command("accept")
+@click.argument("cluster")
+@click.option("--slug", required=True, help="Slug of the new topic ([a-z0-9] words joined by '-').")
+@click.option("--name", help="Display name (default: the cluster's top two terms).")
+@pass_state
+def topics_accept(state: State, cluster: str, slug: str, name: str | None) -> None:
+    """Append suggested topic CLUSTER to the taxonomy file as a new [[topic]]."""
+    from digest import pipeline
+
+    path, block = pipeline.accept_suggestion(state.engine, state.config, cluster, slug, name)
+    click.echo(f"Appended to {path}:\n\n{block}")
+    click.echo("Edit its description and keywords if you like, then run `digest tag`.")
 
 
 @eval_group.command("topics")
@@ -41,7 +108,7 @@ def eval_topics(state: State, file: Path, topics_file: Path | None, split: str) 
     items = [i for i in topics_mod.load_eval(file) if split == "all" or i["split"] == split]
     if not items:
         raise DigestError(f"{file}: no labelled items in split {split!r}")
-    embedder = load_embedder(state.config.embed_model)
+    embedder = load_embedder(state.config.embed_model, state.config.workspace)
     index = topics_mod.build_index(taxonomy, embedder.encode)
     texts = [topics_mod.item_text(i["title"], i["summary"]) for i in items]
     assigned = topics_mod.assign(index, embedder.encode(texts), texts, [i["tags"] for i in items])

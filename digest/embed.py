@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -72,7 +73,8 @@ class SentenceTransformerEmbedder:
         return np.asarray(vecs, dtype=np.float32)
 
 
-def load_embedder(name: str) -> Embedder:
+def load_embedder(name: str, workspace: Path | None = None) -> Embedder:
+    """The embedder a config names; derived models (ONNX, static) are cached under ``workspace/models``."""
     from digest.errors import ConfigError
 
     if name == MINILM:

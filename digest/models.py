@@ -176,3 +176,24 @@ class SendLedger(SQLModel, table=True):
     email: str
     message_id: str = ""
     sent_at: NaiveDatetime = Field(default_factory=utcnow)
+
+
+class TopicVector(SQLModel, table=True):
+    """Cached embedding of one topic prototype text, so a taxonomy change re-embeds only what changed."""
+
+    model: str = Field(primary_key=True)
+    text_hash: str = Field(primary_key=True)
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class SuggestedTopic(SQLModel, table=True):
+    """A cluster of items that fit no topic well: a candidate for the taxonomy (`digest topics suggest`)."""
+
+    id: str = Field(primary_key=True)  # "c" + hash of the sorted member item keys: stable on unchanged data
+    label: str  # the top distinctive terms, joined
+    terms: str = "[]"  # JSON list of c-TF-IDF terms, most distinctive first
+    size: int = 0
+    members: str = "[]"  # JSON list of item keys, sorted
+    titles: str = "[]"  # JSON list of up to 5 member titles (most central first)
+    model: str = ""
+    created_at: NaiveDatetime = Field(default_factory=utcnow)

@@ -68,7 +68,7 @@ def tag_items(engine: Engine, config: Config, embedder, progress: Progress | Non
 
     taxonomy = topics_mod.load_topics(config.topics_file)
     embedded = embed_items(engine, embedder, progress)
-    index = topics_mod.build_index(taxonomy, embedder.encode)
+    index = topic_index(engine, taxonomy, embedder)
     all_items = store.items(engine)
     vectors = store.embeddings(engine, embedder.name)
     kept = [i for i in all_items if i.id in vectors]
@@ -86,6 +86,151 @@ def tag_items(engine: Engine, config: Config, embedder, progress: Progress | Non
     ]
     store.replace_topics(engine, rows, tags)
     return {"embedded": embedded, "items": len(kept), "tagged": sum(1 for p in tags.values() if p)}
+
+
+def topic_index(engine: Engine, taxonomy: list, embedder):
+    """The taxonomy's prototype vectors; only prototype texts not cached for this model are encoded."""
+    import hashlib
+
+    from digest import topics as topics_mod
+    from digest.embed import from_bytes, to_bytes
+    from digest.models import TopicVector
+
+    def encode(texts: list[str]) -> np.ndarray:
+        hashes = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
+        cached = store.topic_vectors(engine, embedder.name, hashes)
+        missing = {h: t for h, t in zip(hashes, texts, strict=True) if h not in cached}
+        if missing:
+            vecs = embedder.encode(list(missing.values()))
+            rows = [
+                TopicVector(model=embedder.name, text_hash=h, vector=to_bytes(v))
+                for h, v in zip(missing, vecs, strict=True)
+            ]
+            store.save_topic_vectors(engine, rows)
+            cached.update({r.text_hash: r.vector for r in rows})
+        return np.vstack([from_bytes(cached[h]) for h in hashes])
+
+    return topics_mod.build_index(taxonomy, encode)
+
+
+def _item_vectors(engine: Engine, embedder, items: list) -> np.ndarray:
+    """Stored vectors of these items (embedding any that are missing or stale first)."""
+    from digest.embed import from_bytes
+    from digest.topics import item_text
+
+    have = store.embeddings(engine, embedder.name)
+    ok = [i for i in items if i.id in have and have[i.id].content_hash == i.content_hash]
+    fresh = {i.id: from_bytes(have[i.id].vector) for i in ok}
+    stale = [i for i in items if i.id not in fresh]
+    if stale:
+        vecs = embedder.encode([item_text(i.title, i.summary) for i in stale])
+        fresh.update(zip([i.id for i in stale], vecs, strict=True))
+    return np.vstack([fresh[i.id] for i in items])
+
+
+def explain_item(engine: Engine, config: Config, embedder, ref: str) -> tuple:
+    """(item, rows): per-topic similarity, keyword and tag hits, score and choice for one item."""
+    from digest import topics as topics_mod
+
+    item = store.find_item(engine, ref)
+    if item is None:
+        raise DigestError(f"item {ref!r} not found (give an item id, an arXiv id or an item key)")
+    taxonomy = topics_mod.load_topics(config.topics_file)
+    index = topic_index(engine, taxonomy, embedder)
+    vec = _item_vectors(engine, embedder, [item])[0]
+    text = topics_mod.item_text(item.title, item.summary)
+    return item, topics_mod.explain(index, vec, text, json.loads(item.blog_tags or "[]"))
+
+
+def suggest_topics(
+    engine: Engine,
+    config: Config,
+    embedder,
+    threshold: float | None = None,
+    distance: float | None = None,
+    min_size: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[int, list]:
+    """Cluster the items whose best topic score is under ``threshold``; store and return the suggestions.
+
+    Returns (number of poorly fitting items, suggestions), largest suggestion first.
+    """
+    from digest import cluster
+    from digest import topics as topics_mod
+    from digest.models import SuggestedTopic
+
+    threshold = topics_mod.MIN_SCORE if threshold is None else threshold
+    taxonomy = topics_mod.load_topics(config.topics_file)
+    embed_items(engine, embedder, progress)
+    index = topic_index(engine, taxonomy, embedder)
+    items = store.items(engine)
+    vecs = _item_vectors(engine, embedder, items) if items else np.zeros((0, 1), np.float32)
+    texts = [topics_mod.item_text(i.title, i.summary) for i in items]
+    if items:
+        scores = topics_mod.score_matrix(index, vecs, texts, [json.loads(i.blog_tags or "[]") for i in items])
+        outliers = np.flatnonzero(scores.max(axis=1) < threshold)
+    else:
+        outliers = np.zeros(0, dtype=np.int64)
+    found = cluster.suggest(
+        vecs[outliers],
+        [items[i].key for i in outliers],
+        [texts[i] for i in outliers],
+        background=texts,
+        distance=cluster.DISTANCE if distance is None else distance,
+        min_size=cluster.MIN_SIZE if min_size is None else min_size,
+    )
+    rows = [
+        SuggestedTopic(
+            id=s.id,
+            label=s.label,
+            terms=json.dumps(s.terms),
+            size=len(s.members),
+            members=json.dumps(s.members),
+            titles=json.dumps(s.titles),
+            model=embedder.name,
+        )
+        for s in found
+    ]
+    store.replace_suggested_topics(engine, rows)
+    return len(outliers), rows
+
+
+def accept_suggestion(
+    engine: Engine, config: Config, cluster_id: str, slug: str, name: str | None = None
+) -> tuple[Path, str]:
+    """Append suggested topic ``cluster_id`` to the taxonomy file as [[topic]] ``slug``; returns (file, block)."""
+    from digest import cluster
+    from digest import topics as topics_mod
+    from digest.write import write_bytes
+
+    suggestion = store.suggested_topic(engine, cluster_id)
+    if suggestion is None:
+        raise DigestError(f"suggested topic {cluster_id!r} not found (run `digest topics suggest` to list them)")
+    if not topics_mod.SLUG_RE.match(slug):
+        raise DigestError(f"--slug {slug!r}: must be [a-z0-9] words joined by single hyphens")
+    path = config.topics_file
+    taxonomy = topics_mod.load_topics(path)
+    if any(t.slug == slug for t in taxonomy):
+        raise DigestError(f"--slug {slug!r}: {path} already has a topic with this slug")
+    terms = json.loads(suggestion.terms)
+    if not terms:
+        raise DigestError(f"suggested topic {cluster_id!r} has no distinctive terms to use as keywords")
+    name = name or " / ".join(t.capitalize() for t in terms[:2])
+    block = cluster.topic_toml(
+        slug,
+        name,
+        f"Emerging topic found by clustering items that fit no other topic: {', '.join(terms[:6])}.",
+        terms[:8],
+        json.loads(suggestion.titles)[:3],
+    )
+    original = path.read_bytes()
+    write_bytes(path, cluster.append_topic(original.decode("utf-8"), block, cluster_id).encode("utf-8"))
+    try:
+        topics_mod.load_topics(path)
+    except DigestError:
+        write_bytes(path, original)
+        raise
+    return path, block
 
 
 def extract_claims(engine: Engine) -> int:

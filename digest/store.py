@@ -23,7 +23,9 @@ from digest.models import (
     ItemTopic,
     Source,
     SourceRun,
+    SuggestedTopic,
     Topic,
+    TopicVector,
     utcnow,
 )
 from digest.parse import Entry
@@ -483,3 +485,57 @@ def record_sent(engine: Engine, issue: str, email: str, message_id: str) -> None
     with session(engine) as s:
         s.add(SendLedger(issue=issue, email=email, message_id=message_id))
         s.commit()
+
+
+# --- topics wing: item lookup, prototype cache, suggested topics -------------------
+
+
+def find_item(engine: Engine, ref: str) -> Item | None:
+    """An item by numeric id, arXiv id (any version, with or without 'arxiv:') or key."""
+    from digest.normalize import parse_arxiv_id
+
+    ref = ref.strip()
+    with session(engine) as s:
+        if ref.isdigit():
+            found = s.get(Item, int(ref))
+            if found:
+                return found
+        parsed = parse_arxiv_id(ref)
+        if parsed:
+            found = s.exec(select(Item).where(Item.arxiv_id == parsed[0]).order_by(Item.id)).first()
+            if found:
+                return found
+        return s.exec(select(Item).where(Item.key == ref)).first()
+
+
+def topic_vectors(engine: Engine, model: str, hashes: Sequence[str]) -> dict[str, bytes]:
+    """Cached prototype vectors of one model, by text hash."""
+    wanted = set(hashes)
+    with session(engine) as s:
+        rows = s.exec(select(TopicVector).where(TopicVector.model == model))
+        return {r.text_hash: r.vector for r in rows if r.text_hash in wanted}
+
+
+def save_topic_vectors(engine: Engine, rows: Sequence[TopicVector]) -> None:
+    with session(engine) as s:
+        for row in rows:
+            s.merge(row)
+        s.commit()
+
+
+def replace_suggested_topics(engine: Engine, rows: Sequence[SuggestedTopic]) -> None:
+    """Swap in the latest clustering's suggestions in one transaction."""
+    with session(engine) as s:
+        s.exec(delete(SuggestedTopic))
+        s.add_all(rows)
+        s.commit()
+
+
+def suggested_topics(engine: Engine) -> list[SuggestedTopic]:
+    with session(engine) as s:
+        return list(s.exec(select(SuggestedTopic).order_by(SuggestedTopic.size.desc(), SuggestedTopic.id)))
+
+
+def suggested_topic(engine: Engine, cluster_id: str) -> SuggestedTopic | None:
+    with session(engine) as s:
+        return s.get(SuggestedTopic, cluster_id)

@@ -303,13 +303,20 @@ def assign(
         raise ValueError(f"{vecs.shape[0]} vectors for {len(texts)} texts")
     if not texts:
         return []
-    sim = topic_similarity(index, vecs)
-    kw, tag, _ = evidence(index, texts, source_tags)
-    scores = combine(sim, kw, tag)
+    scores = score_matrix(index, vecs, texts, source_tags)
     return [
         [(index.topics[t].slug, round(float(scores[i, t]), 4)) for t in picks]
         for i, picks in enumerate(select(scores, max_tags=max_tags))
     ]
+
+
+def score_matrix(
+    index: TopicIndex, vecs: np.ndarray, texts: Sequence[str], source_tags: Sequence[Sequence[str]] | None = None
+) -> np.ndarray:
+    """(n_items, n_topics) final scores; an item's row max says how well it fits the taxonomy at all."""
+    sim = topic_similarity(index, vecs)
+    kw, tag, _ = evidence(index, texts, source_tags)
+    return combine(sim, kw, tag)
 
 
 def explain(index: TopicIndex, vec: np.ndarray, text: str, source_tags: list[str] | None = None) -> list[dict]:

@@ -360,3 +360,53 @@ def test_real_model_micro_f1(topics):
     test = evaluate([gold[i] for i in test_ix], [predicted[i] for i in test_ix], slugs)["micro"]["f1"]
     assert overall >= MIN_MICRO_F1_ALL, overall
     assert test >= MIN_MICRO_F1_TEST, test
+
+
+# --- digest tag --explain -----------------------------------------------------------------
+
+
+def test_tag_explain_cli_by_arxiv_id_and_item_id(tmp_path, db, runner):
+    from datetime import datetime
+
+    from digest import store
+    from digest.cli import main
+    from digest.parse import Entry
+    from tests.conftest import write_config
+
+    cfg = write_config(tmp_path, "")
+    engine = store.open_engine(db.url)
+    store.init_db(engine)
+    store.save_entries(
+        engine,
+        "arxiv-test",
+        [
+            Entry(
+                key="arxiv:2611.00001",
+                title="KV cache eviction for long prompts",
+                url="https://arxiv.org/abs/2611.00001",
+                summary="We evict key-value cache entries with a learned score.",
+                kind="paper",
+                published=datetime(2026, 11, 2),
+                arxiv_id="2611.00001",
+                tags=["Interpretability"],
+            )
+        ],
+    )
+    engine.dispose()
+    by_arxiv = runner.invoke(main, ["--config", str(cfg), "tag", "--explain", "2611.00001v1"])
+    assert by_arxiv.exit_code == 0, by_arxiv.output
+    lines = by_arxiv.output.splitlines()
+    assert "KV cache eviction for long prompts" in lines[0]
+    kv = next(line for line in lines if line.startswith("kv-cache "))
+    assert "yes" in kv and "keywords: kv cache" in kv
+    interp = next(line for line in lines if line.startswith("interpretability "))
+    assert "tags: Interpretability" in interp
+    assert lines[-1].startswith("Chosen: kv-cache")
+    # Explaining writes nothing: the item is still untagged.
+    assert db.one("SELECT count(*) FROM itemtopic") == 0
+    item_id = db.one("SELECT id FROM item")
+    by_id = runner.invoke(main, ["--config", str(cfg), "tag", "--explain", str(item_id)])
+    assert by_id.output == by_arxiv.output
+    missing = runner.invoke(main, ["--config", str(cfg), "tag", "--explain", "2611.99999"])
+    assert missing.exit_code == 1
+    assert missing.output.strip() == "Error: item '2611.99999' not found (give an item id, an arXiv id or an item key)"
