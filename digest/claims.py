@@ -66,7 +66,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Claim", "evaluate", "extract_claims", "split_sentences"]
+__all__ = ["Claim", "claim_key", "evaluate", "extract_claims", "split_sentences"]
 
 
 @dataclass(frozen=True)
@@ -818,6 +818,11 @@ def extract_claims(text: str) -> list[Claim]:
         prev = (topic, found[-1].kind, found[-1].unit) if found else (topic, "", "")
         prev_end = e
     return out
+
+
+def claim_key(item_key: str, field: str, unit: str, value: float, occurrence: int = 1) -> str:
+    """A claim's identity across re-extraction: which item and field, what number, which occurrence of it."""
+    return f"{item_key}|{field}|{unit}|{value:.6g}|{occurrence}"
 
 
 def _same_value(a: float, b: float) -> bool:

@@ -40,3 +40,176 @@ def eval_claims(file: Path, show_errors: bool) -> None:
     if show_errors:
         for err in result["errors"]:
             click.echo(json.dumps(err, ensure_ascii=False))
+
+
+# --- reproduction hooks ---------------------------------------------------------
+
+
+@main.group()
+def repro() -> None:
+    """Reproduction hooks: re-measure a claim with a registered command and record the verdict."""
+
+
+def _default_hooks_file() -> Path:
+    from digest.config import REPO_ROOT
+
+    local = Path("repro/hooks.toml")
+    return local if local.is_file() else REPO_ROOT / "repro" / "hooks.toml"
+
+
+@repro.command("add")
+@click.argument("claim_id", metavar="CLAIM", type=int)
+@click.option("--command", "command", default="", help="Command to run (argv, no shell); `{script}` is the script.")
+@click.option("--script", default="", help="A script under repro/ run with this Python (default command).")
+@click.option("--tolerance", type=float, default=0.05, show_default=True, help="Allowed difference (relative).")
+@click.option("--absolute", is_flag=True, help="The tolerance is absolute, in the claim's unit.")
+@click.option("--requires", type=click.Choice(["cuda"]), help="Hardware the hook needs; skipped where missing.")
+@click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True, help="Seconds until killed.")
+@click.option("--name", default="", help="A unique name to refer to the hook by (default: hook id).")
+@click.option("--description", default="", help="What the hook checks and what it cannot.")
+@pass_state
+def repro_add(state: State, claim_id: int, command: str, script: str, tolerance: float, absolute: bool,
+              requires: str | None, timeout_s: float, name: str, description: str) -> None:  # fmt: skip
+    """Register a command that re-measures claim CLAIM."""
+    from digest import store
+    from digest.models import ReproHook
+
+    if not command and not script:
+        raise DigestError("give --command CMD or --script PATH (or both, with {script} in the command)")
+    if script and not Path(script).is_file():
+        raise DigestError(f"--script {script}: file not found")
+    if tolerance < 0:
+        raise DigestError(f"--tolerance {tolerance}: must be >= 0")
+    if timeout_s <= 0:
+        raise DigestError(f"--timeout {timeout_s}: must be > 0")
+    claim, _ = store.claim_with_item(state.engine, claim_id)
+    if name and any(h.name == name for h in store.hooks(state.engine)):
+        raise DigestError(f"--name {name!r}: a hook with this name exists")
+    hook = ReproHook(
+        claim_id=claim.id,
+        name=name,
+        command=command,
+        script=script,
+        workdir=str(Path.cwd()),
+        tolerance=tolerance,
+        tolerance_kind="absolute" if absolute else "relative",
+        requires=requires or "",
+        timeout_s=timeout_s,
+        description=description,
+        unit=claim.unit,
+    )
+    from digest.repro import command_argv
+
+    command_argv(command, script, Path.cwd())  # a malformed command fails now, not at run time
+    hook = store.save_hook(state.engine, hook)
+    click.echo(f"Hook {hook.id} added for claim {claim.id} ({claim.value:g} {claim.unit} {claim.kind}).")
+
+
+@repro.command("sync")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@pass_state
+def repro_sync(state: State, file: Path | None) -> None:
+    """Register the hooks of a hooks file (default: repro/hooks.toml) against this database's claims."""
+    from digest.repro import sync_hooks
+
+    path = file or _default_hooks_file()
+    saved, problems = sync_hooks(state.engine, path)
+    for hook in saved:
+        target = f"claim {hook.claim_id}" if hook.claim_id is not None else f"claimed {hook.claimed:g} {hook.unit}"
+        click.echo(f"hook {hook.id:<4} {hook.name:32} {target}")
+    for problem in problems:
+        click.echo(f"not registered: {problem}", err=True)
+    click.echo(f"{len(saved)} hooks registered from {path}.")
+
+
+@repro.command("list")
+@pass_state
+def repro_list(state: State) -> None:
+    """Every hook with its claim, requirement and latest verdict."""
+    from digest import store
+
+    hooks = store.hooks(state.engine)
+    if not hooks:
+        click.echo("No hooks. Add one with `digest repro add CLAIM --command CMD` or `digest repro sync`.")
+        return
+    last = {}
+    for run in store.runs(state.engine):
+        last[run.hook_id] = run
+    for h in hooks:
+        target = f"claim {h.claim_id}" if h.claim_id is not None else f"claimed {h.claimed:g} {h.unit}"
+        run = last.get(h.id)
+        verdict = f"{run.verdict} ({run.started_at:%Y-%m-%d %H:%M})" if run else "never run"
+        tol = f"±{h.tolerance:g}" + ("" if h.tolerance_kind == "absolute" else " rel")
+        req = f" requires {h.requires}" if h.requires else ""
+        click.echo(f"{h.id:<4} {h.name or '-':30} {target:14} {tol}{req}  {verdict}")
+        click.echo(f"     {h.script or h.command}")
+
+
+@repro.command("run")
+@click.argument("hook_ref", metavar="[HOOK]", required=False)
+@click.option("--claim", "claim_id", type=int, help="Run every hook of this claim.")
+@click.option("--all", "run_all", is_flag=True, help="Run every registered hook.")
+@pass_state
+def repro_run(state: State, hook_ref: str | None, claim_id: int | None, run_all: bool) -> None:
+    """Run hooks (by id or name, a claim's, or all) and record each verdict; exits 1 if any failed."""
+    from digest import store
+    from digest.repro import run_hook
+
+    if sum(x is not None and x is not False for x in (hook_ref, claim_id, run_all or None)) != 1:
+        raise DigestError("give exactly one of HOOK, --claim ID or --all")
+    if hook_ref:
+        hooks = [store.get_hook(state.engine, hook_ref)]
+    elif claim_id is not None:
+        store.claim_with_item(state.engine, claim_id)
+        hooks = store.hooks(state.engine, claim_id=claim_id)
+        if not hooks:
+            raise DigestError(f"claim {claim_id}: no hooks (add one with `digest repro add {claim_id} ...`)")
+    else:
+        hooks = store.hooks(state.engine)
+    failed = 0
+    for hook in hooks:
+        run = run_hook(state.engine, hook, state.config.workspace)
+        failed += run.verdict == "failed"
+        label = hook.name or f"hook {hook.id}"
+        click.echo(f"{label:32} {run.verdict:10} {run.duration_s:6.2f}s  {run.note}")
+    click.echo(f"{len(hooks)} hooks run, {failed} failed.")
+    if failed:
+        raise SystemExit(1)
+
+
+@repro.command("record")
+@click.argument("hook_ref", metavar="HOOK")
+@click.option("--value", type=float, required=True, help="The value measured elsewhere.")
+@click.option("--note", default="", help="Where and how it was measured (machine, versions).")
+@pass_state
+def repro_record(state: State, hook_ref: str, value: float, note: str) -> None:
+    """Store a value measured outside Digest (e.g. on a GPU machine) as a run of HOOK."""
+    from digest import store
+    from digest.repro import record
+
+    hook = store.get_hook(state.engine, hook_ref)
+    run = record(state.engine, hook, value, note)
+    click.echo(f"Recorded run {run.id} of {hook.name or hook.id}: {run.verdict} ({run.note})")
+
+
+@repro.command("show")
+@click.argument("claim_id", metavar="CLAIM", type=int)
+@pass_state
+def repro_show(state: State, claim_id: int) -> None:
+    """A claim, its sentence, its hooks and every run, oldest first."""
+    from digest import store
+
+    claim, item = store.claim_with_item(state.engine, claim_id)
+    rng = f"–{claim.value_hi:g}" if claim.value_hi is not None else ""
+    click.echo(f"claim {claim.id}: {claim.value:g}{rng} {claim.unit} {claim.kind} ({claim.qualifier or '-'})")
+    click.echo(f"  item: {item.title} [{item.key}]")
+    click.echo(f"  text: {claim.text}")
+    for h in store.hooks(state.engine, claim_id=claim_id):
+        click.echo(f"  hook {h.id} {h.name}: {h.script or h.command}")
+    history = store.runs(state.engine, claim_id=claim_id)
+    if not history:
+        click.echo("  no runs yet")
+    for r in history:
+        measured = "-" if r.measured is None else f"{r.measured:.4g}"
+        when = f"{r.started_at:%Y-%m-%d %H:%M:%S}"
+        click.echo(f"  {when}  hook {r.hook_id}  {r.verdict:10} measured {measured}  {r.note}  [{r.source}]")

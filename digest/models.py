@@ -87,6 +87,9 @@ class Claim(SQLModel, table=True):
     start: int = 0
     end: int = 0
     field: str = "summary"  # title | summary
+    # Stable across re-extraction (item key | field | unit | value | n-th occurrence): hooks point at claim ids.
+    key: str | None = Field(default=None, index=True, unique=True)
+    vanished: bool = False  # no longer in the text, kept only because a hook or run points at it
 
 
 class FetchState(SQLModel, table=True):
@@ -120,7 +123,8 @@ class ReproHook(SQLModel, table=True):
     """A user-registered script that re-measures one claim (issue #6 owns the runner)."""
 
     id: int | None = Field(default=None, primary_key=True)
-    claim_id: int = Field(foreign_key="claim.id", index=True)
+    claim_id: int | None = Field(default=None, foreign_key="claim.id", index=True)  # None: a standalone benchmark
+    name: str = ""  # unique label (e.g. from repro/hooks.toml), usable instead of the id
     command: str  # run as an argv list (shlex-split), never through a shell built from feed text
     workdir: str = ""
     tolerance: float = 0.05
@@ -129,6 +133,10 @@ class ReproHook(SQLModel, table=True):
     timeout_s: float = 600.0
     description: str = ""
     created_at: NaiveDatetime = Field(default_factory=utcnow)
+    script: str = ""  # path of the script under repro/, relative to workdir
+    claimed: float | None = None  # the value to compare against when the hook has no claim
+    claimed_hi: float | None = None
+    unit: str = ""
 
 
 class ReproRun(SQLModel, table=True):
@@ -136,7 +144,7 @@ class ReproRun(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     hook_id: int = Field(foreign_key="reprohook.id", index=True)
-    claim_id: int = Field(foreign_key="claim.id", index=True)
+    claim_id: int | None = Field(default=None, foreign_key="claim.id", index=True)
     started_at: NaiveDatetime = Field(default_factory=utcnow)
     duration_s: float = 0.0
     verdict: str  # reproduced | diverged | failed | skipped
@@ -147,6 +155,8 @@ class ReproRun(SQLModel, table=True):
     stderr: str = ""
     environment: str = "{}"  # JSON: python, platform, hardware
     note: str = ""
+    run_dir: str = ""  # the run's own working folder (full stdout/stderr are there)
+    source: str = "run"  # run | record (measured elsewhere and recorded by hand)
 
 
 class IngestCursor(SQLModel, table=True):

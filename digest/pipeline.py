@@ -234,14 +234,16 @@ def accept_suggestion(
 
 
 def extract_claims(engine: Engine) -> int:
-    """Headline numbers from every item's title and summary, replacing the previous extraction."""
+    """Headline numbers from every item's title and summary; claim ids stay stable across reruns (hooks use them)."""
     from digest import claims as claims_mod
 
     found: dict[int, list[Claim]] = {}
     for item in store.items(engine):
         rows = []
         for field, text in (("title", item.title), ("summary", item.summary)):
+            seen: dict[tuple[str, float], int] = {}
             for c in claims_mod.extract_claims(text):
+                n = seen[(c.unit, c.value)] = seen.get((c.unit, c.value), 0) + 1
                 rows.append(
                     Claim(
                         item_id=item.id,
@@ -258,6 +260,7 @@ def extract_claims(engine: Engine) -> int:
                         start=c.start,
                         end=c.end,
                         field=field,
+                        key=claims_mod.claim_key(item.key, field, c.unit, c.value, n),
                     )
                 )
         found[item.id] = rows

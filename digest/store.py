@@ -21,6 +21,8 @@ from digest.models import (
     IngestCursor,
     Item,
     ItemTopic,
+    ReproHook,
+    ReproRun,
     Source,
     SourceRun,
     SuggestedTopic,
@@ -305,11 +307,39 @@ def replace_topics(engine: Engine, topics: Sequence[Topic], tags: dict[int, list
         s.commit()
 
 
+_CLAIM_FIELDS = (
+    "item_id", "value", "value_hi", "unit", "kind", "direction", "qualifier", "subject", "context", "baseline",
+    "text", "start", "end", "field",
+)  # fmt: skip
+
+
 def replace_claims(engine: Engine, claims: dict[int, list[Claim]]) -> None:
+    """Upsert claims by their stable key so ids survive re-extraction; drop vanished ones unless a hook needs them."""
     with session(engine) as s:
-        s.exec(delete(Claim))
+        existing = {c.key: c for c in s.exec(select(Claim)) if c.key}
+        seen: set[str] = set()
         for rows in claims.values():
-            s.add_all(rows)
+            for row in rows:
+                old = existing.get(row.key) if row.key else None
+                if old is None:
+                    s.add(row)
+                else:
+                    for name in _CLAIM_FIELDS:
+                        setattr(old, name, getattr(row, name))
+                    old.vanished = False
+                    s.add(old)
+                if row.key:
+                    seen.add(row.key)
+        hooked = set(s.exec(select(ReproHook.claim_id).where(ReproHook.claim_id.is_not(None))))
+        hooked |= set(s.exec(select(ReproRun.claim_id).where(ReproRun.claim_id.is_not(None))))
+        for old in s.exec(select(Claim)):
+            if old.key in seen or (old.key is None and old.id is None):
+                continue
+            if old.id in hooked:
+                old.vanished = True
+                s.add(old)
+            else:
+                s.delete(old)
         s.commit()
 
 
@@ -352,14 +382,20 @@ def item_views(engine: Engine, item_ids: Sequence[int] | None = None) -> list[It
             if it.item_id in tags:
                 tags[it.item_id].append((it.topic_slug, it.score))
         claims: dict[int, list[Claim]] = {i: [] for i in ids}
-        for c in s.exec(select(Claim).order_by(Claim.item_id, Claim.id)):
+        current = select(Claim).where(Claim.vanished.is_(False))
+        for c in s.exec(current.order_by(Claim.item_id, Claim.field.desc(), Claim.start)):
             if c.item_id in claims:
                 claims[c.item_id].append(c)
+        verdicts = _latest_verdicts(s)
         coverage: dict[int, list[Item]] = {i: [] for i in ids}
         for post in s.exec(select(Item).where(Item.covers_item_id.is_not(None))):
             if post.covers_item_id in coverage:
                 coverage[post.covers_item_id].append(post)
-        return [ItemView(r, tags[r.id], claims[r.id], coverage[r.id]) for r in rows]
+        views = []
+        for r in rows:
+            shown = {c.id: verdicts[c.id] for c in claims[r.id] if c.id in verdicts}
+            views.append(ItemView(r, tags[r.id], claims[r.id], coverage[r.id], shown))
+        return views
 
 
 def topics(engine: Engine) -> list[Topic]:
@@ -539,3 +575,103 @@ def suggested_topics(engine: Engine) -> list[SuggestedTopic]:
 def suggested_topic(engine: Engine, cluster_id: str) -> SuggestedTopic | None:
     with session(engine) as s:
         return s.get(SuggestedTopic, cluster_id)
+
+
+# --- reproduction hooks (issue #6) -------------------------------------------
+
+
+def _latest_run_stmt():
+    latest = (
+        select(ReproRun.claim_id, func.max(ReproRun.id).label("rid"))
+        .where(ReproRun.claim_id.is_not(None))
+        .group_by(ReproRun.claim_id)
+        .subquery()
+    )
+    return select(ReproRun).join(latest, ReproRun.id == latest.c.rid)
+
+
+def _latest_verdicts(s: Session) -> dict[int, str]:
+    return {r.claim_id: r.verdict for r in s.exec(_latest_run_stmt())}
+
+
+def latest_runs(engine: Engine, claim_ids: Sequence[int] | None = None) -> dict[int, ReproRun]:
+    """claim id -> its latest ReproRun (verdict, measured, claimed): what export and search show."""
+    with session(engine) as s:
+        stmt = _latest_run_stmt()
+        if claim_ids is not None:
+            stmt = stmt.where(ReproRun.claim_id.in_(list(claim_ids)))
+        return {r.claim_id: r for r in s.exec(stmt)}
+
+
+def claim_with_item(engine: Engine, claim_id: int) -> tuple[Claim, Item]:
+    with session(engine) as s:
+        claim = s.get(Claim, claim_id)
+        if claim is None:
+            raise DigestError(f"claim {claim_id}: no such claim (see `digest claims` and the site's claim ids)")
+        return claim, s.get(Item, claim.item_id)
+
+
+def find_claim(engine: Engine, item_ref: str, value: float, unit: str) -> Claim | None:
+    """The claim of an item (by key, arXiv id or URL) with this value and unit."""
+    with session(engine) as s:
+        item = s.exec(
+            select(Item).where((Item.key == item_ref) | (Item.arxiv_id == item_ref) | (Item.url == item_ref))
+        ).first()
+        if item is None:
+            return None
+        for c in s.exec(select(Claim).where(Claim.item_id == item.id, Claim.unit == unit).order_by(Claim.id)):
+            if abs(c.value - value) <= 1e-9 * max(1.0, abs(value)):
+                return c
+        return None
+
+
+def save_hook(engine: Engine, hook: ReproHook) -> ReproHook:
+    """Insert a hook, or update the one with the same name (so registering from a file twice is harmless)."""
+    with session(engine) as s:
+        if hook.name:
+            old = s.exec(select(ReproHook).where(ReproHook.name == hook.name)).first()
+            if old is not None:
+                for name, value in hook.model_dump(exclude={"id", "created_at"}).items():
+                    setattr(old, name, value)
+                hook = old
+        s.add(hook)
+        s.commit()
+        s.refresh(hook)
+        return hook
+
+
+def hooks(engine: Engine, claim_id: int | None = None) -> list[ReproHook]:
+    with session(engine) as s:
+        stmt = select(ReproHook).order_by(ReproHook.id)
+        if claim_id is not None:
+            stmt = stmt.where(ReproHook.claim_id == claim_id)
+        return list(s.exec(stmt))
+
+
+def get_hook(engine: Engine, ref: str) -> ReproHook:
+    """A hook by id or by name; a DigestError naming ref otherwise."""
+    with session(engine) as s:
+        hook = s.get(ReproHook, int(ref)) if str(ref).isdigit() else None
+        hook = hook or s.exec(select(ReproHook).where(ReproHook.name == str(ref))).first()
+        if hook is None:
+            raise DigestError(f"hook {ref!r}: no such hook (see `digest repro list`)")
+        return hook
+
+
+def save_run(engine: Engine, run: ReproRun) -> ReproRun:
+    with session(engine) as s:
+        s.add(run)
+        s.commit()
+        s.refresh(run)
+        return run
+
+
+def runs(engine: Engine, *, claim_id: int | None = None, hook_id: int | None = None) -> list[ReproRun]:
+    """Run history, oldest first."""
+    with session(engine) as s:
+        stmt = select(ReproRun).order_by(ReproRun.id)
+        if claim_id is not None:
+            stmt = stmt.where(ReproRun.claim_id == claim_id)
+        if hook_id is not None:
+            stmt = stmt.where(ReproRun.hook_id == hook_id)
+        return list(s.exec(stmt))

@@ -1,0 +1,296 @@
+"""Stable claim ids and reproduction hooks, run as real subprocesses through the CLI against a real database."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from digest import store
+from digest.cli import main
+from digest.parse import Entry
+from tests.conftest import write_config
+
+PAPER = Entry(
+    key="arxiv:2611.00001",
+    title="Latent attention caches less",
+    url="https://arxiv.org/abs/2611.00001",
+    summary="MLA caches 576 floats per token, 57× less than standard MHA. Decoding is 5.76× faster.",
+    kind="paper",
+    arxiv_id="2611.00001",
+    published=datetime(2026, 11, 20),
+    code_urls=["https://github.com/example/mla"],
+)
+
+
+@pytest.fixture
+def env(tmp_path, db, runner):
+    """A config, a database holding one paper, its claims extracted; returns (invoke, engine, tmp_path)."""
+    cfg = write_config(tmp_path, "")
+    engine = store.open_engine(db.url)
+    store.init_db(engine)
+    store.save_entries(engine, "arxiv-test", [PAPER])
+
+    def invoke(*args, code=0):
+        result = runner.invoke(main, ["--config", str(cfg), *args], catch_exceptions=False)
+        assert result.exit_code == code, result.output
+        return result.output
+
+    invoke("claims")
+    return invoke, engine, tmp_path
+
+
+def claim_id(db, value: float) -> int:
+    return db.one("SELECT id FROM claim WHERE value = :v AND vanished = :f", v=value, f=False)
+
+
+def script(tmp_path: Path, name: str, body: str) -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
+
+
+# --------------------------------------------------------------------------- stable claims
+
+
+def test_hook_survives_claims_rerun_and_text_edits(env, db):
+    invoke, engine, tmp = env
+    cid = claim_id(db, 57)
+    ok = script(tmp, "ok.py", "print('{\"value\": 56.9}')")
+    invoke("repro", "add", str(cid), "--script", str(ok))
+    invoke("repro", "run", "--all")
+    invoke("claims")
+    invoke("claims")
+    assert claim_id(db, 57) == cid
+    assert db.one("SELECT claim_id FROM reprohook") == cid
+    assert db.one("SELECT count(*) FROM claim") == 2
+
+    # a new sentence before it shifts its span: same id, new span
+    edited = Entry(**{**PAPER.__dict__, "summary": "We add a cache. " + PAPER.summary})
+    store.save_entries(engine, "arxiv-test", [edited])
+    invoke("claims")
+    assert claim_id(db, 57) == cid
+    assert db.one("SELECT start FROM claim WHERE id = :i", i=cid) > 0
+
+    # the number disappears: the unhooked claim goes, the hooked one stays (vanished) with its history
+    gone = Entry(**{**PAPER.__dict__, "summary": "MLA caches less. Decoding is 6.1× faster."})
+    store.save_entries(engine, "arxiv-test", [gone])
+    invoke("claims")
+    assert db.one("SELECT vanished FROM claim WHERE id = :i", i=cid) in (1, True)
+    assert db.one("SELECT count(*) FROM claim WHERE value = 5.76") == 0
+    view = store.item_views(engine)[0]
+    assert [c.value for c in view.claims] == [6.1]
+    assert "reproduced" in invoke("repro", "show", str(cid))
+
+
+# --------------------------------------------------------------------------- verdicts with real subprocesses
+
+
+def test_every_verdict(env, db, tmp_path, monkeypatch):
+    invoke, engine, tmp = env
+    cid = claim_id(db, 57)
+    scripts = {
+        "good": 'print("working"); print(\'{"value": 56.89}\')',
+        "bad": 'import json; print(json.dumps({"value": 32.0}))',
+        "crash": "import sys; print('{\"value\": 57}'); sys.exit(3)",
+        "silent": 'print("no json here")',
+    }
+    for name, body in scripts.items():
+        invoke("repro", "add", str(cid), "--script", str(script(tmp, f"{name}.py", body)), "--name", name)
+    out = invoke("repro", "run", "--all", code=1)
+    verdicts = dict(db.rows("SELECT h.name, r.verdict FROM reprorun r JOIN reprohook h ON h.id = r.hook_id"))
+    assert verdicts == {"good": "reproduced", "bad": "diverged", "crash": "failed", "silent": "failed"}
+    assert "exit status 3" in out and "no {" in out
+    measured = dict(db.rows("SELECT h.name, r.measured FROM reprorun r JOIN reprohook h ON h.id = r.hook_id"))
+    assert measured["good"] == pytest.approx(56.89) and measured["bad"] == 32.0 and measured["crash"] is None
+    assert db.one("SELECT stdout FROM reprorun WHERE verdict = 'reproduced'").startswith("working")
+    # the latest run per claim is the verdict the site and search show
+    assert store.item_views(engine)[0].verdicts == {cid: "failed"}
+    invoke("repro", "run", "good")
+    assert store.item_views(engine)[0].verdicts == {cid: "reproduced"}
+    history = invoke("repro", "show", str(cid))
+    assert history.count("hook ") >= 5 and "diverged" in history
+
+
+def test_tolerance_absolute_and_range(env, db, tmp_path):
+    invoke, _, tmp = env
+    cid = claim_id(db, 5.76)
+    near = script(tmp, "near.py", "print('{\"value\": 6.2}')")
+    invoke("repro", "add", str(cid), "--script", str(near), "--tolerance", "0.5", "--absolute", "--name", "abs")
+    invoke("repro", "add", str(cid), "--script", str(near), "--tolerance", "0.05", "--name", "rel")
+    invoke("repro", "run", "--claim", str(cid))
+    verdicts = dict(db.rows("SELECT h.name, r.verdict FROM reprorun r JOIN reprohook h ON h.id = r.hook_id"))
+    assert verdicts == {"abs": "reproduced", "rel": "diverged"}
+
+
+def test_timeout_kills_child_and_grandchild(env, db, tmp_path):
+    invoke, _, tmp = env
+    cid = claim_id(db, 57)
+    pids = tmp / "pids.txt"
+    hang = script(
+        tmp,
+        "hang.py",
+        f"""
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        open({str(pids)!r}, "w").write(f"{{child.pid}} {{__import__('os').getpid()}}")
+        print("started", flush=True)
+        time.sleep(300)
+        """,
+    )
+    invoke("repro", "add", str(cid), "--script", str(hang), "--timeout", "1.5")
+    started = time.monotonic()
+    out = invoke("repro", "run", "--all", code=1)
+    assert time.monotonic() - started < 20
+    assert "timed out after 1.5 s" in out
+    assert db.one("SELECT verdict FROM reprorun") == "failed"
+    assert "started" in db.one("SELECT stdout FROM reprorun")
+    grandchild, child = (int(p) for p in pids.read_text().split())
+    deadline = time.monotonic() + 5
+    while (alive(grandchild) or alive(child)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(child) and not alive(grandchild)
+
+
+def test_skipped_without_cuda_and_runs_with_it(env, db, tmp_path, monkeypatch):
+    invoke, _, tmp = env
+    cid = claim_id(db, 57)
+    gpu = script(tmp, "gpu.py", "print('{\"value\": 57}')")
+    invoke("repro", "add", str(cid), "--script", str(gpu), "--requires", "cuda")
+    bare = tmp / "bin-none"
+    bare.mkdir()
+    monkeypatch.setenv("PATH", str(bare))
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    out = invoke("repro", "run", "--all")
+    assert "skipped" in out and "no nvidia-smi" in out
+    assert db.one("SELECT verdict FROM reprorun") == "skipped"
+    assert db.one("SELECT run_dir FROM reprorun") == ""
+
+    # an nvidia-smi that lists a GPU: the hook runs
+    smi_dir = tmp / "bin-gpu"
+    smi_dir.mkdir()
+    smi = smi_dir / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho 'GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-test)'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", str(smi_dir))
+    invoke("repro", "run", "--all")
+    assert db.one("SELECT verdict FROM reprorun ORDER BY id DESC") == "reproduced"
+    assert "H100" in json.loads(db.one("SELECT environment FROM reprorun ORDER BY id DESC"))["hardware"]
+
+
+def test_run_has_its_own_folder_and_environment(env, db, tmp_path):
+    invoke, _, tmp = env
+    cid = claim_id(db, 57)
+    probe = script(
+        tmp,
+        "probe.py",
+        """
+        import json, os
+        open("written.txt", "w").write("x")
+        print(json.dumps({"value": float(os.environ["DIGEST_CLAIMED"]), "cwd": os.getcwd()}))
+        """,
+    )
+    invoke("repro", "add", str(cid), "--script", str(probe))
+    invoke("repro", "run", "1")
+    invoke("repro", "run", "1")
+    dirs = [Path(d) for (d,) in db.rows("SELECT run_dir FROM reprorun ORDER BY id")]
+    assert len(set(dirs)) == 2
+    for d in dirs:
+        assert d.is_relative_to(tmp / "ws" / "repro" / "runs")
+        assert (d / "written.txt").exists() and '"value": 57.0' in (d / "stdout.txt").read_text()
+    assert db.one("SELECT verdict FROM reprorun ORDER BY id DESC") == "reproduced"
+
+
+def test_output_is_capped(env, db, tmp_path):
+    invoke, _, tmp = env
+    cid = claim_id(db, 57)
+    noisy = script(tmp, "noisy.py", 'import sys\nfor _ in range(200000): sys.stdout.write("y" * 99 + "\\n")\n')
+    invoke("repro", "add", str(cid), "--script", str(noisy))
+    out = invoke("repro", "run", "--all", code=1)
+    assert "output over" in out
+    assert len(db.one("SELECT stdout FROM reprorun")) < 20_000
+
+
+def test_record_external_measurement(env, db):
+    invoke, *_ = env
+    cid = claim_id(db, 57)
+    invoke("repro", "add", str(cid), "--command", "python -c pass", "--name", "ext")
+    out = invoke("repro", "record", "ext", "--value", "57.3", "--note", "measured on H100")
+    assert "reproduced" in out
+    assert db.one("SELECT source FROM reprorun") == "record"
+    assert "H100" in db.one("SELECT note FROM reprorun")
+
+
+def test_sync_from_hooks_file(env, db, tmp_path):
+    invoke, _, tmp = env
+    repro_dir = tmp / "repro"
+    (repro_dir / "mla").mkdir(parents=True)
+    (repro_dir / "mla" / "run.py").write_text("print('{\"value\": 56.9}')")
+    hooks = repro_dir / "hooks.toml"
+    hooks.write_text(
+        textwrap.dedent(
+            """
+            [[hook]]
+            name = "mla"
+            item = "2611.00001"
+            value = 57
+            unit = "x"
+            script = "repro/mla/run.py"
+            [[hook]]
+            name = "bench"
+            claimed = 100
+            unit = "docs/s"
+            script = "repro/mla/run.py"
+            [[hook]]
+            name = "missing"
+            item = "2611.99999"
+            value = 1
+            unit = "x"
+            script = "repro/mla/run.py"
+            """
+        )
+    )
+    out = invoke("repro", "sync", str(hooks))
+    assert "2 hooks registered" in out
+    invoke("repro", "sync", str(hooks))  # idempotent
+    assert db.one("SELECT count(*) FROM reprohook") == 2
+    assert db.one("SELECT claim_id FROM reprohook WHERE name = 'mla'") == claim_id(db, 57)
+    invoke("repro", "run", "--all", code=0)
+    assert dict(db.rows("SELECT h.name, r.verdict FROM reprorun r JOIN reprohook h ON h.id = r.hook_id")) == {
+        "mla": "reproduced",
+        "bench": "diverged",
+    }
+    assert "mla" in invoke("repro", "list")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["repro", "add", "999", "--command", "true"], "claim 999: no such claim"),
+        (["repro", "add", "1"], "give --command"),
+        (["repro", "add", "1", "--command", "echo 'unclosed"], "No closing quotation"),
+        (["repro", "run"], "exactly one of"),
+        (["repro", "run", "nope"], "hook 'nope': no such hook"),
+        (["repro", "show", "999"], "claim 999"),
+        (["repro", "sync", "nowhere.toml"], "hooks file not found"),
+    ],
+)
+def test_bad_input_is_one_line(env, args, message):
+    invoke, *_ = env
+    out = invoke(*args, code=1)
+    assert message in out and "Traceback" not in out
