@@ -221,13 +221,14 @@ _SPECIFIC = [
     ("utilization", r"of\s+peak|busy"),
     ("efficiency", r"(?:sample|data|parameter|compute|token)\s+efficiency|efficien\w*"),
     ("error", r"(?:word\s+)?error\s+rates?|calibration\s+error|false[- ](?:positive|negative)\w*|failure\s+rates?"),
-    ("error", r"mean\s+absolute\s+error|errors?|hallucinat\w*|(?-i:WER|CER|MAE|RMSE)"),
+    ("error", r"mean\s+absolute\s+error|errors?|hallucinat\w*|(?-i:WER|CER|MAE|RMSE)|Brier(?:\s+scores?)?"),
+    ("error", r"underestimat\w*|overestimat\w*"),
     ("accuracy", r"win[- ]rates?|exact[- ]match|pass@\d+|nDCG(?:@\d+)?|recall(?:@\d+)?|benchmark\s+scores?"),
     ("compute", r"GPU[- ]?(?:hours?|time|days?)|compute|computations?|FLOPs?|petaflop\w*"),
     ("time", r"(?:training|wall[- ]?clock|run|tuning)\s+time"),
     ("latency", r"latenc(?:y|ies)(?!\s+SLO)|(?-i:TTFT|TPOT)|time[- ]to[- ]first[- ]token|step\s+time|response\s+time"),
-    ("throughput", r"throughput|goodput|requests|(?-i:QPS)|bandwidth|serves|tokens\s+per\s+second"),
-    ("speedup", r"speed[- ]?ups?|speed\s+up|faster|accelerat\w*|quicker"),
+    ("throughput", r"throughput|goodput|requests|(?-i:QPS)|bandwidth|serves|tokens\s+per\s+second|traffic"),
+    ("speedup", r"speed[- ]?ups?|speeds?\s+up|faster|accelerat\w*|quicker"),
     ("memory", r"memory|footprint|(?-i:VRAM|RAM)|KV[- ]?cache|on[- ]disk|disk|storage"),
     ("cost", r"costs?|cheaper|prices?|pricing|(?<!per\s)dollars?|expensive"),
     ("energy", r"energy|(?:rated|peak|GPU)\s+power|power\s+(?:draw|cap\w*|consumption)|joules?|watts?|carbon"),
@@ -314,6 +315,12 @@ _QUALIFIERS = [
 _APPOSITION = re.compile(r"[^;—:()]*,\s*(?:a|an|about|roughly|around|or|nearly|almost|approximately)?\s*[~≈]?\s*")
 _PAREN_AFTER = re.compile(r"[^;—:()]*\(\s*(?:\S+\s+){0,2}[~≈=]?\s*")
 _PARALLEL = re.compile(r"[^;—:()]*\b(?:and|or)\s+(?:by\s+|to\s+)?(?:up\s+to\s+)?")
+# The same quantity moving on: "a 2.6x latency reduction, which falls to 1.1x"; "the decode advantage grows to 7.5x".
+_CONTINUES = re.compile(
+    r"[^;:()]*\b(?:which|advantage|gap|gain|lead|margin)\s+(?:then\s+)?(?:falls?|drops?|rises?|grows?|widens?|"
+    r"narrows?|shrinks?|increases?|decreases?|climbs?)\s+(?:further\s+)?to\s*[~≈]?\s*",
+    re.I,
+)
 _QUALIFIER_TAIL = re.compile(
     r"(?:\b(?:up\s+to|(?:less|more|fewer)\s+than(?:\s+an?)?|at\s+least|at\s+most)|[~≈<>≤≥])\s*$", re.I
 )
@@ -634,6 +641,7 @@ def _assign_kinds(sent: str, claims: list[_Num], prev_kind: tuple[str, str, str]
                 _APPOSITION.fullmatch(gap)  # ... or a parenthetical: "~3x better sparsity (L0 ≈ 50 vs 150)"
                 or _PAREN_AFTER.fullmatch(gap)
                 or (same_unit and _PARALLEL.fullmatch(gap))  # ... or "by 1.7x over A and by 1.3x over B"
+                or (same_unit and _CONTINUES.fullmatch(gap))  # ... or "..., which falls to 1.1x"
             ):
                 kind = claims[i - 1].kind
         generic = ""
