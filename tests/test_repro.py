@@ -294,3 +294,29 @@ def test_bad_input_is_one_line(env, args, message):
     invoke, *_ = env
     out = invoke(*args, code=1)
     assert message in out and "Traceback" not in out
+
+
+def test_repeated_numbers_get_distinct_stable_keys(env, db):
+    invoke, engine, _ = env
+    twice = Entry(**{**PAPER.__dict__, "summary": "Prefill is 2x faster. Decode is also 2x faster on H100."})
+    store.save_entries(engine, "arxiv-test", [twice])
+    invoke("claims")
+    first = db.rows("SELECT id, key FROM claim WHERE value = 2 ORDER BY start")
+    assert len(first) == 2 and first[0][1] != first[1][1]
+    assert first[0][1].endswith("|1") and first[1][1].endswith("|2")
+    invoke("claims")
+    assert db.rows("SELECT id, key FROM claim WHERE value = 2 ORDER BY start") == first
+
+
+def test_at_least_is_a_floor(env, db, tmp_path):
+    invoke, _, tmp = env
+    cid = claim_id(db, 57)
+    for name, value in (("above", 90.0), ("just-below", 55.0), ("far-below", 40.0)):
+        body = f"print('{{\"value\": {value}}}')"
+        invoke("repro", "add", str(cid), "--script", str(script(tmp, f"{name}.py", body)), "--at-least", "--name", name)
+    invoke("repro", "run", "--all")
+    verdicts = dict(db.rows("SELECT h.name, r.verdict FROM reprorun r JOIN reprohook h ON h.id = r.hook_id"))
+    assert verdicts == {"above": "reproduced", "just-below": "reproduced", "far-below": "diverged"}
+    assert "≥" in invoke("repro", "list")
+    out = invoke("repro", "add", str(cid), "--command", "true", "--absolute", "--at-least", code=1)
+    assert "pick one" in out
