@@ -314,6 +314,11 @@ _QUALIFIERS = [
 # Gaps after a claim that make the next number continue it (it then takes the same kind).
 _APPOSITION = re.compile(r"[^;—:()]*,\s*(?:a|an|about|roughly|around|or|nearly|almost|approximately)?\s*[~≈]?\s*")
 _PAREN_AFTER = re.compile(r"[^;—:()]*\(\s*(?:\S+\s+){0,2}[~≈=]?\s*")
+_SHARE_KINDS = ("", "sparsity", "compute", "memory", "other")
+_MODEL_SHARE = re.compile(
+    r"\s*of\s+(?:the\s+|all\s+|its\s+|their\s+)?(?:attention\s+|intermediate\s+)?(?:heads|neurons|experts|layers|weights)\b",
+    re.I,
+)
 _PARALLEL = re.compile(r"[^;—:()]*\b(?:and|or)\s+(?:by\s+|to\s+)?(?:up\s+to\s+)?")
 # The same quantity moving on: "a 2.6x latency reduction, which falls to 1.1x"; "the decode advantage grows to 7.5x".
 _CONTINUES = re.compile(
@@ -649,10 +654,15 @@ def _assign_kinds(sent: str, claims: list[_Num], prev_kind: tuple[str, str, str]
             g = _cues(awin, _GENERIC_RE, False) + [(d + 1.5, m) for d, m in _cues(bwin, _GENERIC_RE, True)]
             if g:
                 generic = "improvement" if min(g, key=lambda t: t[0])[1].lastgroup == "up" else "reduction"
-        if not kind and generic:
-            # the sentence may open with the quantity: "Throughput improves ..., a 1.8× gain"
+        if not kind and (generic or c.how == "fromto"):
+            # the sentence may open with the quantity: "Throughput improves ..., a 1.8× gain", or
+            # "The accuracy of the teacher's targets on student prefixes falls from 65% to 51%"
             opening = _QUANTITY_NOUN.match(sent[: claims[0].start].lstrip())
             kind = (_first_specific(opening.group()) if opening else "") or generic
+        if not kind and c.how == "fromto":  # the clause's subject names what moved, however long the clause
+            kind = _first_specific(_clause(sent, prev_end, c.start, _BEFORE_STOP, 40, before=True))
+        if c.unit == "%" and _MODEL_SHARE.match(sent[c.end : c.end + 60]) and kind not in _SHARE_KINDS:
+            kind = "other"  # a share of the model is setup: "Localizing 75% of heads ... retains 96% of accuracy"
         if not kind and c.unit in ("%", "", "points") and _BENCH_RE.search(sent[c.end : c.end + 40]):
             kind = "accuracy"
         if not kind and prev_kind:
