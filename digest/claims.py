@@ -47,7 +47,10 @@ a cut whose quantity is not one of the above), other.
 
 The kind comes from cue words: a specific metric word next to the number wins (after it,
 then before it, nearer first), then a unit's own kind, then generic improve/reduce words.
-``points`` default to accuracy, a bare ``N×`` to speedup. A number with no cue of its own takes the
+``points`` default to accuracy, a bare ``N×`` to speedup. A share of the model itself ("75% of heads",
+"0.1% of the weights") is setup (``other``) unless a sparsity, compute or memory cue names it; a from→to
+change takes the kind its clause's subject names ("the accuracy of ... falls from 65% to 51%").
+A number with no cue of its own takes the
 kind of the claim it continues ("1,200 tokens/s, a 1.8× gain"; "(L0 ≈ 50 vs 150)"; "by 1.7x ... and by
 1.3x") or, within one paragraph, of the quantity the previous sentence opens with ("Model FLOPs
 Utilization answers ... Learn why 30–70% is the real-world range"). ``direction`` is ``up``/``down``
