@@ -358,9 +358,12 @@ def run_hook(engine, hook, workspace: Path):
     if not ok:
         outcome = Outcome("skipped", note=f"requires {hook.requires}: {found}")
     else:
+        try:
+            argv = command_argv(hook.command, hook.script, Path(hook.workdir or "."))
+        except DigestError as exc:  # one broken hook must not stop `repro run --all`
+            return _save_failed(engine, hook, claimed, env, str(exc))
         cwd = run_dir(Path(workspace), hook.id)
         folder = str(cwd)
-        argv = command_argv(hook.command, hook.script, Path(hook.workdir or "."))
         extra = {"DIGEST_CLAIMED": "" if claimed is None else repr(claimed), "DIGEST_CLAIM_UNIT": unit}
         extra["DIGEST_CLAIM_ID"] = "" if hook.claim_id is None else str(hook.claim_id)
         outcome = execute(
@@ -388,6 +391,21 @@ def run_hook(engine, hook, workspace: Path):
         environment=json.dumps(env),
         note=outcome.note,
         run_dir=folder,
+    )
+    return store.save_run(engine, run)
+
+
+def _save_failed(engine, hook, claimed: float | None, env: dict, note: str):
+    from digest import store
+    from digest.models import ReproRun
+
+    run = ReproRun(
+        hook_id=hook.id,
+        claim_id=hook.claim_id,
+        verdict="failed",
+        claimed=claimed,
+        environment=json.dumps(env),
+        note=note,
     )
     return store.save_run(engine, run)
 

@@ -320,3 +320,21 @@ def test_at_least_is_a_floor(env, db, tmp_path):
     assert "≥" in invoke("repro", "list")
     out = invoke("repro", "add", str(cid), "--command", "true", "--absolute", "--at-least", code=1)
     assert "pick one" in out
+
+
+def test_a_broken_hook_does_not_stop_the_others(env, db, tmp_path):
+    from digest.models import ReproHook
+
+    invoke, engine, tmp = env
+    cid = claim_id(db, 57)
+    # stored by an older version or edited in the DB: a command that no longer parses
+    store.save_hook(engine, ReproHook(claim_id=cid, name="unparsable", command="echo 'unclosed", workdir=str(tmp)))
+    invoke("repro", "add", str(cid), "--command", "/nonexistent/tool --flag", "--name", "missing-binary")
+    invoke(
+        "repro", "add", str(cid), "--script", str(script(tmp, "fine.py", "print('{\"value\": 57}')")), "--name", "fine"
+    )
+    out = invoke("repro", "run", "--all", code=1)
+    verdicts = dict(db.rows("SELECT h.name, r.verdict FROM reprorun r JOIN reprohook h ON h.id = r.hook_id"))
+    assert verdicts == {"unparsable": "failed", "missing-binary": "failed", "fine": "reproduced"}
+    assert "No closing quotation" in out and "exit status 127" in out
+    assert "3 hooks run, 2 failed" in out
