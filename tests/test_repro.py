@@ -338,3 +338,23 @@ def test_a_broken_hook_does_not_stop_the_others(env, db, tmp_path):
     assert verdicts == {"unparsable": "failed", "missing-binary": "failed", "fine": "reproduced"}
     assert "No closing quotation" in out and "exit status 127" in out
     assert "3 hooks run, 2 failed" in out
+
+
+def test_background_process_left_by_a_finished_hook_is_killed(env, db, tmp_path):
+    invoke, _, tmp = env
+    cid = claim_id(db, 57)
+    pid_file = tmp / "bg.pid"
+    body = f"""
+        import subprocess, sys
+        bg = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        open({str(pid_file)!r}, "w").write(str(bg.pid))
+        print('{{"value": 57}}')
+        """
+    invoke("repro", "add", str(cid), "--script", str(script(tmp, "daemon.py", body)))
+    invoke("repro", "run", "--all")
+    assert db.one("SELECT verdict FROM reprorun") == "reproduced"
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(pid)
