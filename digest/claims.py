@@ -175,6 +175,12 @@ _HW = r"(?:[AHBLV]\d{2,3}S?|GB\d{3}|H800|A800|MI\d{3}X?|RTX\s?\d{4}|TPUs?|GPUs?|
 _X_SPEC_AFTER = re.compile(rf"\s*(?:{_HW}|downsampl|upsampl|upscal|zoom|magnif)", re.I)
 _GB_SPEC_BEFORE = re.compile(rf"{_HW}\s*-?\s*$")
 _GB_SPEC_AFTER = re.compile(r"\s*(?:GPUs?|cards?)\b")
+# "a laptop with 16GB of unified memory", "a GPU's 80 GB": what the hardware has, not a result.
+_DEVICE_SPEC_BEFORE = re.compile(
+    r"(?:\b(?:laptops?|phones?|smartphones?|devices?|machines?|GPUs?|cards?|nodes?|servers?|desktops?)\s+with|"
+    r"\b(?:GPU|chip|card|accelerator|device)(?:'s|’s))\s*(?:only\s+|just\s+)?$",
+    re.I,
+)
 _READ_TIME = re.compile(r"\s*(?:read\b|·)")
 
 # How a bare (unitless) number can still be a claim.
@@ -481,6 +487,8 @@ def _find_numbers(sent: str) -> list[_Num]:
             and n.unit[:1] in "kmgt"
             and (_GB_SPEC_BEFORE.search(before) or _GB_SPEC_AFTER.match(rest))
         ):
+            continue
+        if n.unit in ("kb", "mb", "gb", "tb") and _DEVICE_SPEC_BEFORE.search(before):
             continue
         if n.unit == "min" and (_READ_TIME.match(rest) or before.rstrip().endswith("·")):
             continue

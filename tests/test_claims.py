@@ -314,3 +314,8 @@ SNAPSHOT_KINDS = [
 def test_snapshot_kind_fixes(text, value, kind):
     got = {c.value: c.kind for c in extract_claims(text)}
     assert got[value] == kind, got
+
+
+def test_device_memory_is_setup_not_a_claim():
+    text = "On a laptop with 16GB of unified memory, our system achieves 14 tokens per second using 9GB of memory."
+    assert [(c.value, c.unit) for c in extract_claims(text)] == [(14, "tokens/s"), (9, "gb")]
