@@ -122,7 +122,9 @@ def test_every_verdict(env, db, tmp_path, monkeypatch):
     # the latest run per claim is the verdict the site and search show
     assert store.item_views(engine)[0].verdicts == {cid: "failed"}
     invoke("repro", "run", "good")
-    assert store.item_views(engine)[0].verdicts == {cid: "reproduced"}
+    view = store.item_views(engine)[0]
+    assert view.verdicts == {cid: "reproduced"}
+    assert view.runs[cid].measured == pytest.approx(56.89) and view.runs[cid].claimed == 57
     history = invoke("repro", "show", str(cid))
     assert history.count("hook ") >= 5 and "diverged" in history
 
