@@ -123,7 +123,8 @@ def main() -> None:
     dps = throughput(model, docs, args.docs, args.batch_size, device)
     log(f"docs/s: {dps:,.0f}")
     out = {"value": round(sps, 1), "docs_per_s": round(dps, 1), "device": name, "batch_size": args.batch_size}
-    out.update({"n": args.docs, "dtype": "fp16" if device.startswith("cuda") else "fp32", "torch": torch.__version__})
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    out.update({"n": args.docs, "dtype": dtype, "torch": torch.__version__})
     out["random_weights"] = bool(args.random_weights)
     print(json.dumps(out))
 
