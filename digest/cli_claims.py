@@ -215,9 +215,8 @@ def repro_show(state: State, claim_id: int) -> None:
     if not history:
         click.echo("  no runs yet")
     for r in history:
-        measured = "-" if r.measured is None else f"{r.measured:.4g}"
         when = f"{r.started_at:%Y-%m-%d %H:%M:%S}"
-        click.echo(f"  {when}  hook {r.hook_id}  {r.verdict:10} measured {measured}  {r.note}  [{r.source}]")
+        click.echo(f"  {when}  hook {r.hook_id}  {r.verdict:10} {r.note or '-'}  [{r.source}]")
 
 
 @repro.command("scaffold")

@@ -84,9 +84,14 @@ def describe(measured: float | None, claimed: float | None, claimed_hi: float | 
     """'measured 56.9 x vs claimed 57 x' for notes and listings."""
     if measured is None:
         return ""
-    want = "" if claimed is None else f"{claimed:g}" + (f"–{claimed_hi:g}" if claimed_hi is not None else "")
+    want = "" if claimed is None else _num(claimed) + (f"–{_num(claimed_hi)}" if claimed_hi is not None else "")
     unit = f" {unit}" if unit else ""
-    return f"measured {measured:.4g}{unit}" + (f" vs claimed {want}{unit}" if want else "")
+    return f"measured {_num(measured)}{unit}" + (f" vs claimed {want}{unit}" if want else "")
+
+
+def _num(x: float) -> str:
+    """56.89, 0.00271, 14,200 (never 1.4e+04)."""
+    return f"{x:,.0f}" if abs(x) >= 10_000 else f"{x:.4g}"
 
 
 def command_argv(command: str, script: str, workdir: Path) -> list[str]:
