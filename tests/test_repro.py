@@ -360,3 +360,62 @@ def test_background_process_left_by_a_finished_hook_is_killed(env, db, tmp_path)
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(pid)
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+@pytest.mark.parametrize(
+    "stdout, value",
+    [
+        ('{"value": 1}\nnoise\n{"value": 2.5, "unit": "x"}\ntrailing text\n', 2.5),
+        ('{"value": 3}\n{"other": 1}\n', 3.0),  # a later JSON line without "value" does not count
+        ('{"value": true}\n', None),  # booleans are not numbers here
+        ('{"value": NaN}\n', None),
+        ('{"value": "57"}\n', None),
+        ("[1, 2]\n{broken\n", None),
+        ("", None),
+    ],
+)
+def test_parse_measured(stdout, value):
+    from digest.repro import parse_measured
+
+    assert parse_measured(stdout) == value
+
+
+@pytest.mark.parametrize(
+    "measured, claimed, hi, tol, kind, verdict",
+    [
+        (57.0, 57.0, None, 0.0, "relative", "reproduced"),
+        (54.2, 57.0, None, 0.05, "relative", "reproduced"),
+        (54.1, 57.0, None, 0.05, "relative", "diverged"),
+        (-27.5, -26.8, None, 0.05, "relative", "reproduced"),  # negative claims widen the right way
+        (0.60, 0.55, None, 0.05, "absolute", "reproduced"),
+        (0.61, 0.55, None, 0.05, "absolute", "diverged"),
+        (50.0, 30.0, 70.0, 0.0, "relative", "reproduced"),
+        (73.0, 30.0, 70.0, 0.05, "relative", "reproduced"),
+        (74.0, 30.0, 70.0, 0.05, "relative", "diverged"),
+        (28.6, 30.0, 70.0, 0.05, "relative", "reproduced"),
+        (28.4, 30.0, 70.0, 0.05, "relative", "diverged"),
+        (1e9, 14200.0, None, 0.05, "at-least", "reproduced"),
+        (13000.0, 14200.0, None, 0.05, "at-least", "diverged"),
+    ],
+)
+def test_judge(measured, claimed, hi, tol, kind, verdict):
+    from digest.repro import judge
+
+    assert judge(measured, claimed, hi, tol, kind) == verdict
+
+
+def test_command_argv(tmp_path):
+    from digest.errors import DigestError
+    from digest.repro import command_argv
+
+    (tmp_path / "repro").mkdir()
+    (tmp_path / "repro" / "run.py").write_text("")
+    assert command_argv("", "repro/run.py", tmp_path) == [sys.executable, str(tmp_path / "repro" / "run.py")]
+    argv = command_argv("python3 {script} --n 3 'two words'", "repro/run.py", tmp_path)
+    assert argv == [sys.executable, str(tmp_path / "repro" / "run.py"), "--n", "3", "two words"]
+    assert command_argv("sh -c 'echo $HOME; rm x'", "", tmp_path) == ["sh", "-c", "echo $HOME; rm x"]  # one argv
+    with pytest.raises(DigestError, match="closing quotation"):
+        command_argv("echo 'open", "", tmp_path)
