@@ -146,6 +146,8 @@ def repro_list(state: State) -> None:
             h.tolerance_kind, f"±{h.tolerance:g} rel"
         )
         req = f" requires {h.requires}" if h.requires else ""
+        if h.claim_id is not None and store.claim_with_item(state.engine, h.claim_id)[0].vanished:
+            req += " (claim no longer in the item's text)"
         click.echo(f"{h.id:<4} {h.name or '-':30} {target:14} {tol}{req}  {verdict}")
         click.echo(f"     {h.script or h.command}")
 

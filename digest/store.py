@@ -400,7 +400,8 @@ def find_claim(engine: Engine, item_ref: str, value: float, unit: str) -> Claim 
         ).first()
         if item is None:
             return None
-        for c in s.exec(select(Claim).where(Claim.item_id == item.id, Claim.unit == unit).order_by(Claim.id)):
+        stmt = select(Claim).where(Claim.item_id == item.id, Claim.unit == unit)
+        for c in s.exec(stmt.order_by(Claim.vanished, Claim.id)):  # a claim still in the text first
             if abs(c.value - value) <= 1e-9 * max(1.0, abs(value)):
                 return c
         return None

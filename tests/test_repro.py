@@ -96,6 +96,7 @@ def test_hook_survives_claims_rerun_and_text_edits(env, db):
     view = store.item_views(engine)[0]
     assert [c.value for c in view.claims] == [6.1]
     assert "reproduced" in invoke("repro", "show", str(cid))
+    assert "no longer in the item's text" in invoke("repro", "list")
 
 
 # --------------------------------------------------------------------------- verdicts with real subprocesses
@@ -419,3 +420,25 @@ def test_command_argv(tmp_path):
     assert command_argv("sh -c 'echo $HOME; rm x'", "", tmp_path) == ["sh", "-c", "echo $HOME; rm x"]  # one argv
     with pytest.raises(DigestError, match="closing quotation"):
         command_argv("echo 'open", "", tmp_path)
+
+
+def test_sync_moves_a_hook_to_the_claim_still_in_the_text(env, db, tmp_path):
+    invoke, engine, tmp = env
+    (tmp / "repro" / "mla").mkdir(parents=True)
+    (tmp / "repro" / "mla" / "run.py").write_text("print('{\"value\": 56.9}')")
+    hooks = tmp / "repro" / "hooks.toml"
+    hooks.write_text(
+        '[[hook]]\nname = "mla"\nitem = "2611.00001"\nvalue = 57\nunit = "x"\nscript = "repro/mla/run.py"\n'
+    )
+    invoke("repro", "sync", str(hooks))
+    old = claim_id(db, 57)
+    invoke("repro", "run", "mla")
+    moved = Entry(**{**PAPER.__dict__, "title": "A 57× smaller cache", "summary": "Decoding is 5.76× faster."})
+    store.save_entries(engine, "arxiv-test", [moved])
+    invoke("claims")
+    new = claim_id(db, 57)
+    assert new != old and db.one("SELECT vanished FROM claim WHERE id = :i", i=old) in (1, True)
+    invoke("repro", "sync", str(hooks))
+    assert db.one("SELECT claim_id FROM reprohook WHERE name = 'mla'") == new
+    invoke("repro", "run", "mla")
+    assert store.item_views(engine)[0].verdicts == {new: "reproduced"}
