@@ -47,7 +47,10 @@ a cut whose quantity is not one of the above), other.
 
 The kind comes from cue words: a specific metric word next to the number wins (after it,
 then before it, nearer first), then a unit's own kind, then generic improve/reduce words.
-``points`` default to accuracy, a bare ``N×`` to speedup. A number with no cue of its own takes the
+``points`` default to accuracy, a bare ``N×`` to speedup. A share of the model itself ("75% of heads",
+"0.1% of the weights") is setup (``other``) unless a sparsity, compute or memory cue names it; a from→to
+change takes the kind its clause's subject names ("the accuracy of ... falls from 65% to 51%").
+A number with no cue of its own takes the
 kind of the claim it continues ("1,200 tokens/s, a 1.8× gain"; "(L0 ≈ 50 vs 150)"; "by 1.7x ... and by
 1.3x") or, within one paragraph, of the quantity the previous sentence opens with ("Model FLOPs
 Utilization answers ... Learn why 30–70% is the real-world range"). ``direction`` is ``up``/``down``
@@ -172,6 +175,12 @@ _HW = r"(?:[AHBLV]\d{2,3}S?|GB\d{3}|H800|A800|MI\d{3}X?|RTX\s?\d{4}|TPUs?|GPUs?|
 _X_SPEC_AFTER = re.compile(rf"\s*(?:{_HW}|downsampl|upsampl|upscal|zoom|magnif)", re.I)
 _GB_SPEC_BEFORE = re.compile(rf"{_HW}\s*-?\s*$")
 _GB_SPEC_AFTER = re.compile(r"\s*(?:GPUs?|cards?)\b")
+# "a laptop with 16GB of unified memory", "a GPU's 80 GB": what the hardware has, not a result.
+_DEVICE_SPEC_BEFORE = re.compile(
+    r"(?:\b(?:laptops?|phones?|smartphones?|devices?|machines?|GPUs?|cards?|nodes?|servers?|desktops?)\s+with|"
+    r"\b(?:GPU|chip|card|accelerator|device)(?:'s|’s))\s*(?:only\s+|just\s+)?$",
+    re.I,
+)
 _READ_TIME = re.compile(r"\s*(?:read\b|·)")
 
 # How a bare (unitless) number can still be a claim.
@@ -221,13 +230,14 @@ _SPECIFIC = [
     ("utilization", r"of\s+peak|busy"),
     ("efficiency", r"(?:sample|data|parameter|compute|token)\s+efficiency|efficien\w*"),
     ("error", r"(?:word\s+)?error\s+rates?|calibration\s+error|false[- ](?:positive|negative)\w*|failure\s+rates?"),
-    ("error", r"mean\s+absolute\s+error|errors?|hallucinat\w*|(?-i:WER|CER|MAE|RMSE)"),
+    ("error", r"mean\s+absolute\s+error|errors?|hallucinat\w*|(?-i:WER|CER|MAE|RMSE)|Brier(?:\s+scores?)?"),
+    ("error", r"underestimat\w*|overestimat\w*"),
     ("accuracy", r"win[- ]rates?|exact[- ]match|pass@\d+|nDCG(?:@\d+)?|recall(?:@\d+)?|benchmark\s+scores?"),
     ("compute", r"GPU[- ]?(?:hours?|time|days?)|compute|computations?|FLOPs?|petaflop\w*"),
     ("time", r"(?:training|wall[- ]?clock|run|tuning)\s+time"),
     ("latency", r"latenc(?:y|ies)(?!\s+SLO)|(?-i:TTFT|TPOT)|time[- ]to[- ]first[- ]token|step\s+time|response\s+time"),
-    ("throughput", r"throughput|goodput|requests|(?-i:QPS)|bandwidth|serves|tokens\s+per\s+second"),
-    ("speedup", r"speed[- ]?ups?|speed\s+up|faster|accelerat\w*|quicker"),
+    ("throughput", r"throughput|goodput|requests|(?-i:QPS)|bandwidth|serves|tokens\s+per\s+second|traffic"),
+    ("speedup", r"speed[- ]?ups?|speeds?\s+up|faster|accelerat\w*|quicker"),
     ("memory", r"memory|footprint|(?-i:VRAM|RAM)|KV[- ]?cache|on[- ]disk|disk|storage"),
     ("cost", r"costs?|cheaper|prices?|pricing|(?<!per\s)dollars?|expensive"),
     ("energy", r"energy|(?:rated|peak|GPU)\s+power|power\s+(?:draw|cap\w*|consumption)|joules?|watts?|carbon"),
@@ -313,7 +323,18 @@ _QUALIFIERS = [
 # Gaps after a claim that make the next number continue it (it then takes the same kind).
 _APPOSITION = re.compile(r"[^;—:()]*,\s*(?:a|an|about|roughly|around|or|nearly|almost|approximately)?\s*[~≈]?\s*")
 _PAREN_AFTER = re.compile(r"[^;—:()]*\(\s*(?:\S+\s+){0,2}[~≈=]?\s*")
+_SHARE_KINDS = ("", "sparsity", "compute", "memory", "other")
+_MODEL_SHARE = re.compile(
+    r"\s*of\s+(?:the\s+|all\s+|its\s+|their\s+)?(?:attention\s+|intermediate\s+)?(?:heads|neurons|experts|layers|weights)\b",
+    re.I,
+)
 _PARALLEL = re.compile(r"[^;—:()]*\b(?:and|or)\s+(?:by\s+|to\s+)?(?:up\s+to\s+)?")
+# The same quantity moving on: "a 2.6x latency reduction, which falls to 1.1x"; "the decode advantage grows to 7.5x".
+_CONTINUES = re.compile(
+    r"[^;:()]*\b(?:which|advantage|gap|gain|lead|margin)\s+(?:then\s+)?(?:falls?|drops?|rises?|grows?|widens?|"
+    r"narrows?|shrinks?|increases?|decreases?|climbs?)\s+(?:further\s+)?to\s*[~≈]?\s*",
+    re.I,
+)
 _QUALIFIER_TAIL = re.compile(
     r"(?:\b(?:up\s+to|(?:less|more|fewer)\s+than(?:\s+an?)?|at\s+least|at\s+most)|[~≈<>≤≥])\s*$", re.I
 )
@@ -466,6 +487,8 @@ def _find_numbers(sent: str) -> list[_Num]:
             and n.unit[:1] in "kmgt"
             and (_GB_SPEC_BEFORE.search(before) or _GB_SPEC_AFTER.match(rest))
         ):
+            continue
+        if n.unit in ("kb", "mb", "gb", "tb") and _DEVICE_SPEC_BEFORE.search(before):
             continue
         if n.unit == "min" and (_READ_TIME.match(rest) or before.rstrip().endswith("·")):
             continue
@@ -634,6 +657,7 @@ def _assign_kinds(sent: str, claims: list[_Num], prev_kind: tuple[str, str, str]
                 _APPOSITION.fullmatch(gap)  # ... or a parenthetical: "~3x better sparsity (L0 ≈ 50 vs 150)"
                 or _PAREN_AFTER.fullmatch(gap)
                 or (same_unit and _PARALLEL.fullmatch(gap))  # ... or "by 1.7x over A and by 1.3x over B"
+                or (same_unit and _CONTINUES.fullmatch(gap))  # ... or "..., which falls to 1.1x"
             ):
                 kind = claims[i - 1].kind
         generic = ""
@@ -641,10 +665,15 @@ def _assign_kinds(sent: str, claims: list[_Num], prev_kind: tuple[str, str, str]
             g = _cues(awin, _GENERIC_RE, False) + [(d + 1.5, m) for d, m in _cues(bwin, _GENERIC_RE, True)]
             if g:
                 generic = "improvement" if min(g, key=lambda t: t[0])[1].lastgroup == "up" else "reduction"
-        if not kind and generic:
-            # the sentence may open with the quantity: "Throughput improves ..., a 1.8× gain"
+        if not kind and (generic or c.how == "fromto"):
+            # the sentence may open with the quantity: "Throughput improves ..., a 1.8× gain", or
+            # "The accuracy of the teacher's targets on student prefixes falls from 65% to 51%"
             opening = _QUANTITY_NOUN.match(sent[: claims[0].start].lstrip())
             kind = (_first_specific(opening.group()) if opening else "") or generic
+        if not kind and c.how == "fromto":  # the clause's subject names what moved, however long the clause
+            kind = _first_specific(_clause(sent, prev_end, c.start, _BEFORE_STOP, 40, before=True))
+        if c.unit == "%" and _MODEL_SHARE.match(sent[c.end : c.end + 60]) and kind not in _SHARE_KINDS:
+            kind = "other"  # a share of the model is setup: "Localizing 75% of heads ... retains 96% of accuracy"
         if not kind and c.unit in ("%", "", "points") and _BENCH_RE.search(sent[c.end : c.end + 40]):
             kind = "accuracy"
         if not kind and prev_kind:

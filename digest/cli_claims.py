@@ -63,12 +63,13 @@ def _default_hooks_file() -> Path:
 @click.option("--script", default="", help="A script under repro/ run with this Python (default command).")
 @click.option("--tolerance", type=float, default=0.05, show_default=True, help="Allowed difference (relative).")
 @click.option("--absolute", is_flag=True, help="The tolerance is absolute, in the claim's unit.")
+@click.option("--at-least", "at_least", is_flag=True, help="The claim is a floor: any higher measurement holds.")
 @click.option("--requires", type=click.Choice(["cuda"]), help="Hardware the hook needs; skipped where missing.")
 @click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True, help="Seconds until killed.")
 @click.option("--name", default="", help="A unique name to refer to the hook by (default: hook id).")
 @click.option("--description", default="", help="What the hook checks and what it cannot.")
 @pass_state
-def repro_add(state: State, claim_id: int, command: str, script: str, tolerance: float, absolute: bool,
+def repro_add(state: State, claim_id: int, command: str, script: str, tolerance: float, absolute: bool, at_least: bool,
               requires: str | None, timeout_s: float, name: str, description: str) -> None:  # fmt: skip
     """Register a command that re-measures claim CLAIM."""
     from digest import store
@@ -78,6 +79,8 @@ def repro_add(state: State, claim_id: int, command: str, script: str, tolerance:
         raise DigestError("give --command CMD or --script PATH (or both, with {script} in the command)")
     if script and not Path(script).is_file():
         raise DigestError(f"--script {script}: file not found")
+    if absolute and at_least:
+        raise DigestError("--absolute and --at-least: pick one")
     if tolerance < 0:
         raise DigestError(f"--tolerance {tolerance}: must be >= 0")
     if timeout_s <= 0:
@@ -92,7 +95,7 @@ def repro_add(state: State, claim_id: int, command: str, script: str, tolerance:
         script=script,
         workdir=str(Path.cwd()),
         tolerance=tolerance,
-        tolerance_kind="absolute" if absolute else "relative",
+        tolerance_kind="absolute" if absolute else "at-least" if at_least else "relative",
         requires=requires or "",
         timeout_s=timeout_s,
         description=description,
@@ -139,8 +142,12 @@ def repro_list(state: State) -> None:
         target = f"claim {h.claim_id}" if h.claim_id is not None else f"claimed {h.claimed:g} {h.unit}"
         run = last.get(h.id)
         verdict = f"{run.verdict} ({run.started_at:%Y-%m-%d %H:%M})" if run else "never run"
-        tol = f"±{h.tolerance:g}" + ("" if h.tolerance_kind == "absolute" else " rel")
+        tol = {"absolute": f"±{h.tolerance:g}", "at-least": f"≥ -{h.tolerance:g} rel"}.get(
+            h.tolerance_kind, f"±{h.tolerance:g} rel"
+        )
         req = f" requires {h.requires}" if h.requires else ""
+        if h.claim_id is not None and store.claim_with_item(state.engine, h.claim_id)[0].vanished:
+            req += " (claim no longer in the item's text)"
         click.echo(f"{h.id:<4} {h.name or '-':30} {target:14} {tol}{req}  {verdict}")
         click.echo(f"     {h.script or h.command}")
 
@@ -210,6 +217,22 @@ def repro_show(state: State, claim_id: int) -> None:
     if not history:
         click.echo("  no runs yet")
     for r in history:
-        measured = "-" if r.measured is None else f"{r.measured:.4g}"
         when = f"{r.started_at:%Y-%m-%d %H:%M:%S}"
-        click.echo(f"  {when}  hook {r.hook_id}  {r.verdict:10} measured {measured}  {r.note}  [{r.source}]")
+        click.echo(f"  {when}  hook {r.hook_id}  {r.verdict:10} {r.note or '-'}  [{r.source}]")
+
+
+@repro.command("scaffold")
+@click.argument("claim_id", metavar="CLAIM", type=int)
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              help="Project folder that holds repro/ (default: the current folder).")  # fmt: skip
+@click.option("--requires", type=click.Choice(["cuda"]), help="Hardware the script will need (noted in it).")
+@pass_state
+def repro_scaffold(state: State, claim_id: int, root: Path, requires: str | None) -> None:
+    """Write repro/<slug>/run.py: a script template that states the claim, links its code, prints the JSON line."""
+    from digest import store
+    from digest.repro import scaffold
+
+    claim, item = store.claim_with_item(state.engine, claim_id)
+    path = scaffold(claim, item, root, requires or "")
+    click.echo(f"Wrote {path}")
+    click.echo(f"Fill in measure(), then: digest repro add {claim.id} --script {path.relative_to(root)}")

@@ -128,7 +128,7 @@ class ReproHook(SQLModel, table=True):
     command: str  # run as an argv list (shlex-split), never through a shell built from feed text
     workdir: str = ""
     tolerance: float = 0.05
-    tolerance_kind: str = "relative"  # relative | absolute
+    tolerance_kind: str = "relative"  # relative | absolute | at-least (a floor)
     requires: str = ""  # "" or e.g. "cuda"
     timeout_s: float = 600.0
     description: str = ""

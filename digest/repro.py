@@ -67,9 +67,12 @@ def parse_measured(stdout: str) -> float | None:
 
 
 def judge(measured: float, claimed: float, claimed_hi: float | None, tolerance: float, kind: str) -> str:
-    """reproduced when measured lies within tolerance of the claimed value (or of the claimed range)."""
+    """reproduced when measured lies within tolerance of the claimed value (or of the claimed range);
+    kind "at-least" treats the claim as a floor ("at least as fast as claimed", relative tolerance below it)."""
     lo, hi = (claimed, claimed_hi) if claimed_hi is not None else (claimed, claimed)
     lo, hi = min(lo, hi), max(lo, hi)
+    if kind == "at-least":
+        return "reproduced" if measured >= lo - tolerance * abs(lo) else "diverged"
     if kind == "absolute":
         lo, hi = lo - tolerance, hi + tolerance
     else:
@@ -81,9 +84,14 @@ def describe(measured: float | None, claimed: float | None, claimed_hi: float | 
     """'measured 56.9 x vs claimed 57 x' for notes and listings."""
     if measured is None:
         return ""
-    want = "" if claimed is None else f"{claimed:g}" + (f"–{claimed_hi:g}" if claimed_hi is not None else "")
+    want = "" if claimed is None else _num(claimed) + (f"–{_num(claimed_hi)}" if claimed_hi is not None else "")
     unit = f" {unit}" if unit else ""
-    return f"measured {measured:.4g}{unit}" + (f" vs claimed {want}{unit}" if want else "")
+    return f"measured {_num(measured)}{unit}" + (f" vs claimed {want}{unit}" if want else "")
+
+
+def _num(x: float) -> str:
+    """56.89, 0.00271, 14,200 (never 1.4e+04)."""
+    return f"{x:,.0f}" if abs(x) >= 10_000 else f"{x:.4g}"
 
 
 def command_argv(command: str, script: str, workdir: Path) -> list[str]:
@@ -278,7 +286,7 @@ class HookSpec:
 
 
 _HOOK_KEYS = {
-    "name", "script", "command", "item", "value", "unit", "tolerance", "absolute", "requires", "timeout",
+    "name", "script", "command", "item", "value", "unit", "tolerance", "absolute", "at_least", "requires", "timeout",
     "description", "claimed", "claimed_hi",
 }  # fmt: skip
 
@@ -317,7 +325,7 @@ def load_hooks_file(path: Path) -> list[HookSpec]:
                     value=None if h.get("value") is None else float(h["value"]),
                     unit=str(h.get("unit", "")),
                     tolerance=float(h.get("tolerance", 0.05)),
-                    tolerance_kind="absolute" if h.get("absolute") else "relative",
+                    tolerance_kind="absolute" if h.get("absolute") else "at-least" if h.get("at_least") else "relative",
                     requires=str(h.get("requires", "")),
                     timeout_s=float(h.get("timeout", 600)),
                     description=str(h.get("description", "")),
@@ -355,9 +363,12 @@ def run_hook(engine, hook, workspace: Path):
     if not ok:
         outcome = Outcome("skipped", note=f"requires {hook.requires}: {found}")
     else:
+        try:
+            argv = command_argv(hook.command, hook.script, Path(hook.workdir or "."))
+        except DigestError as exc:  # one broken hook must not stop `repro run --all`
+            return _save_failed(engine, hook, claimed, env, str(exc))
         cwd = run_dir(Path(workspace), hook.id)
         folder = str(cwd)
-        argv = command_argv(hook.command, hook.script, Path(hook.workdir or "."))
         extra = {"DIGEST_CLAIMED": "" if claimed is None else repr(claimed), "DIGEST_CLAIM_UNIT": unit}
         extra["DIGEST_CLAIM_ID"] = "" if hook.claim_id is None else str(hook.claim_id)
         outcome = execute(
@@ -385,6 +396,21 @@ def run_hook(engine, hook, workspace: Path):
         environment=json.dumps(env),
         note=outcome.note,
         run_dir=folder,
+    )
+    return store.save_run(engine, run)
+
+
+def _save_failed(engine, hook, claimed: float | None, env: dict, note: str):
+    from digest import store
+    from digest.models import ReproRun
+
+    run = ReproRun(
+        hook_id=hook.id,
+        claim_id=hook.claim_id,
+        verdict="failed",
+        claimed=claimed,
+        environment=json.dumps(env),
+        note=note,
     )
     return store.save_run(engine, run)
 
@@ -448,3 +474,75 @@ def sync_hooks(engine, path: Path) -> tuple[list, list[str]]:
         )
         saved.append(store.save_hook(engine, hook))
     return saved, problems
+
+
+# ----------------------------------------------------------------------------- scaffold
+
+_TEMPLATE = '''"""Reproduction hook for claim {claim_id}: {headline}.
+
+Claim ({kind}{qualifier}): {value}{unit_sp}
+Sentence: {sentence}
+Item: {title}
+Link: {url}
+Code:
+{code}
+
+Checks: TODO - say what this script re-derives or re-measures.
+Cannot check: TODO - say what it leaves out (hardware, data, parts of the claim).
+Register it: digest repro add {claim_id} --script {script}{requires}
+Standalone: python {script}   (prints the working, then one JSON line {{"value": ...}})
+"""
+
+import json
+
+CLAIMED = {claimed!r}  # {unit}
+
+
+def measure() -> float | None:
+    """Re-derive or re-measure the claimed quantity; return it in the claim's unit."""
+    # TODO: replace with the real computation. Returning None makes the run "failed" (no value).
+    return None
+
+
+if __name__ == "__main__":
+    value = measure()
+    print(f"claimed {{CLAIMED}} {unit}, measured {{value}}")
+    print(json.dumps({{"value": value}}))
+'''
+
+
+def _inert(text: str) -> str:
+    """Feed text made safe inside a generated docstring: no quotes, backslashes or braces can end or escape it."""
+    return " ".join(str(text).split()).replace("\\", "/").replace('"', "'").replace("{", "(").replace("}", ")")
+
+
+def scaffold(claim, item, root: Path, requires: str = "") -> Path:
+    """Write repro/<slug>/run.py stating the claim and linking the item's code; refuses to overwrite."""
+    from digest.normalize import slugify
+
+    value = f"{claim.value:g}" + (f"-{claim.value_hi:g}" if claim.value_hi is not None else "")
+    slug = slugify(f"{item.arxiv_id or item.title[:40]} {claim.kind} {value}{claim.unit}")
+    folder = root / "repro" / slug
+    if folder.exists():
+        raise DigestError(f"{folder}: already exists (edit it, or remove it to scaffold again)")
+    code = json.loads(item.code_urls or "[]")
+    script = f"repro/{slug}/run.py"
+    text = _TEMPLATE.format(
+        claim_id=claim.id,
+        headline=_inert(f"{value} {claim.unit} {claim.kind}"),
+        kind=_inert(claim.kind),
+        qualifier=f", {_inert(claim.qualifier)}" if claim.qualifier else "",
+        value=value,
+        unit_sp=f" {_inert(claim.unit)}" if claim.unit else "",
+        unit=_inert(claim.unit) or "(unitless)",
+        sentence=_inert(claim.text),
+        title=_inert(item.title),
+        url=_inert(item.url or (f"https://arxiv.org/abs/{item.arxiv_id}" if item.arxiv_id else "")),
+        code="\n".join(f"  {_inert(u)}" for u in code) or "  (no code links found in the item's text)",
+        script=script,
+        requires=f" --requires {requires}" if requires else "",
+        claimed=claim.value,
+    )
+    folder.mkdir(parents=True)
+    (folder / "run.py").write_text(text, encoding="utf-8")
+    return folder / "run.py"

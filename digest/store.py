@@ -355,6 +355,7 @@ class ItemView:
     claims: list[Claim]
     coverage: list[Item]
     verdicts: dict[int, str] = field(default_factory=dict)  # claim id -> latest repro verdict
+    runs: dict[int, ReproRun] = field(default_factory=dict)  # claim id -> latest run (measured, claimed, note)
 
     @property
     def authors(self) -> list[str]:
@@ -386,15 +387,16 @@ def item_views(engine: Engine, item_ids: Sequence[int] | None = None) -> list[It
         for c in s.exec(current.order_by(Claim.item_id, Claim.field.desc(), Claim.start)):
             if c.item_id in claims:
                 claims[c.item_id].append(c)
-        verdicts = _latest_verdicts(s)
+        latest = {r.claim_id: r for r in s.exec(_latest_run_stmt())}
         coverage: dict[int, list[Item]] = {i: [] for i in ids}
         for post in s.exec(select(Item).where(Item.covers_item_id.is_not(None))):
             if post.covers_item_id in coverage:
                 coverage[post.covers_item_id].append(post)
         views = []
         for r in rows:
-            shown = {c.id: verdicts[c.id] for c in claims[r.id] if c.id in verdicts}
-            views.append(ItemView(r, tags[r.id], claims[r.id], coverage[r.id], shown))
+            shown = {c.id: latest[c.id] for c in claims[r.id] if c.id in latest}
+            verdicts = {cid: run.verdict for cid, run in shown.items()}
+            views.append(ItemView(r, tags[r.id], claims[r.id], coverage[r.id], verdicts, shown))
         return views
 
 
@@ -590,10 +592,6 @@ def _latest_run_stmt():
     return select(ReproRun).join(latest, ReproRun.id == latest.c.rid)
 
 
-def _latest_verdicts(s: Session) -> dict[int, str]:
-    return {r.claim_id: r.verdict for r in s.exec(_latest_run_stmt())}
-
-
 def latest_runs(engine: Engine, claim_ids: Sequence[int] | None = None) -> dict[int, ReproRun]:
     """claim id -> its latest ReproRun (verdict, measured, claimed): what export and search show."""
     with session(engine) as s:
@@ -619,7 +617,8 @@ def find_claim(engine: Engine, item_ref: str, value: float, unit: str) -> Claim 
         ).first()
         if item is None:
             return None
-        for c in s.exec(select(Claim).where(Claim.item_id == item.id, Claim.unit == unit).order_by(Claim.id)):
+        stmt = select(Claim).where(Claim.item_id == item.id, Claim.unit == unit)
+        for c in s.exec(stmt.order_by(Claim.vanished, Claim.id)):  # a claim still in the text first
             if abs(c.value - value) <= 1e-9 * max(1.0, abs(value)):
                 return c
         return None

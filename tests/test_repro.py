@@ -96,6 +96,7 @@ def test_hook_survives_claims_rerun_and_text_edits(env, db):
     view = store.item_views(engine)[0]
     assert [c.value for c in view.claims] == [6.1]
     assert "reproduced" in invoke("repro", "show", str(cid))
+    assert "no longer in the item's text" in invoke("repro", "list")
 
 
 # --------------------------------------------------------------------------- verdicts with real subprocesses
@@ -122,7 +123,9 @@ def test_every_verdict(env, db, tmp_path, monkeypatch):
     # the latest run per claim is the verdict the site and search show
     assert store.item_views(engine)[0].verdicts == {cid: "failed"}
     invoke("repro", "run", "good")
-    assert store.item_views(engine)[0].verdicts == {cid: "reproduced"}
+    view = store.item_views(engine)[0]
+    assert view.verdicts == {cid: "reproduced"}
+    assert view.runs[cid].measured == pytest.approx(56.89) and view.runs[cid].claimed == 57
     history = invoke("repro", "show", str(cid))
     assert history.count("hook ") >= 5 and "diverged" in history
 
@@ -294,3 +297,148 @@ def test_bad_input_is_one_line(env, args, message):
     invoke, *_ = env
     out = invoke(*args, code=1)
     assert message in out and "Traceback" not in out
+
+
+def test_repeated_numbers_get_distinct_stable_keys(env, db):
+    invoke, engine, _ = env
+    twice = Entry(**{**PAPER.__dict__, "summary": "Prefill is 2x faster. Decode is also 2x faster on H100."})
+    store.save_entries(engine, "arxiv-test", [twice])
+    invoke("claims")
+    first = db.rows("SELECT id, key FROM claim WHERE value = 2 ORDER BY start")
+    assert len(first) == 2 and first[0][1] != first[1][1]
+    assert first[0][1].endswith("|1") and first[1][1].endswith("|2")
+    invoke("claims")
+    assert db.rows("SELECT id, key FROM claim WHERE value = 2 ORDER BY start") == first
+
+
+def test_at_least_is_a_floor(env, db, tmp_path):
+    invoke, _, tmp = env
+    cid = claim_id(db, 57)
+    for name, value in (("above", 90.0), ("just-below", 55.0), ("far-below", 40.0)):
+        body = f"print('{{\"value\": {value}}}')"
+        invoke("repro", "add", str(cid), "--script", str(script(tmp, f"{name}.py", body)), "--at-least", "--name", name)
+    invoke("repro", "run", "--all")
+    verdicts = dict(db.rows("SELECT h.name, r.verdict FROM reprorun r JOIN reprohook h ON h.id = r.hook_id"))
+    assert verdicts == {"above": "reproduced", "just-below": "reproduced", "far-below": "diverged"}
+    assert "≥" in invoke("repro", "list")
+    out = invoke("repro", "add", str(cid), "--command", "true", "--absolute", "--at-least", code=1)
+    assert "pick one" in out
+
+
+def test_a_broken_hook_does_not_stop_the_others(env, db, tmp_path):
+    from digest.models import ReproHook
+
+    invoke, engine, tmp = env
+    cid = claim_id(db, 57)
+    # stored by an older version or edited in the DB: a command that no longer parses
+    store.save_hook(engine, ReproHook(claim_id=cid, name="unparsable", command="echo 'unclosed", workdir=str(tmp)))
+    invoke("repro", "add", str(cid), "--command", "/nonexistent/tool --flag", "--name", "missing-binary")
+    invoke(
+        "repro", "add", str(cid), "--script", str(script(tmp, "fine.py", "print('{\"value\": 57}')")), "--name", "fine"
+    )
+    out = invoke("repro", "run", "--all", code=1)
+    verdicts = dict(db.rows("SELECT h.name, r.verdict FROM reprorun r JOIN reprohook h ON h.id = r.hook_id"))
+    assert verdicts == {"unparsable": "failed", "missing-binary": "failed", "fine": "reproduced"}
+    assert "No closing quotation" in out and "exit status 127" in out
+    assert "3 hooks run, 2 failed" in out
+
+
+def test_background_process_left_by_a_finished_hook_is_killed(env, db, tmp_path):
+    invoke, _, tmp = env
+    cid = claim_id(db, 57)
+    pid_file = tmp / "bg.pid"
+    body = f"""
+        import subprocess, sys
+        bg = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        open({str(pid_file)!r}, "w").write(str(bg.pid))
+        print('{{"value": 57}}')
+        """
+    invoke("repro", "add", str(cid), "--script", str(script(tmp, "daemon.py", body)))
+    invoke("repro", "run", "--all")
+    assert db.one("SELECT verdict FROM reprorun") == "reproduced"
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(pid)
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+@pytest.mark.parametrize(
+    "stdout, value",
+    [
+        ('{"value": 1}\nnoise\n{"value": 2.5, "unit": "x"}\ntrailing text\n', 2.5),
+        ('{"value": 3}\n{"other": 1}\n', 3.0),  # a later JSON line without "value" does not count
+        ('{"value": true}\n', None),  # booleans are not numbers here
+        ('{"value": NaN}\n', None),
+        ('{"value": "57"}\n', None),
+        ("[1, 2]\n{broken\n", None),
+        ("", None),
+    ],
+)
+def test_parse_measured(stdout, value):
+    from digest.repro import parse_measured
+
+    assert parse_measured(stdout) == value
+
+
+@pytest.mark.parametrize(
+    "measured, claimed, hi, tol, kind, verdict",
+    [
+        (57.0, 57.0, None, 0.0, "relative", "reproduced"),
+        (54.2, 57.0, None, 0.05, "relative", "reproduced"),
+        (54.1, 57.0, None, 0.05, "relative", "diverged"),
+        (-27.5, -26.8, None, 0.05, "relative", "reproduced"),  # negative claims widen the right way
+        (0.60, 0.55, None, 0.05, "absolute", "reproduced"),
+        (0.61, 0.55, None, 0.05, "absolute", "diverged"),
+        (50.0, 30.0, 70.0, 0.0, "relative", "reproduced"),
+        (73.0, 30.0, 70.0, 0.05, "relative", "reproduced"),
+        (74.0, 30.0, 70.0, 0.05, "relative", "diverged"),
+        (28.6, 30.0, 70.0, 0.05, "relative", "reproduced"),
+        (28.4, 30.0, 70.0, 0.05, "relative", "diverged"),
+        (1e9, 14200.0, None, 0.05, "at-least", "reproduced"),
+        (13000.0, 14200.0, None, 0.05, "at-least", "diverged"),
+    ],
+)
+def test_judge(measured, claimed, hi, tol, kind, verdict):
+    from digest.repro import judge
+
+    assert judge(measured, claimed, hi, tol, kind) == verdict
+
+
+def test_command_argv(tmp_path):
+    from digest.errors import DigestError
+    from digest.repro import command_argv
+
+    (tmp_path / "repro").mkdir()
+    (tmp_path / "repro" / "run.py").write_text("")
+    assert command_argv("", "repro/run.py", tmp_path) == [sys.executable, str(tmp_path / "repro" / "run.py")]
+    argv = command_argv("python3 {script} --n 3 'two words'", "repro/run.py", tmp_path)
+    assert argv == [sys.executable, str(tmp_path / "repro" / "run.py"), "--n", "3", "two words"]
+    assert command_argv("sh -c 'echo $HOME; rm x'", "", tmp_path) == ["sh", "-c", "echo $HOME; rm x"]  # one argv
+    with pytest.raises(DigestError, match="closing quotation"):
+        command_argv("echo 'open", "", tmp_path)
+
+
+def test_sync_moves_a_hook_to_the_claim_still_in_the_text(env, db, tmp_path):
+    invoke, engine, tmp = env
+    (tmp / "repro" / "mla").mkdir(parents=True)
+    (tmp / "repro" / "mla" / "run.py").write_text("print('{\"value\": 56.9}')")
+    hooks = tmp / "repro" / "hooks.toml"
+    hooks.write_text(
+        '[[hook]]\nname = "mla"\nitem = "2611.00001"\nvalue = 57\nunit = "x"\nscript = "repro/mla/run.py"\n'
+    )
+    invoke("repro", "sync", str(hooks))
+    old = claim_id(db, 57)
+    invoke("repro", "run", "mla")
+    moved = Entry(**{**PAPER.__dict__, "title": "A 57× smaller cache", "summary": "Decoding is 5.76× faster."})
+    store.save_entries(engine, "arxiv-test", [moved])
+    invoke("claims")
+    new = claim_id(db, 57)
+    assert new != old and db.one("SELECT vanished FROM claim WHERE id = :i", i=old) in (1, True)
+    invoke("repro", "sync", str(hooks))
+    assert db.one("SELECT claim_id FROM reprohook WHERE name = 'mla'") == new
+    invoke("repro", "run", "mla")
+    assert store.item_views(engine)[0].verdicts == {new: "reproduced"}
