@@ -107,13 +107,30 @@ def demo(state: State, workspace: Path | None, week: str | None) -> None:
     with _progress() as progress:
         tagged = pipeline.tag_items(engine, config, embedder, progress=progress)
     n_claims = pipeline.extract_claims(engine)
+    verdicts = _run_shipped_hooks(engine, config)
     out, _ = pipeline.build_site(engine, config)
     week = week or pipeline.latest_week(engine)
     eml = pipeline.build_newsletter(engine, config, week)
     counts = store.counts(engine)
     click.echo(f"Tagged {tagged['tagged']}/{tagged['items']} items, {n_claims} claims, {counts['findings']} findings.")
+    click.echo(f"Reproduction hooks: {verdicts or 'none registered'}")
     click.echo(f"Site: {out / 'index.html'}")
     click.echo(f"Newsletter: {eml}")
+
+
+def _run_shipped_hooks(engine, config) -> str:
+    """Register the hooks shipped in repro/hooks.toml against this database and run them once."""
+    from collections import Counter
+
+    from digest.config import REPO_ROOT
+    from digest.repro import run_hook, sync_hooks
+
+    hooks_file = REPO_ROOT / "repro" / "hooks.toml"
+    if not hooks_file.exists():
+        return ""
+    hooks, _problems = sync_hooks(engine, hooks_file)
+    tally = Counter(run_hook(engine, hook, config.workspace).verdict for hook in hooks)
+    return ", ".join(f"{n} {verdict}" for verdict, n in sorted(tally.items()))
 
 
 def _print_reports(reports) -> None:

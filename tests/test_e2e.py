@@ -24,6 +24,13 @@ def test_demo_prints_where_outputs_are(demo_run):
     assert result.exit_code == 0, result.output
     assert f"Site: {ws / 'site' / 'index.html'}" in result.output
     assert "Newsletter: " in result.output
+    assert "Reproduction hooks: 1 diverged, 3 reproduced, 1 skipped" in result.output
+
+
+def test_demo_site_shows_repro_verdicts(demo_run):
+    _, ws = demo_run
+    pages = "\n".join(p.read_text() for p in (ws / "site" / "items").glob("*.html"))
+    assert 'class="verdict verdict-reproduced"' in pages and 'class="verdict verdict-diverged"' in pages
 
 
 def test_demo_site_has_items_and_tags(demo_run):
