@@ -5,20 +5,81 @@ from __future__ import annotations
 import random
 
 _SUBJECTS = [
-    "speculative decoding", "the key-value cache", "4-bit quantization", "LoRA adapters", "sparse autoencoders",
-    "knowledge distillation", "masked diffusion language models", "mixture-of-experts routing", "long-context attention",
-    "reinforcement learning from verifiable rewards", "LLM-as-a-judge evaluation", "continuous batching",
-    "jailbreak robustness", "vision-language models", "FP8 training", "retrieval-augmented generation", "tool-using agents",
+    "speculative decoding",
+    "the key-value cache",
+    "4-bit quantization",
+    "LoRA adapters",
+    "sparse autoencoders",
+    "knowledge distillation",
+    "masked diffusion language models",
+    "mixture-of-experts routing",
+    "long-context attention",
+    "reinforcement learning from verifiable rewards",
+    "LLM-as-a-judge evaluation",
+    "continuous batching",
+    "jailbreak robustness",
+    "vision-language models",
+    "FP8 training",
+    "retrieval-augmented generation",
+    "tool-using agents",
 ]
-_VERBS = ["improves", "reduces", "stabilises", "accelerates", "explains", "compresses", "scales", "measures", "replaces"]
+_VERBS = [
+    "improves",
+    "reduces",
+    "stabilises",
+    "accelerates",
+    "explains",
+    "compresses",
+    "scales",
+    "measures",
+    "replaces",
+]
 _OBJECTS = [
-    "latency", "memory traffic", "throughput", "accuracy on reasoning benchmarks", "training cost", "token efficiency",
-    "acceptance length", "calibration", "the gap to the teacher", "robustness under distribution shift",
+    "latency",
+    "memory traffic",
+    "throughput",
+    "accuracy on reasoning benchmarks",
+    "training cost",
+    "token efficiency",
+    "acceptance length",
+    "calibration",
+    "the gap to the teacher",
+    "robustness under distribution shift",
 ]
-_FILLER = (
-    "we propose a simple method that outperforms strong baselines across model sizes and datasets while keeping "
-    "the implementation small and easy to reproduce on commodity hardware with open weights and released code"
-).split()
+_FILLER = [
+    "we",
+    "propose",
+    "a",
+    "simple",
+    "method",
+    "that",
+    "outperforms",
+    "strong",
+    "baselines",
+    "across",
+    "model",
+    "sizes",
+    "and",
+    "datasets",
+    "while",
+    "keeping",
+    "the",
+    "implementation",
+    "small",
+    "and",
+    "easy",
+    "to",
+    "reproduce",
+    "on",
+    "commodity",
+    "hardware",
+    "with",
+    "open",
+    "weights",
+    "and",
+    "released",
+    "code",
+]
 
 
 def abstracts(n: int, words: int = 200, seed: int = 0) -> list[str]:
