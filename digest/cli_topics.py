@@ -45,6 +45,27 @@ def _explain(item, rows: list[dict]) -> None:
     click.echo(f"Chosen: {', '.join(chosen) if chosen else '(none: no topic fits well)'}")
 
 
+@main.group("embed")
+def embed_group() -> None:
+    """Embedding models: build the derived fast models once, offline, from the bundled weights."""
+
+
+@embed_group.command("prepare")
+@click.option("--model", help="Model to build (default: [embed] model). Derived ones are cached in workspace/models.")
+@pass_state
+def embed_prepare(state: State, model: str | None) -> None:
+    """Build (ONNX int8 export, static distillation) and check the configured model, so later runs start fast."""
+    import time
+
+    from digest.embed import load_embedder
+
+    name = model or state.config.embed_model
+    started = time.monotonic()
+    embedder = load_embedder(name, state.config.workspace)
+    vec = embedder.encode(["Speculative decoding drafts tokens with a small model."])
+    click.echo(f"{name}: ready ({vec.shape[1]} dims, {time.monotonic() - started:.1f}s)")
+
+
 @main.group("topics")
 def topics_group() -> None:
     """Emerging topics: clusters of items that fit no topic, and turning one into a taxonomy entry."""
@@ -109,7 +130,7 @@ def eval_topics(state: State, file: Path, topics_file: Path | None, split: str) 
     if not items:
         raise DigestError(f"{file}: no labelled items in split {split!r}")
     embedder = load_embedder(state.config.embed_model, state.config.workspace)
-    index = topics_mod.build_index(taxonomy, embedder.encode)
+    index = topics_mod.build_index(taxonomy, embedder.encode, embedder.name)
     texts = [topics_mod.item_text(i["title"], i["summary"]) for i in items]
     assigned = topics_mod.assign(index, embedder.encode(texts), texts, [i["tags"] for i in items])
     slugs = [t.slug for t in taxonomy]

@@ -110,7 +110,7 @@ def topic_index(engine: Engine, taxonomy: list, embedder):
             cached.update({r.text_hash: r.vector for r in rows})
         return np.vstack([from_bytes(cached[h]) for h in hashes])
 
-    return topics_mod.build_index(taxonomy, encode)
+    return topics_mod.build_index(taxonomy, encode, embedder.name)
 
 
 def _item_vectors(engine: Engine, embedder, items: list) -> np.ndarray:
@@ -159,10 +159,10 @@ def suggest_topics(
     from digest import topics as topics_mod
     from digest.models import SuggestedTopic
 
-    threshold = topics_mod.MIN_SCORE if threshold is None else threshold
     taxonomy = topics_mod.load_topics(config.topics_file)
     embed_items(engine, embedder, progress)
     index = topic_index(engine, taxonomy, embedder)
+    threshold = index.calib.min_score if threshold is None else threshold
     items = store.items(engine)
     vecs = _item_vectors(engine, embedder, items) if items else np.zeros((0, 1), np.float32)
     texts = [topics_mod.item_text(i.title, i.summary) for i in items]
