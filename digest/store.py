@@ -192,12 +192,11 @@ def _upsert_values(source: str, entry: Entry, row: dict | None) -> tuple[str, di
 
 def relink_coverage(engine: Engine) -> int:
     """Attach posts that link an arXiv paper (including posts ingested before it) to it; returns how many."""
-    from sqlalchemy import or_, update
+    from sqlalchemy import bindparam, or_, update
 
     from digest.normalize import arxiv_ids_in
 
     table = Item.__table__
-    linked = 0
     with session(engine) as s:
         candidates = list(
             s.execute(
@@ -216,11 +215,14 @@ def relink_coverage(engine: Engine) -> int:
                 table.c.kind == "paper", table.c.arxiv_id.in_(ids[i : i + 500])
             )
             papers.update({a: pid for a, pid in s.execute(stmt)})
+        links = []
         for post_id, found in wanted.items():
             paper_id = next((papers[a] for a in found if a in papers), None)
             if paper_id is not None:
-                s.execute(update(table).where(table.c.id == post_id).values(covers_item_id=paper_id))
-                linked += 1
+                links.append({"_id": post_id, "covers_item_id": paper_id})
+        if links:
+            s.execute(update(table).where(table.c.id == bindparam("_id")), links)
+        linked = len(links)
         s.commit()
     return linked
 
