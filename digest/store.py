@@ -174,20 +174,27 @@ def _upsert_values(source: str, entry: Entry, row: dict | None) -> tuple[str, di
         "pdf_url": entry.pdf_url,
         "summary": entry.summary,
         "summary_html": entry.summary_html,
-        "authors": json.dumps(entry.authors),
+        "authors": _json_list(entry.authors),
         "published": row["published"] if not is_new and entry.kind == "paper" else entry.published,
         "updated": entry.updated,
         "arxiv_id": entry.arxiv_id,
         "arxiv_version": entry.arxiv_version,
         "versions": json.dumps(sorted(versions, key=lambda v: v["version"])),
-        "blog_tags": json.dumps(entry.tags),
-        "code_urls": json.dumps(entry.code_urls),
+        "blog_tags": _json_list(entry.tags),
+        "code_urls": _json_list(entry.code_urls),
         "content_hash": digest,
         "created_at": utcnow(),
     }
     if is_new:
         values["covers_item_id"] = None
     return ("new" if is_new else "updated"), values
+
+
+_ENCODE = json.JSONEncoder().encode  # json.dumps without its per-call keyword checks
+
+
+def _json_list(values: list) -> str:
+    return _ENCODE(values) if values else "[]"
 
 
 def relink_coverage(engine: Engine) -> int:
