@@ -413,8 +413,11 @@ def _arxiv_result(node, arxiv):
 def _iso_dt(text: str | None) -> datetime | None:
     if not text:
         return None
+    text = text.strip()
     try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        if text.endswith("Z"):  # arXiv's form: already UTC, no time zone arithmetic needed
+            return datetime.fromisoformat(text[:-1])
+        value = datetime.fromisoformat(text)
     except ValueError:
         return None
     return _naive_utc(value) if value.tzinfo else value
