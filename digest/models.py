@@ -99,23 +99,6 @@ class FetchState(SQLModel, table=True):
     last_error: str = ""
 
 
-class IngestCursor(SQLModel, table=True):
-    """Where the last complete arXiv run of a source stopped: the newest `updated` it stored."""
-
-    source: str = Field(primary_key=True)
-    cursor: NaiveDatetime | None = None
-    run_id: str = ""
-    saved_at: NaiveDatetime = Field(default_factory=utcnow)
-
-
-class HostHold(SQLModel, table=True):
-    """A host that answered 429/503 with Retry-After: not asked again before `until`, across runs too."""
-
-    host: str = Field(primary_key=True)
-    until: NaiveDatetime
-    reason: str = ""
-
-
 class SourceRun(SQLModel, table=True):
     """One row per source per ingest: what `digest status` reports."""
 
@@ -164,3 +147,20 @@ class ReproRun(SQLModel, table=True):
     stderr: str = ""
     environment: str = "{}"  # JSON: python, platform, hardware
     note: str = ""
+
+
+class IngestCursor(SQLModel, table=True):
+    """Where the last complete arXiv run of a source stopped: the newest `updated` it stored."""
+
+    source: str = Field(primary_key=True)
+    cursor: NaiveDatetime | None = None
+    run_id: str = ""
+    saved_at: NaiveDatetime = Field(default_factory=utcnow)
+
+
+class HostHold(SQLModel, table=True):
+    """A host that answered 429/503 with Retry-After: not asked again before `until`, across runs too."""
+
+    host: str = Field(primary_key=True)
+    until: NaiveDatetime
+    reason: str = ""

@@ -255,60 +255,6 @@ def source_url(engine: Engine, name: str, default: str) -> str:
         return row.url if row is not None and row.url else default
 
 
-# --- ingest: disabled sources and arXiv cursors (issue #3) ------------------------
-
-
-def disable_source(engine: Engine, name: str, reason: str) -> None:
-    """A source that answered 410 Gone is not fetched again until re-enabled."""
-    with session(engine) as s:
-        row = s.exec(select(Source).where(Source.name == name)).first()
-        if row is not None:
-            row.enabled, row.disabled_reason = False, reason[:500]
-            s.add(row)
-            s.commit()
-
-
-def disabled_sources(engine: Engine) -> dict[str, str]:
-    with session(engine) as s:
-        return {r.name: r.disabled_reason for r in s.exec(select(Source).where(Source.enabled.is_(False)))}
-
-
-def get_cursor(engine: Engine, source: str):
-    with session(engine) as s:
-        row = s.get(IngestCursor, source)
-        return row.cursor if row is not None else None
-
-
-def save_cursor(engine: Engine, source: str, cursor, run_id: str) -> None:
-    with session(engine) as s:
-        s.merge(IngestCursor(source=source, cursor=cursor, run_id=run_id, saved_at=utcnow()))
-        s.commit()
-
-
-def host_holds(engine: Engine) -> dict[str, float]:
-    """Hosts still under a Retry-After, as seconds from now."""
-    from digest.models import HostHold
-
-    now = utcnow()
-    with session(engine) as s:
-        return {h.host: (h.until - now).total_seconds() for h in s.exec(select(HostHold)) if h.until > now}
-
-
-def save_host_holds(engine: Engine, holds: dict[str, float]) -> None:
-    """Replace the stored holds with this run's (seconds from now); expired ones are dropped."""
-    from datetime import timedelta
-
-    from digest.models import HostHold
-
-    now = utcnow()
-    with session(engine) as s:
-        s.exec(delete(HostHold))
-        for host, seconds in holds.items():
-            if seconds > 0:
-                s.add(HostHold(host=host, until=now + timedelta(seconds=seconds)))
-        s.commit()
-
-
 def record_run(engine: Engine, run: SourceRun) -> None:
     with session(engine) as s:
         s.add(run)
@@ -452,3 +398,57 @@ def search_ids(engine: Engine, words: Sequence[str], tags: Sequence[str], limit:
             stmt = stmt.where(Item.id.in_(tagged))
         stmt = stmt.order_by(Item.published.desc(), Item.id).limit(limit)
         return list(s.exec(stmt))
+
+
+# --- ingest: disabled sources and arXiv cursors (issue #3) ------------------------
+
+
+def disable_source(engine: Engine, name: str, reason: str) -> None:
+    """A source that answered 410 Gone is not fetched again until re-enabled."""
+    with session(engine) as s:
+        row = s.exec(select(Source).where(Source.name == name)).first()
+        if row is not None:
+            row.enabled, row.disabled_reason = False, reason[:500]
+            s.add(row)
+            s.commit()
+
+
+def disabled_sources(engine: Engine) -> dict[str, str]:
+    with session(engine) as s:
+        return {r.name: r.disabled_reason for r in s.exec(select(Source).where(Source.enabled.is_(False)))}
+
+
+def get_cursor(engine: Engine, source: str):
+    with session(engine) as s:
+        row = s.get(IngestCursor, source)
+        return row.cursor if row is not None else None
+
+
+def save_cursor(engine: Engine, source: str, cursor, run_id: str) -> None:
+    with session(engine) as s:
+        s.merge(IngestCursor(source=source, cursor=cursor, run_id=run_id, saved_at=utcnow()))
+        s.commit()
+
+
+def host_holds(engine: Engine) -> dict[str, float]:
+    """Hosts still under a Retry-After, as seconds from now."""
+    from digest.models import HostHold
+
+    now = utcnow()
+    with session(engine) as s:
+        return {h.host: (h.until - now).total_seconds() for h in s.exec(select(HostHold)) if h.until > now}
+
+
+def save_host_holds(engine: Engine, holds: dict[str, float]) -> None:
+    """Replace the stored holds with this run's (seconds from now); expired ones are dropped."""
+    from datetime import timedelta
+
+    from digest.models import HostHold
+
+    now = utcnow()
+    with session(engine) as s:
+        s.exec(delete(HostHold))
+        for host, seconds in holds.items():
+            if seconds > 0:
+                s.add(HostHold(host=host, until=now + timedelta(seconds=seconds)))
+        s.commit()
