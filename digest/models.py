@@ -149,6 +149,14 @@ class ReproRun(SQLModel, table=True):
     note: str = ""
 
 
+class HostHold(SQLModel, table=True):
+    """A host that answered 429/503 with Retry-After: not asked again before `until`, across runs too."""
+
+    host: str = Field(primary_key=True)
+    until: NaiveDatetime
+    reason: str = ""
+
+
 class IngestCursor(SQLModel, table=True):
     """Where the last complete arXiv run of a source stopped: the newest `updated` it stored."""
 
@@ -156,11 +164,3 @@ class IngestCursor(SQLModel, table=True):
     cursor: NaiveDatetime | None = None
     run_id: str = ""
     saved_at: NaiveDatetime = Field(default_factory=utcnow)
-
-
-class HostHold(SQLModel, table=True):
-    """A host that answered 429/503 with Retry-After: not asked again before `until`, across runs too."""
-
-    host: str = Field(primary_key=True)
-    until: NaiveDatetime
-    reason: str = ""

@@ -400,6 +400,30 @@ def search_ids(engine: Engine, words: Sequence[str], tags: Sequence[str], limit:
         return list(s.exec(stmt))
 
 
+def host_holds(engine: Engine) -> dict[str, float]:
+    """Hosts still under a Retry-After, as seconds from now."""
+    from digest.models import HostHold
+
+    now = utcnow()
+    with session(engine) as s:
+        return {h.host: (h.until - now).total_seconds() for h in s.exec(select(HostHold)) if h.until > now}
+
+
+def save_host_holds(engine: Engine, holds: dict[str, float]) -> None:
+    """Replace the stored holds with this run's (seconds from now); expired ones are dropped."""
+    from datetime import timedelta
+
+    from digest.models import HostHold
+
+    now = utcnow()
+    with session(engine) as s:
+        s.exec(delete(HostHold))
+        for host, seconds in holds.items():
+            if seconds > 0:
+                s.add(HostHold(host=host, until=now + timedelta(seconds=seconds)))
+        s.commit()
+
+
 # --- ingest: disabled sources and arXiv cursors (issue #3) ------------------------
 
 
@@ -427,28 +451,4 @@ def get_cursor(engine: Engine, source: str):
 def save_cursor(engine: Engine, source: str, cursor, run_id: str) -> None:
     with session(engine) as s:
         s.merge(IngestCursor(source=source, cursor=cursor, run_id=run_id, saved_at=utcnow()))
-        s.commit()
-
-
-def host_holds(engine: Engine) -> dict[str, float]:
-    """Hosts still under a Retry-After, as seconds from now."""
-    from digest.models import HostHold
-
-    now = utcnow()
-    with session(engine) as s:
-        return {h.host: (h.until - now).total_seconds() for h in s.exec(select(HostHold)) if h.until > now}
-
-
-def save_host_holds(engine: Engine, holds: dict[str, float]) -> None:
-    """Replace the stored holds with this run's (seconds from now); expired ones are dropped."""
-    from datetime import timedelta
-
-    from digest.models import HostHold
-
-    now = utcnow()
-    with session(engine) as s:
-        s.exec(delete(HostHold))
-        for host, seconds in holds.items():
-            if seconds > 0:
-                s.add(HostHold(host=host, until=now + timedelta(seconds=seconds)))
         s.commit()
