@@ -47,3 +47,35 @@ def status(state: State) -> None:
     bad = [f"{r.source} ({r.status})" for r in runs if r.status in ("broken", "disabled")]
     if bad:
         raise DigestError(f"{len(bad)} source(s) broken or disabled: {', '.join(bad)}")
+
+
+@main.command()
+@click.option("--list", "list_jobs", is_flag=True, help="Print the jobs and their next run times, then exit.")
+@click.option("--once", is_flag=True, help="Run every job once now, in order, then exit.")
+@click.option("--for", "seconds", type=float, help="Stop the scheduler after this many seconds (default: never).")
+@pass_state
+def schedule(state: State, list_jobs: bool, once: bool, seconds: float | None) -> None:
+    """Run ingest, tag, claims, build and the newsletter on their schedules, in the foreground."""
+    from datetime import datetime
+
+    from digest import schedule as sched
+
+    config = state.config
+    config_path = str(config.path.resolve())
+    db_url = state.db_url or config.default_db_url
+    specs = sched.job_specs(config, config_path, db_url)
+    if list_jobs:
+        now = datetime.now(sched.timezone(config))
+        for spec, when in sched.next_runs(specs, now):
+            click.echo(f"{spec.id:32} next {when:%Y-%m-%d %H:%M %Z}  {spec.describe}")
+        return
+    if once:
+        for spec in specs:
+            code = spec.func(*spec.args)
+            click.echo(f"{spec.id:32} exit {code}")
+        return
+    click.echo(f"Scheduler running {len(specs)} jobs (Ctrl-C to stop); job store in {db_url.split('?')[0]}")
+    try:
+        sched.run(config, config_path, db_url, seconds=seconds)
+    except KeyboardInterrupt:
+        click.echo("Scheduler stopped.")

@@ -58,10 +58,17 @@ class Response:
 class Fetcher:
     """Owns the one httpx.Client of a run and the per-host clocks that keep us polite."""
 
-    def __init__(self, config: FetchConfig, transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        config: FetchConfig,
+        transport: httpx.BaseTransport | None = None,
+        holds: dict[str, float] | None = None,
+    ):
         self.config = config
         self._last_hit: dict[str, float] = {}
-        self._blocked_until: dict[str, float] = {}  # host -> monotonic time its Retry-After ends
+        now = time.monotonic()
+        # host -> monotonic time its Retry-After ends; `holds` carries earlier runs' in, as seconds from now
+        self._blocked_until: dict[str, float] = {h: now + s for h, s in (holds or {}).items()}
         self.client = httpx.Client(
             headers={"User-Agent": config.user_agent, "Accept-Encoding": "gzip, deflate"},
             timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
@@ -78,6 +85,11 @@ class Fetcher:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def holds(self) -> dict[str, float]:
+        """Hosts still under a Retry-After, as seconds from now (to persist for the next run)."""
+        now = time.monotonic()
+        return {host: until - now for host, until in self._blocked_until.items() if until > now}
 
     def blocked_for(self, url: str) -> float:
         """Seconds until the host of `url` may be asked again (0 when it is not under a Retry-After)."""

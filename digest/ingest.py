@@ -50,7 +50,7 @@ def _ingest(engine: Engine, config: Config, only: str | None, progress: Progress
     reports: list[SourceReport] = []
     queue = deque(sources)
     requeued: set[str] = set()  # sources moved to the end of the run by a short Retry-After
-    with Fetcher(config.fetch) as fetcher:
+    with Fetcher(config.fetch, holds=store.host_holds(engine)) as fetcher:
         while queue:
             source = queue.popleft()
             if progress:
@@ -93,6 +93,7 @@ def _ingest(engine: Engine, config: Config, only: str | None, progress: Progress
                 report.error,
             )
             reports.append(report)
+        store.save_host_holds(engine, fetcher.holds())
     if progress:
         progress("ingest", len(sources), len(sources))
     store.relink_coverage(engine)

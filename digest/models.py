@@ -159,6 +159,14 @@ class ReproRun(SQLModel, table=True):
     source: str = "run"  # run | record (measured elsewhere and recorded by hand)
 
 
+class HostHold(SQLModel, table=True):
+    """A host that answered 429/503 with Retry-After: not asked again before `until`, across runs too."""
+
+    host: str = Field(primary_key=True)
+    until: NaiveDatetime
+    reason: str = ""
+
+
 class IngestCursor(SQLModel, table=True):
     """Where the last complete arXiv run of a source stopped: the newest `updated` it stored."""
 

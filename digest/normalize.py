@@ -95,12 +95,15 @@ def html_to_text(html: str) -> str:
     return clean_text(htmllib.unescape(TAG_RE.sub(" ", cleaned)))
 
 
-_CONTROL_TO_SPACE = {c: " " for c in [*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F]}
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def clean_text(text: str, limit: int = 20_000) -> str:
     """Single-spaced text with control characters removed, capped at `limit` characters."""
-    return " ".join((text or "").translate(_CONTROL_TO_SPACE).split())[:limit]
+    text = text or ""
+    if _CONTROL_RE.search(text):
+        text = _CONTROL_RE.sub(" ", text)
+    return " ".join(text.split())[:limit]
 
 
 def content_hash(*parts: str) -> str:

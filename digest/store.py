@@ -182,14 +182,14 @@ def _upsert_values(source: str, entry: Entry, row: dict | None) -> tuple[str, di
         "pdf_url": entry.pdf_url,
         "summary": entry.summary,
         "summary_html": entry.summary_html,
-        "authors": json.dumps(entry.authors),
+        "authors": _json_list(entry.authors),
         "published": row["published"] if not is_new and entry.kind == "paper" else entry.published,
         "updated": entry.updated,
         "arxiv_id": entry.arxiv_id,
         "arxiv_version": entry.arxiv_version,
         "versions": json.dumps(sorted(versions, key=lambda v: v["version"])),
-        "blog_tags": json.dumps(entry.tags),
-        "code_urls": json.dumps(entry.code_urls),
+        "blog_tags": _json_list(entry.tags),
+        "code_urls": _json_list(entry.code_urls),
         "content_hash": digest,
         "created_at": utcnow(),
     }
@@ -198,14 +198,20 @@ def _upsert_values(source: str, entry: Entry, row: dict | None) -> tuple[str, di
     return ("new" if is_new else "updated"), values
 
 
+_ENCODE = json.JSONEncoder().encode  # json.dumps without its per-call keyword checks
+
+
+def _json_list(values: list) -> str:
+    return _ENCODE(values) if values else "[]"
+
+
 def relink_coverage(engine: Engine) -> int:
     """Attach posts that link an arXiv paper (including posts ingested before it) to it; returns how many."""
-    from sqlalchemy import or_, update
+    from sqlalchemy import bindparam, or_, update
 
     from digest.normalize import arxiv_ids_in
 
     table = Item.__table__
-    linked = 0
     with session(engine) as s:
         candidates = list(
             s.execute(
@@ -224,11 +230,14 @@ def relink_coverage(engine: Engine) -> int:
                 table.c.kind == "paper", table.c.arxiv_id.in_(ids[i : i + 500])
             )
             papers.update({a: pid for a, pid in s.execute(stmt)})
+        links = []
         for post_id, found in wanted.items():
             paper_id = next((papers[a] for a in found if a in papers), None)
             if paper_id is not None:
-                s.execute(update(table).where(table.c.id == post_id).values(covers_item_id=paper_id))
-                linked += 1
+                links.append({"_id": post_id, "covers_item_id": paper_id})
+        if links:
+            s.execute(update(table).where(table.c.id == bindparam("_id")), links)
+        linked = len(links)
         s.commit()
     return linked
 
@@ -435,6 +444,30 @@ def search_ids(engine: Engine, words: Sequence[str], tags: Sequence[str], limit:
         return list(s.exec(stmt))
 
 
+def host_holds(engine: Engine) -> dict[str, float]:
+    """Hosts still under a Retry-After, as seconds from now."""
+    from digest.models import HostHold
+
+    now = utcnow()
+    with session(engine) as s:
+        return {h.host: (h.until - now).total_seconds() for h in s.exec(select(HostHold)) if h.until > now}
+
+
+def save_host_holds(engine: Engine, holds: dict[str, float]) -> None:
+    """Replace the stored holds with this run's (seconds from now); expired ones are dropped."""
+    from datetime import timedelta
+
+    from digest.models import HostHold
+
+    now = utcnow()
+    with session(engine) as s:
+        s.exec(delete(HostHold))
+        for host, seconds in holds.items():
+            if seconds > 0:
+                s.add(HostHold(host=host, until=now + timedelta(seconds=seconds)))
+        s.commit()
+
+
 # --- ingest: disabled sources and arXiv cursors (issue #3) ------------------------
 
 
@@ -451,15 +484,6 @@ def disable_source(engine: Engine, name: str, reason: str) -> None:
 def disabled_sources(engine: Engine) -> dict[str, str]:
     with session(engine) as s:
         return {r.name: r.disabled_reason for r in s.exec(select(Source).where(Source.enabled.is_(False)))}
-
-
-def enable_source(engine: Engine, name: str) -> None:
-    with session(engine) as s:
-        row = s.exec(select(Source).where(Source.name == name)).first()
-        if row is not None:
-            row.enabled, row.disabled_reason = True, ""
-            s.add(row)
-            s.commit()
 
 
 def get_cursor(engine: Engine, source: str):

@@ -208,3 +208,13 @@ def test_status_shows_errors_and_durations(httpserver, tmp_path, db, runner):
     assert lines[0].startswith("broken") and "cannot connect" in lines[0]
     good = next(line for line in lines if " good " in line)
     assert good.startswith("ok") and re.search(r"new=2 updated=0 unchanged=0 \d+\.\d\ds$", good)
+
+
+def test_retry_after_is_honoured_by_the_next_run_too(httpserver, tmp_path, db):
+    httpserver.expect_request("/busy.xml").respond_with_data("", status=429, headers={"Retry-After": "3600"})
+    cfg = write_config(tmp_path, rss_source("busy", httpserver.url_for("/busy.xml")))
+    assert run_ingest(cfg, db)["busy"].status == "deferred"
+    report = run_ingest(cfg, db)["busy"]  # an hour has not passed: the host is not asked again
+    assert report.status == "deferred" and "asked us to retry in" in report.error
+    assert hits(httpserver, "/busy.xml") == 1
+    assert db.one("SELECT count(*) FROM hosthold") == 1

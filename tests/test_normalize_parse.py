@@ -101,3 +101,49 @@ def test_parse_date_forms():
     assert parse_date("Mon, 23 Nov 2026 10:00:00 GMT") == datetime(2026, 11, 23, 10)
     assert parse_date("2026-11-20T10:00:00+01:00") == datetime(2026, 11, 20, 9)
     assert parse_date("someday") is None
+
+
+ATOM_FEED = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>A</title><link href="https://atom.test/"/>
+<id>urn:feed</id><updated>2026-11-20T10:00:00Z</updated>
+<entry><id>urn:e1</id><title type="html">KV &lt;em&gt;cache&lt;/em&gt; notes</title>
+<link rel="alternate" href="/posts/kv"/><published>2026-11-19T08:30:00+01:00</published>
+<updated>2026-11-20T10:00:00Z</updated><author><name>Ada</name></author><category term="KV Cache"/>
+<content type="html">&lt;p&gt;See &lt;a href="https://arxiv.org/abs/2602.06036v2"&gt;DFlash&lt;/a&gt;&lt;/p&gt;</content></entry>
+<entry><id>urn:e2</id><title>Plain</title><link href="https://atom.test/p2"/>
+<updated>2026-11-18T10:00:00Z</updated><summary>Only a summary.</summary></entry>
+</feed>"""
+
+RDF_FEED = b"""<?xml version="1.0"?>
+<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/"
+ xmlns:dc="http://purl.org/dc/elements/1.1/">
+<channel rdf:about="https://rdf.test/"><title>R</title><link>https://rdf.test/</link></channel>
+<item rdf:about="https://rdf.test/1"><title>One</title><link>https://rdf.test/1</link>
+<description>First.</description><dc:date>2026-11-17T10:00:00Z</dc:date><dc:creator>Bo</dc:creator></item>
+</rdf:RDF>"""
+
+
+@pytest.mark.parametrize(
+    "body", ["feed.xml", "hostile.xml", ATOM_FEED, RDF_FEED], ids=["rss", "hostile", "atom", "rdf"]
+)
+def test_lxml_fast_path_agrees_with_feedparser(body, fixture_bytes):
+    from digest.parse import feed_items_feedparser, feed_items_lxml, make_entry
+
+    body = fixture_bytes(body) if isinstance(body, str) else body
+
+    def entries(items):
+        link, raws, warning = items
+        assert warning == ""
+        return [make_entry(base_url=link or "https://base.test/", **raw) for raw in raws]
+
+    fast = entries(feed_items_lxml(body))
+    assert fast and fast == entries(feed_items_feedparser(body, {}))
+
+
+def test_not_well_formed_feed_goes_to_feedparser_and_keeps_good_entries(fixture_bytes):
+    from digest.parse import feed_items_lxml
+
+    broken = fixture_bytes("feed.xml").replace(b"</channel>\n</rss>", b"<item><title>cut &nbsp; off")
+    assert feed_items_lxml(broken) is None
+    result = parse_feed(broken, {}, "https://blog.test/")
+    assert "malformed feed" in result.warning and len(result.entries) >= 2
