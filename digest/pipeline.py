@@ -208,13 +208,15 @@ def extract_claims(engine: Engine) -> int:
 # --- publish wing ----------------------------------------------------------------
 
 
-def build_site(engine: Engine, config: Config, out_dir: Path | None = None) -> tuple[Path, int]:
-    """Render every page first, then write only the files whose bytes changed."""
+def build_site(engine: Engine, config: Config, out_dir: Path | None = None, search: bool = True) -> tuple[Path, int]:
+    """Render only pages whose inputs changed, write those, then (search=True) refresh the Pagefind index."""
     from digest import render, write
 
     out = Path(out_dir) if out_dir else config.site.out_dir
     pages = render.plan_site(store.item_views(engine), store.topics(engine), config.site)
     _rendered, written = write.write_site(out, pages)
+    if search and (written or not (out / "pagefind" / "pagefind.js").exists()):
+        build_search(out)
     return out, written
 
 
