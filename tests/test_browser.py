@@ -1,4 +1,4 @@
-"""The built site in a real headless Chromium (Debian's, driven by Playwright): CSP-clean, search works, links resolve."""
+"""The built site in Debian's headless Chromium via Playwright: CSP-clean, search works, links resolve."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import shutil
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from threading import Thread
+from typing import ClassVar
 
 import pytest
 
@@ -16,7 +17,11 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 
 
 class Quiet(SimpleHTTPRequestHandler):
-    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".js": "text/javascript", ".wasm": "application/wasm"}
+    extensions_map: ClassVar[dict[str, str]] = {
+        **SimpleHTTPRequestHandler.extensions_map,
+        ".js": "text/javascript",
+        ".wasm": "application/wasm",
+    }
 
     def log_message(self, *args):
         pass
