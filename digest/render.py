@@ -37,21 +37,35 @@ VERDICT_LABELS = {"reproduced": "reproduced", "diverged": "diverged", "failed": 
 def environment(extra: str | None = None) -> Environment:
     """User templates first (extra), then the packaged ones: the pelican override chain."""
     paths = [p for p in (extra, str(TEMPLATES)) if p]
-    env = Environment(loader=FileSystemLoader(paths), autoescape=select_autoescape(["html", "xml"]))
+    env = Environment(loader=FileSystemLoader(paths), autoescape=select_autoescape(["html", "xml"]), auto_reload=False)
     env.filters["date"] = lambda d: d.strftime("%Y-%m-%d") if d else ""
     env.filters["claim"] = format_claim
     env.filters["href"] = external_url
-    env.filters["verdict_class"] = lambda v: slugify(v or "none", 20)
-    env.filters["verdict_label"] = lambda v: VERDICT_LABELS.get(v, clean_text(v, 40))
+    env.filters["verdict_label"] = verdict_label
+    env.filters["verdict_badge"] = verdict_badge
     return env
+
+
+def verdict_label(verdict: str) -> str:
+    return VERDICT_LABELS.get(verdict, clean_text(verdict, 40))
+
+
+def verdict_badge(verdict: str | None) -> Markup:
+    """A claim's latest reproduction verdict as a small badge; nothing when no run exists."""
+    if not verdict:
+        return Markup("")
+    return Markup(' <span class="verdict verdict-{}" title="Latest reproduction run">{}</span>').format(
+        slugify(verdict, 20), verdict_label(verdict)
+    )
+
+
+HTTP_URL = re.compile(r"https?://[^\x00-\x20\x7f/][^\x00-\x20\x7f]*", re.IGNORECASE)
 
 
 def external_url(url: str | None) -> str:
     """An http(s) URL or '': the renderer does not trust even stored URLs to be safe."""
     url = (url or "").strip()
-    if not re.match(r"^https?://[^\s/]", url, re.IGNORECASE) or re.search(r"[\x00-\x20\x7f]", url):
-        return ""
-    return url
+    return url if HTTP_URL.fullmatch(url) else ""
 
 
 @cache
@@ -163,7 +177,7 @@ class Finding:
         """A digest of everything an item page shows: equal keys mean equal pages."""
         i, v = self.item, self.view
         parts = (
-            i.id, i.kind, i.source, i.title, i.summary, i.url, i.pdf_url, i.authors, i.published, i.arxiv_id,
+            i.id, i.kind, i.source, i.content_hash or (i.title, i.summary), i.url, i.pdf_url, i.authors, i.published, i.arxiv_id,
             i.arxiv_version, i.code_urls, i.blog_tags, v.tags, [self.names.get(s) for s, _ in v.tags],
             [(c.id, c.value, c.value_hi, c.unit, c.kind, c.qualifier, c.subject, c.context, c.baseline, c.text)
              for c in v.claims],
@@ -225,10 +239,14 @@ def plan_site(views: list[ItemView], topics: list[Topic], site: SiteConfig) -> d
             cards[key] = macros.finding_card(f, root, names, tag_path)
         return cards[key]
 
+    loaded = {}
+
     def html(path: str, template: str, **ctx) -> Callable[[], bytes]:
         def render() -> bytes:
             root = "../" * path.count("/")
-            return env.get_template(template).render(root=root, card=card, **common, **ctx).encode("utf-8")
+            if template not in loaded:
+                loaded[template] = env.get_template(template)
+            return loaded[template].render(root=root, card=card, **common, **ctx).encode("utf-8")
 
         return render
 
@@ -266,7 +284,7 @@ def plan_site(views: list[ItemView], topics: list[Topic], site: SiteConfig) -> d
         latest = fs[:TAG_FEED_ITEMS]
         pages[tag_feed_path(topic.slug)] = Page(
             _key(salt, "tagfeed", tkey, *(f.key for f in latest)),
-            _atom_renderer(site, latest, tag_feed_path(topic.slug), f"{site.title}: {topic.name}", names),
+            _tag_atom_renderer(site, latest, topic, names),
         )
     for week in weeks:
         fs = by_week[week]
@@ -301,6 +319,40 @@ def site_pages(views: list[ItemView], topics: list[Topic], site: SiteConfig) -> 
 
 def _atom_renderer(site: SiteConfig, findings: list[Finding], path: str, title: str, names: dict[str, str]):
     return lambda: atom_feed(site, findings, path, title, names)
+
+
+def _tag_atom_renderer(site: SiteConfig, findings: list[Finding], topic: Topic, names: dict[str, str]):
+    return lambda: tag_atom_feed(site, findings, topic, names)
+
+
+def tag_atom_feed(site: SiteConfig, findings: list[Finding], topic: Topic, names: dict[str, str]) -> bytes:
+    """A topic's Atom feed from templates/atom.xml: the same entries as feedgen writes, ~10x cheaper for 500 topics."""
+    entries = [
+        {
+            "f": f,
+            "title": _xml_text(f.item.title, 500),
+            "published": f.item.published.replace(tzinfo=UTC).isoformat(),
+            "updated": _when(f).isoformat(),
+            "summary": _xml_text(f.one_line, 1000) or _xml_text(f.item.title, 500),
+            "authors": [_xml_text(a, 200) for a in f.view.authors[:10]],
+            "categories": [(slug, _xml_text(names.get(slug, slug), 200)) for slug, _ in f.view.tags],
+        }
+        for f in findings
+    ]
+    updated = max((_when(f) for f in findings), default=datetime(2000, 1, 1, tzinfo=UTC))
+    return (
+        environment()
+        .get_template("atom.xml")
+        .render(
+            base=site.base_url,
+            path=tag_feed_path(topic.slug),
+            html_path=tag_path(topic.slug),
+            title=_xml_text(f"{site.title}: {topic.name}", 300),
+            updated=updated.isoformat(),
+            entries=entries,
+        )
+        .encode("utf-8")
+    )
 
 
 def _when(f: Finding) -> datetime:
