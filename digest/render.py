@@ -177,8 +177,9 @@ class Finding:
         """A digest of everything an item page shows: equal keys mean equal pages."""
         i, v = self.item, self.view
         parts = (
-            i.id, i.kind, i.source, i.content_hash or (i.title, i.summary), i.url, i.pdf_url, i.authors, i.published, i.arxiv_id,
-            i.arxiv_version, i.code_urls, i.blog_tags, v.tags, [self.names.get(s) for s, _ in v.tags],
+            i.id, i.kind, i.source, i.content_hash or (i.title, i.summary), i.url, i.pdf_url, i.authors,
+            i.published, i.arxiv_id, i.arxiv_version, i.code_urls, i.blog_tags, v.tags,
+            [self.names.get(s) for s, _ in v.tags],
             [(c.id, c.value, c.value_hi, c.unit, c.kind, c.qualifier, c.subject, c.context, c.baseline, c.text)
              for c in v.claims],
             [(p.id, p.title, p.url, p.source, p.published) for p in v.coverage],
