@@ -247,6 +247,8 @@ def send_newsletter(engine: Engine, config: Config, week: str, dry_run_dir: Path
     start, end = parse_week(week)
     week = iso_week(start)
     views = [v for v in store.item_views(engine) if start <= v.item.published.date() <= end]
+    if not views:
+        raise DigestError(f"--week {week}: no findings that week, nothing to send")
     issue = render.newsletter_message(week, views, store.topics(engine), config)
 
     def personalize(address: str, token: str):
