@@ -21,7 +21,7 @@ def build(state: State, out_dir: Path | None, no_search: bool) -> None:
     from digest import pipeline
 
     started = time.perf_counter()
-    out, written = pipeline.build_site(state.engine, state.config, out_dir)
+    out, written = pipeline.build_site(state.engine, state.config, out_dir, search=False)
     click.echo(f"Site: {out / 'index.html'} ({written} files written) in {time.perf_counter() - started:.2f} s")
     if not no_search and (written or not (out / "pagefind" / "pagefind.js").exists()):
         seconds = pipeline.build_search(out)

@@ -271,13 +271,15 @@ def extract_claims(engine: Engine) -> int:
 # --- publish wing ----------------------------------------------------------------
 
 
-def build_site(engine: Engine, config: Config, out_dir: Path | None = None) -> tuple[Path, int]:
-    """Render every page first, then write only the files whose bytes changed."""
+def build_site(engine: Engine, config: Config, out_dir: Path | None = None, search: bool = True) -> tuple[Path, int]:
+    """Render only pages whose inputs changed, write those, then (search=True) refresh the Pagefind index."""
     from digest import render, write
 
     out = Path(out_dir) if out_dir else config.site.out_dir
     pages = render.plan_site(store.item_views(engine), store.topics(engine), config.site)
     _rendered, written = write.write_site(out, pages)
+    if search and (written or not (out / "pagefind" / "pagefind.js").exists()):
+        build_search(out)
     return out, written
 
 
@@ -308,6 +310,8 @@ def send_newsletter(engine: Engine, config: Config, week: str, dry_run_dir: Path
     start, end = parse_week(week)
     week = iso_week(start)
     views = [v for v in store.item_views(engine) if start <= v.item.published.date() <= end]
+    if not views:
+        raise DigestError(f"--week {week}: no findings that week, nothing to send")
     issue = render.newsletter_message(week, views, store.topics(engine), config)
 
     def personalize(address: str, token: str):

@@ -37,21 +37,35 @@ VERDICT_LABELS = {"reproduced": "reproduced", "diverged": "diverged", "failed": 
 def environment(extra: str | None = None) -> Environment:
     """User templates first (extra), then the packaged ones: the pelican override chain."""
     paths = [p for p in (extra, str(TEMPLATES)) if p]
-    env = Environment(loader=FileSystemLoader(paths), autoescape=select_autoescape(["html", "xml"]))
+    env = Environment(loader=FileSystemLoader(paths), autoescape=select_autoescape(["html", "xml"]), auto_reload=False)
     env.filters["date"] = lambda d: d.strftime("%Y-%m-%d") if d else ""
     env.filters["claim"] = format_claim
     env.filters["href"] = external_url
-    env.filters["verdict_class"] = lambda v: slugify(v or "none", 20)
-    env.filters["verdict_label"] = lambda v: VERDICT_LABELS.get(v, clean_text(v, 40))
+    env.filters["verdict_label"] = verdict_label
+    env.filters["verdict_badge"] = verdict_badge
     return env
+
+
+def verdict_label(verdict: str) -> str:
+    return VERDICT_LABELS.get(verdict, clean_text(verdict, 40))
+
+
+def verdict_badge(verdict: str | None) -> Markup:
+    """A claim's latest reproduction verdict as a small badge; nothing when no run exists."""
+    if not verdict:
+        return Markup("")
+    return Markup(' <span class="verdict verdict-{}" title="Latest reproduction run">{}</span>').format(
+        slugify(verdict, 20), verdict_label(verdict)
+    )
+
+
+HTTP_URL = re.compile(r"https?://[^\x00-\x20\x7f/][^\x00-\x20\x7f]*", re.IGNORECASE)
 
 
 def external_url(url: str | None) -> str:
     """An http(s) URL or '': the renderer does not trust even stored URLs to be safe."""
     url = (url or "").strip()
-    if not re.match(r"^https?://[^\s/]", url, re.IGNORECASE) or re.search(r"[\x00-\x20\x7f]", url):
-        return ""
-    return url
+    return url if HTTP_URL.fullmatch(url) else ""
 
 
 @cache
@@ -161,16 +175,25 @@ class Finding:
     @cached_property
     def key(self) -> str:
         """A digest of everything an item page shows: equal keys mean equal pages."""
-        i, v = self.item, self.view
+        d, v = self.item.__dict__, self.view  # plain dict reads: no ORM descriptor per field
         parts = (
-            i.id, i.kind, i.source, i.title, i.summary, i.url, i.pdf_url, i.authors, i.published, i.arxiv_id,
-            i.arxiv_version, i.code_urls, i.blog_tags, v.tags, [self.names.get(s) for s, _ in v.tags],
-            [(c.id, c.value, c.value_hi, c.unit, c.kind, c.qualifier, c.subject, c.context, c.baseline, c.text)
-             for c in v.claims],
-            [(p.id, p.title, p.url, p.source, p.published) for p in v.coverage],
+            [d.get(k) for k in ITEM_KEY_FIELDS],
+            d.get("content_hash") or (d.get("title"), d.get("summary")),
+            v.tags,
+            [self.names.get(s) for s, _ in v.tags],
+            [[c.__dict__.get(k) for k in CLAIM_KEY_FIELDS] for c in v.claims],
+            [[p.__dict__.get(k) for k in COVERAGE_KEY_FIELDS] for p in v.coverage],
             sorted(v.verdicts.items()),
-        )  # fmt: skip
+        )
         return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+
+ITEM_KEY_FIELDS = (
+    "id", "kind", "source", "url", "pdf_url", "authors", "published", "updated", "arxiv_id", "arxiv_version",
+    "code_urls", "blog_tags",
+)  # fmt: skip
+CLAIM_KEY_FIELDS = ("id", "value", "value_hi", "unit", "kind", "qualifier", "subject", "context", "baseline", "text")
+COVERAGE_KEY_FIELDS = ("id", "title", "url", "source", "published")
 
 
 def finding(view: ItemView, names: dict[str, str] | None = None) -> Finding:
@@ -186,10 +209,7 @@ class Page:
 
 
 def _key(*parts) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    for p in parts:
-        h.update(str(p).encode() + b"\x1f")
-    return h.hexdigest()
+    return hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=16).hexdigest()
 
 
 def plan_site(views: list[ItemView], topics: list[Topic], site: SiteConfig) -> dict[str, Page]:
@@ -225,10 +245,14 @@ def plan_site(views: list[ItemView], topics: list[Topic], site: SiteConfig) -> d
             cards[key] = macros.finding_card(f, root, names, tag_path)
         return cards[key]
 
+    loaded = {}
+
     def html(path: str, template: str, **ctx) -> Callable[[], bytes]:
         def render() -> bytes:
             root = "../" * path.count("/")
-            return env.get_template(template).render(root=root, card=card, **common, **ctx).encode("utf-8")
+            if template not in loaded:
+                loaded[template] = env.get_template(template)
+            return loaded[template].render(root=root, card=card, **common, **ctx).encode("utf-8")
 
         return render
 
@@ -266,7 +290,7 @@ def plan_site(views: list[ItemView], topics: list[Topic], site: SiteConfig) -> d
         latest = fs[:TAG_FEED_ITEMS]
         pages[tag_feed_path(topic.slug)] = Page(
             _key(salt, "tagfeed", tkey, *(f.key for f in latest)),
-            _atom_renderer(site, latest, tag_feed_path(topic.slug), f"{site.title}: {topic.name}", names),
+            _tag_atom_renderer(site, latest, topic, names),
         )
     for week in weeks:
         fs = by_week[week]
@@ -301,6 +325,40 @@ def site_pages(views: list[ItemView], topics: list[Topic], site: SiteConfig) -> 
 
 def _atom_renderer(site: SiteConfig, findings: list[Finding], path: str, title: str, names: dict[str, str]):
     return lambda: atom_feed(site, findings, path, title, names)
+
+
+def _tag_atom_renderer(site: SiteConfig, findings: list[Finding], topic: Topic, names: dict[str, str]):
+    return lambda: tag_atom_feed(site, findings, topic, names)
+
+
+def tag_atom_feed(site: SiteConfig, findings: list[Finding], topic: Topic, names: dict[str, str]) -> bytes:
+    """A topic's Atom feed from templates/atom.xml: the same entries as feedgen writes, ~10x cheaper for 500 topics."""
+    entries = [
+        {
+            "f": f,
+            "title": _xml_text(f.item.title, 500),
+            "published": f.item.published.replace(tzinfo=UTC).isoformat(),
+            "updated": _when(f).isoformat(),
+            "summary": _xml_text(f.one_line, 1000) or _xml_text(f.item.title, 500),
+            "authors": [_xml_text(a, 200) for a in f.view.authors[:10]],
+            "categories": [(slug, _xml_text(names.get(slug, slug), 200)) for slug, _ in f.view.tags],
+        }
+        for f in findings
+    ]
+    updated = max((_when(f) for f in findings), default=datetime(2000, 1, 1, tzinfo=UTC))
+    return (
+        environment()
+        .get_template("atom.xml")
+        .render(
+            base=site.base_url,
+            path=tag_feed_path(topic.slug),
+            html_path=tag_path(topic.slug),
+            title=_xml_text(f"{site.title}: {topic.name}", 300),
+            updated=updated.isoformat(),
+            entries=entries,
+        )
+        .encode("utf-8")
+    )
 
 
 def _when(f: Finding) -> datetime:
@@ -380,23 +438,25 @@ def sitemap(base: str, paths: list[str]) -> bytes:
 
 def claims_json(findings: list[Finding], base: str) -> bytes:
     """Every claim with its finding, number, unit, kind, sentence and latest reproduction verdict."""
-    rows = [
-        {
-            "claim_id": c.id,
-            "item_id": f.item.id,
-            "item_title": f.item.title,
-            "item_url": base + f.path,
-            "arxiv_id": f.item.arxiv_id,
-            "value": c.value,
-            "value_hi": c.value_hi,
-            "unit": c.unit,
-            "kind": c.kind,
-            "sentence": c.text,
-            "verdict": f.view.verdicts.get(c.id),
-        }
-        for f in findings
-        for c in f.view.claims
-    ]
+    rows = []
+    for f in findings:
+        item, verdicts = f.item.__dict__, f.view.verdicts  # plain dict reads: 10,000s of claims
+        head = {"item_id": item.get("id"), "item_title": item.get("title"), "item_url": base + f.path}
+        head["arxiv_id"] = item.get("arxiv_id")
+        for claim in f.view.claims:
+            c = claim.__dict__
+            rows.append(
+                {
+                    "claim_id": c.get("id"),
+                    **head,
+                    "value": c.get("value"),
+                    "value_hi": c.get("value_hi"),
+                    "unit": c.get("unit"),
+                    "kind": c.get("kind"),
+                    "sentence": c.get("text"),
+                    "verdict": verdicts.get(c.get("id")),
+                }
+            )
     return json.dumps(rows, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 

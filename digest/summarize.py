@@ -18,8 +18,8 @@ def sentences(text: str) -> list[str]:
 
 
 def one_line(summary: str, limit: int = 240) -> str:
-    """The first sentence, cut at a word boundary if it runs long."""
-    parts = sentences(summary)
+    """The first sentence, cut at a word boundary if it runs long (only the head of the text is split)."""
+    parts = sentences((summary or "")[: limit * 4])
     if not parts:
         return ""
     first = parts[0]

@@ -220,3 +220,17 @@ def test_send_without_subscribers_or_server_fails_in_one_line(runner, cfg, smtp,
     result = cli(runner, cfg, "newsletter", "--week", WEEK, "--send")
     assert result.exit_code == 1 and "cannot connect" in result.output and "Traceback" not in result.output
     assert smtp.accepted == []
+
+
+def test_empty_week_and_bad_smtp_config_are_refused(runner, cfg, smtp, db, monkeypatch):
+    subscribe(runner, cfg, PEOPLE[:1])
+    result = cli(runner, cfg, "newsletter", "--week", "2026-W02", "--send")
+    assert result.exit_code == 1 and "no findings that week" in result.output
+    monkeypatch.setenv("DIGEST_SMTP_SECURITY", "tls")
+    result = cli(runner, cfg, "newsletter", "--week", WEEK, "--send")
+    assert result.exit_code == 1 and "field 'security' must be one of starttls, ssl, none" in result.output
+    monkeypatch.setenv("DIGEST_SMTP_SECURITY", "none")
+    monkeypatch.setenv("DIGEST_SMTP_PORT", "not-a-port")
+    result = cli(runner, cfg, "newsletter", "--week", WEEK, "--send")
+    assert result.exit_code == 1 and "DIGEST_SMTP_PORT: must be an integer" in result.output
+    assert smtp.accepted == []

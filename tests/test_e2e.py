@@ -116,6 +116,11 @@ def test_site_in_headless_chromium(demo_run):
             page.wait_for_load_state()
             assert "/items/" in page.url and page.locator("h1").count() == 1
             page.screenshot(path=str(ROOT / "docs" / "screenshot-item.png"), full_page=False)
+            # Client-side search (Pagefind) finds a known finding by a word of its title.
+            page.goto(f"{base}/search.html?q=DFlash")
+            page.wait_for_selector("#search-results li a", timeout=15000)
+            assert any("DFlash" in t for t in page.locator("#search-results li a").all_inner_texts())
+            page.screenshot(path=str(ROOT / "docs" / "screenshot-search.png"), full_page=False)
             browser.close()
     finally:
         server.shutdown()

@@ -169,6 +169,12 @@ def test_rebuild_renders_only_changed_pages(tmp_path):
     changed |= {"tags/index.html", "feed.atom", "feed.json", "sitemap.xml", "claims.json"}
     assert rendered == len(changed), rendered
     assert untouched.stat().st_mtime_ns == before
+    # A new reproduction verdict re-renders that item's page (and the pages listing it), nothing else.
+    views[5].verdicts = {views[5].claims[0].id: "reproduced"}
+    rendered, _ = write.write_site(out, render.plan_site([new, *views], TOPICS, SITE))
+    assert "verdict-reproduced" in untouched.read_text()
+    assert rendered < 10
+    before = untouched.stat().st_mtime_ns
     # A deleted output file is written again even though its inputs did not change.
     untouched.unlink()
     assert write.write_site(out, render.plan_site([new, *views], TOPICS, SITE)) == (1, 1)

@@ -1,0 +1,95 @@
+"""The built site in Debian's headless Chromium via Playwright: CSP-clean, search works, links resolve."""
+
+from __future__ import annotations
+
+import shutil
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from threading import Thread
+from typing import ClassVar
+
+import pytest
+
+from digest.cli import main
+from tests.publish_data import published
+
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+
+
+class Quiet(SimpleHTTPRequestHandler):
+    extensions_map: ClassVar[dict[str, str]] = {
+        **SimpleHTTPRequestHandler.extensions_map,
+        ".js": "text/javascript",
+        ".wasm": "application/wasm",
+    }
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def served_site(runner, httpserver, tmp_path, db):
+    cfg = published(httpserver, tmp_path)
+    out = tmp_path / "site"
+    result = runner.invoke(main, ["--config", str(cfg), "build", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(out)))
+    Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture
+def browser():
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("Debian's chromium is required (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=ARGS)
+        yield b
+        b.close()
+
+
+def test_site_in_chromium_search_and_links(served_site, browser):
+    base = served_site
+    errors: list[str] = []
+    page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+    page.on("console", lambda m: errors.append(f"{page.url}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}"))
+    failed: list[str] = []
+    page.on("requestfailed", lambda r: failed.append(r.url))
+
+    page.goto(f"{base}/index.html")
+    assert page.locator("article.finding").count() == 4
+    # Every tag link on the home page resolves.
+    hrefs = page.locator("a.tag").evaluate_all("els => els.map(e => e.href)")
+    assert len(hrefs) >= 2
+    for href in set(hrefs):
+        assert page.request.get(href).status == 200, href
+    page.locator("section.taglist a.tag").first.click()
+    page.wait_for_load_state()
+    assert "/tags/" in page.url and page.locator("article.finding").count() > 0
+    page.locator("article.finding h3 a").first.click()
+    page.wait_for_load_state()
+    assert "/items/" in page.url and page.locator("h1").count() == 1
+    # Nothing overflows sideways on a phone, even with a 10,000-character title somewhere.
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+    # Search from the header box: Pagefind's WebAssembly runs under the page's CSP.
+    page.goto(f"{base}/index.html")
+    page.fill("header form.search input", "FastSpec")
+    page.press("header form.search input", "Enter")
+    page.wait_for_selector("#search-results li a", timeout=15000)
+    first = page.locator("#search-results li a").first
+    assert "FastSpec" in first.inner_text()
+    first.click()
+    page.wait_for_load_state()
+    assert "/items/" in page.url and "FastSpec" in page.locator("h1").inner_text()
+    page.goto(f"{base}/search.html?q=quantization")
+    page.wait_for_selector("#search-status:has-text('1 result for')", timeout=15000)
+    assert page.locator("#search-results li a").all_inner_texts() == ["KV cache quantization to 2 bits keeps accuracy"]
+    page.close()
+    assert not errors, errors
+    assert not failed, failed
