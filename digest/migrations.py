@@ -90,6 +90,15 @@ def m003_search_state(conn, dialect: str) -> None:
             )
 
 
+@migration
+def m004_findings_by_date_index(conn, dialect: str) -> None:
+    """Findings newest first straight from an index: tag and filter searches stop after LIMIT rows."""
+    _exec(
+        conn,
+        "CREATE INDEX IF NOT EXISTS ix_item_findings_published ON item (published, id) WHERE covers_item_id IS NULL",
+    )
+
+
 LATEST = len(MIGRATIONS)
 
 

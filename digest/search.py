@@ -18,6 +18,8 @@ from digest.errors import DigestError
 
 RRF_K = 60
 CANDIDATES = 200  # per ranking, before fusion
+FTS_ALL = 1 << 62  # "no depth limit"
+SCAN_LIMIT = 3000  # rows a newest-first scan may be expected to read before a rare tag's list leads instead
 WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -115,12 +117,19 @@ def fts_query(text: str) -> str:
 # --- filters -------------------------------------------------------------------
 
 
-def _filters(q: Query, dialect: str) -> tuple[list[str], dict]:
-    """WHERE clauses over `item i` and their bound parameters."""
+def _filters(q: Query, dialect: str, drive: str | None = None) -> tuple[list[str], dict]:
+    """WHERE clauses over `item i` and their bound parameters.
+
+    Per-row checks are correlated EXISTS probes (cheap when rows are scanned newest first and stop at LIMIT);
+    `drive` names the tag whose item list should lead instead (an IN list), for rare tags and full id sets.
+    """
     where, params = ["i.covers_item_id IS NULL"], {}
     for n, slug in enumerate(q.tags):
-        where.append(f"i.id IN (SELECT item_id FROM itemtopic WHERE topic_slug = :tag{n})")
+        where.append(f"EXISTS (SELECT 1 FROM itemtopic t WHERE t.item_id = i.id AND t.topic_slug = :tag{n})")
         params[f"tag{n}"] = slug
+    if drive is not None:
+        where.append("i.id IN (SELECT item_id FROM itemtopic WHERE topic_slug = :drive)")
+        params["drive"] = drive
     if q.any_tags:
         names = _bind(params, "anytag", q.any_tags)
         where.append(f"i.id IN (SELECT item_id FROM itemtopic WHERE topic_slug IN ({names}))")
@@ -141,6 +150,21 @@ def _filters(q: Query, dialect: str) -> tuple[list[str], dict]:
             "ORDER BY r2.started_at DESC, r2.id DESC LIMIT 1))"
         )
     return where, params
+
+
+def _rarest_tag(conn: Conn, q: Query) -> tuple[str | None, float]:
+    """The tag with fewest items and the estimated share of findings carrying every tag (tags independent)."""
+    if not q.tags:
+        return None, 1.0
+    params: dict = {}
+    names = _bind(params, "t", q.tags)
+    sql = f"SELECT topic_slug, COUNT(*) FROM itemtopic WHERE topic_slug IN ({names}) GROUP BY topic_slug"
+    counts = dict(conn.rows(sql, params))
+    total = max(1, conn.rows("SELECT COALESCE(MAX(id), 0) FROM item")[0][0])
+    share = 1.0
+    for slug in q.tags:
+        share *= counts.get(slug, 0) / total
+    return min(q.tags, key=lambda t: counts.get(t, 0)), share
 
 
 def _bind(params: dict, prefix: str, values) -> str:
@@ -172,10 +196,21 @@ def text_ranking(conn: Conn, q: Query, limit: int) -> list[tuple[int, float]]:
         if not match:
             return []
         params["match"] = match
-        sql = (
-            "SELECT i.id, -bm25(item_fts, 10.0, 1.0) AS score FROM item_fts JOIN item i ON i.id = item_fts.rowid "
-            f"WHERE item_fts MATCH :match AND {' AND '.join(where)} ORDER BY score DESC, i.id LIMIT :limit"
-        )
+        # bm25 inside FTS5 alone is cheap; joining every match to `item` is not. Take the best k matches,
+        # filter those, and look deeper only when the filters left too few.
+        depth = limit * (2 if len(where) == 1 else 10) + 20
+        while True:
+            params["depth"] = depth
+            sql = (
+                "SELECT i.id, f.score FROM (SELECT rowid, -bm25(item_fts, 10.0, 1.0) AS score FROM item_fts "
+                "WHERE item_fts MATCH :match ORDER BY score DESC LIMIT :depth) f JOIN item i ON i.id = f.rowid "
+                f"WHERE {' AND '.join(where)} ORDER BY f.score DESC, i.id LIMIT :limit"
+            )
+            rows = conn.rows(sql, params)
+            if len(rows) >= limit or depth >= FTS_ALL:
+                break
+            total = conn.rows("SELECT COALESCE(MAX(id), 0) FROM item")[0][0]
+            depth = FTS_ALL if depth >= total else depth * 8
     else:
         params["words"] = " ".join(words(q.text))
         if not params["words"]:
@@ -185,19 +220,22 @@ def text_ranking(conn: Conn, q: Query, limit: int) -> list[tuple[int, float]]:
             f"WHERE i.search_tsv @@ plainto_tsquery('english', :words) AND {' AND '.join(where)} "
             "ORDER BY score DESC, i.id LIMIT :limit"
         )
-    return [(int(i), float(s)) for i, s in conn.rows(sql, params)]
+        rows = conn.rows(sql, params)
+    return [(int(i), float(s)) for i, s in rows]
 
 
 def filter_ranking(conn: Conn, q: Query, limit: int) -> list[tuple[int, float]]:
-    """No text: findings that pass the filters, newest first."""
-    where, params = _filters(q, conn.dialect)
+    """No text: findings that pass the filters, newest first (scan by date, or lead with a rare tag's items)."""
+    rarest, share = _rarest_tag(conn, q)
+    scan_rows = limit / share if share else float("inf")
+    where, params = _filters(q, conn.dialect, drive=rarest if scan_rows > SCAN_LIMIT else None)
     params["limit"] = limit
-    sql = f"SELECT i.id FROM item i WHERE {' AND '.join(where)} ORDER BY i.published DESC, i.id LIMIT :limit"
+    sql = f"SELECT i.id FROM item i WHERE {' AND '.join(where)} ORDER BY i.published DESC, i.id DESC LIMIT :limit"
     return [(int(r[0]), 0.0) for r in conn.rows(sql, params)]
 
 
 def allowed_ids(conn: Conn, q: Query) -> list[int]:
-    where, params = _filters(q, conn.dialect)
+    where, params = _filters(q, conn.dialect, drive=_rarest_tag(conn, q)[0])
     return [int(r[0]) for r in conn.rows(f"SELECT i.id FROM item i WHERE {' AND '.join(where)}", params)]
 
 

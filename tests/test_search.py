@@ -173,6 +173,9 @@ def test_filters(runner, corpus):
     assert keys(search(runner, cfg, "--reproduced"), ids) == ["a"]  # b's latest run diverged
     assert keys(search(runner, cfg, "speculative", "--source", "arxiv"), ids) == ["a"]
     assert keys(search(runner, cfg, "--limit", "1"), ids) == ["a"]
+    # A large limit makes the rarest tag's item list lead instead of a newest-first scan: same answers.
+    assert keys(search(runner, cfg, "--tag", "kv-cache", "--limit", "5000"), ids) == ["b", "c"]
+    assert keys(search(runner, cfg, "--tag", "kv-cache", "--tag", "nope", "--limit", "5000"), ids) == []
     bad = search(runner, cfg, "--since", "2026-02-01", "--until", "2026-01-01", ok=False)
     assert bad.exit_code == 1 and "--since 2026-02-01 is after --until 2026-01-01" in bad.output
 
@@ -291,3 +294,19 @@ def test_published_is_iso(runner, corpus):
     cfg, _, _ = corpus
     row = json.loads(search(runner, cfg, "quantization").output)
     assert datetime.fromisoformat(row["published"]) == NOW - timedelta(days=2)
+
+
+def test_text_filters_look_past_the_best_matches(runner, db, tmp_path):
+    """Filters that reject the top FTS matches make the search look deeper, not come back short."""
+    engine = store.open_engine(db.url)
+    store.init_db(engine)
+    crowd = [entry(f"n{n}", f"Gizmo gizmo report {n}", "gizmo", 1) for n in range(80)]
+    store.save_entries(engine, "blog", crowd)
+    store.save_entries(engine, "arxiv", [entry("far", "An unrelated title", "one gizmo mention", 9)])
+    engine.dispose()
+    cfg = write_config(tmp_path, "")
+    rows = [
+        json.loads(x) for x in search(runner, cfg, "gizmo", "--source", "arxiv", "--limit", "1").output.splitlines()
+    ]
+    assert [r["title"] for r in rows] == ["An unrelated title"]
+    assert len(search(runner, cfg, "gizmo", "--limit", "100").output.splitlines()) == 81
