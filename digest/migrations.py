@@ -99,6 +99,15 @@ def m004_findings_by_date_index(conn, dialect: str) -> None:
     )
 
 
+@migration
+def m005_coverage_index(conn, dialect: str) -> None:
+    """Posts covering a paper, found by paper without reading the (all-NULL for papers) rest of the table."""
+    _exec(
+        conn,
+        "CREATE INDEX IF NOT EXISTS ix_item_coverage ON item (covers_item_id, id) WHERE covers_item_id IS NOT NULL",
+    )
+
+
 LATEST = len(MIGRATIONS)
 
 

@@ -352,7 +352,9 @@ def fetch(conn: Conn, ranked: list[tuple[int, float]]) -> list[dict]:
         claims[item_id].append({"value": value, "unit": unit, "kind": kind, "text": text})
     coverage: dict[int, list] = {i: [] for i in items}
     for cid, url in conn.rows(
-        f"SELECT covers_item_id, url FROM item WHERE covers_item_id IN ({names}) ORDER BY id", params
+        f"SELECT covers_item_id, url FROM item WHERE covers_item_id IN ({names}) AND covers_item_id IS NOT NULL "
+        "ORDER BY id",
+        params,
     ):
         coverage[cid].append(url)
     out = []
