@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +19,6 @@ from digest.errors import DigestError
 RRF_K = 60
 CANDIDATES = 200  # per ranking, before fusion
 FTS_ALL = 1 << 62  # "no depth limit"
-SCAN_LIMIT = 3000  # rows a newest-first scan may be expected to read before a rare tag's list leads instead
 WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -46,10 +45,20 @@ class Conn:
     def rows(self, sql: str, params: dict | None = None) -> list[tuple]:
         params = {k: _clean(v) for k, v in (params or {}).items()}
         if self.dialect == "sqlite":
-            return self.raw.execute(sql, params).fetchall()
-        from sqlalchemy import text
+            import sqlite3
 
-        return [tuple(r) for r in self.raw.execute(text(sql), params)]
+            try:
+                return self.raw.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise DigestError(f"search failed on {self.url}: {exc}") from None
+        from sqlalchemy import text
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            return [tuple(r) for r in self.raw.execute(text(sql), params)]
+        except DBAPIError as exc:
+            self.raw.rollback()
+            raise DigestError(f"search failed: {str(exc.orig).splitlines()[0]}") from None
 
     def close(self) -> None:
         self._close()
@@ -61,11 +70,16 @@ def connect(url: str) -> Conn:
 
     path = _sqlite_path(url)
     if path is not None and path.is_file():
+        import sqlite3
+
         conn = _sqlite(path)
         try:
             version = conn.execute(f"SELECT max(version) FROM {migrations.TABLE}").fetchone()[0] or 0
-        except Exception:
+        except sqlite3.OperationalError:  # no migrations table yet
             version = 0
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise DigestError(f"cannot open database {url!r}: {exc}") from None
         if version >= migrations.LATEST:
             return Conn(conn, "sqlite", url, conn.close)
         conn.close()
@@ -152,19 +166,21 @@ def _filters(q: Query, dialect: str, drive: str | None = None) -> tuple[list[str
     return where, params
 
 
-def _rarest_tag(conn: Conn, q: Query) -> tuple[str | None, float]:
-    """The tag with fewest items and the estimated share of findings carrying every tag (tags independent)."""
+def _rarest_tag(conn: Conn, q: Query) -> tuple[str | None, float, list[str], int]:
+    """Tag statistics for planning: the rarest tag, the estimated share of findings carrying every tag (tags taken
+    as independent), the tags rarest first (so per-row probes fail fast) and the rarest tag's item count."""
     if not q.tags:
-        return None, 1.0
+        return None, 1.0, [], 0
     params: dict = {}
     names = _bind(params, "t", q.tags)
     sql = f"SELECT topic_slug, COUNT(*) FROM itemtopic WHERE topic_slug IN ({names}) GROUP BY topic_slug"
     counts = dict(conn.rows(sql, params))
     total = max(1, conn.rows("SELECT COALESCE(MAX(id), 0) FROM item")[0][0])
+    ordered = sorted(dict.fromkeys(q.tags), key=lambda t: counts.get(t, 0))
     share = 1.0
-    for slug in q.tags:
+    for slug in ordered:
         share *= counts.get(slug, 0) / total
-    return min(q.tags, key=lambda t: counts.get(t, 0)), share
+    return ordered[0], share, ordered, counts.get(ordered[0], 0)
 
 
 def _bind(params: dict, prefix: str, values) -> str:
@@ -198,7 +214,8 @@ def text_ranking(conn: Conn, q: Query, limit: int) -> list[tuple[int, float]]:
         params["match"] = match
         # bm25 inside FTS5 alone is cheap; joining every match to `item` is not. Take the best k matches,
         # filter those, and look deeper only when the filters left too few.
-        depth = limit * (2 if len(where) == 1 else 10) + 20
+        share = _rarest_tag(conn, q)[1]
+        depth = int(min(limit * (2 if len(where) == 1 else 10) / max(share, 1e-6), FTS_ALL)) + 20
         while True:
             params["depth"] = depth
             sql = (
@@ -226,9 +243,12 @@ def text_ranking(conn: Conn, q: Query, limit: int) -> list[tuple[int, float]]:
 
 def filter_ranking(conn: Conn, q: Query, limit: int) -> list[tuple[int, float]]:
     """No text: findings that pass the filters, newest first (scan by date, or lead with a rare tag's items)."""
-    rarest, share = _rarest_tag(conn, q)
-    scan_rows = limit / share if share else float("inf")
-    where, params = _filters(q, conn.dialect, drive=rarest if scan_rows > SCAN_LIMIT else None)
+    rarest, share, ordered, fewest = _rarest_tag(conn, q)
+    q = replace(q, tags=ordered)
+    # Rough per-row costs measured on SQLite: a date-ordered scan probes each tag (~1 unit per probe) until LIMIT
+    # rows pass; leading with the rarest tag reads each of its items (~2 units) and sorts them.
+    scan_cost = (limit / share if share else float("inf")) * max(1, len(ordered))
+    where, params = _filters(q, conn.dialect, drive=rarest if scan_cost > 2 * fewest else None)
     params["limit"] = limit
     sql = f"SELECT i.id FROM item i WHERE {' AND '.join(where)} ORDER BY i.published DESC, i.id DESC LIMIT :limit"
     return [(int(r[0]), 0.0) for r in conn.rows(sql, params)]

@@ -313,19 +313,14 @@ def _iso(value) -> str:
 
 
 def search_ids(engine: Engine, words: Sequence[str], tags: Sequence[str], limit: int) -> list[int]:
-    """Findings whose title or summary holds every word and that carry every tag (bound parameters only)."""
-    from sqlalchemy import or_
+    """Findings matching every word (full text) and carrying every tag, best first (see digest.search)."""
+    from digest import search
 
-    with session(engine) as s:
-        stmt = select(Item.id).where(Item.covers_item_id.is_(None))
-        for word in words:
-            pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            stmt = stmt.where(or_(Item.title.ilike(pattern, escape="\\"), Item.summary.ilike(pattern, escape="\\")))
-        for slug in tags:
-            tagged = select(ItemTopic.item_id).where(ItemTopic.topic_slug == slug)
-            stmt = stmt.where(Item.id.in_(tagged))
-        stmt = stmt.order_by(Item.published.desc(), Item.id).limit(limit)
-        return list(s.exec(stmt))
+    conn = search.connect(engine.url.render_as_string(hide_password=False))
+    try:
+        return [i for i, _ in search.run(conn, search.Query(text=" ".join(words), tags=list(tags), limit=limit))]
+    finally:
+        conn.close()
 
 
 # --- moving between databases -----------------------------------------------

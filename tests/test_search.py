@@ -310,3 +310,11 @@ def test_text_filters_look_past_the_best_matches(runner, db, tmp_path):
     ]
     assert [r["title"] for r in rows] == ["An unrelated title"]
     assert len(search(runner, cfg, "gizmo", "--limit", "100").output.splitlines()) == 81
+
+
+def test_broken_database_is_one_line(runner, tmp_path):
+    bad = tmp_path / "not.db"
+    bad.write_bytes(b"this is not a database file at all, just text" * 100)
+    result = runner.invoke(main, ["--db", f"sqlite:///{bad}", "search", "anything"])
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert result.output.startswith(f"Error: cannot open database 'sqlite:///{bad}': file is not a database")
