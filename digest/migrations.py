@@ -108,6 +108,12 @@ def m005_coverage_index(conn, dialect: str) -> None:
     )
 
 
+@migration
+def m006_tag_items_index(conn, dialect: str) -> None:
+    """A tag's items straight from one covering index (tag filters, tag intersections)."""
+    _exec(conn, "CREATE INDEX IF NOT EXISTS ix_itemtopic_slug_item ON itemtopic (topic_slug, item_id)")
+
+
 LATEST = len(MIGRATIONS)
 
 

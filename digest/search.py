@@ -255,6 +255,14 @@ def filter_ranking(conn: Conn, q: Query, limit: int) -> list[tuple[int, float]]:
 
 
 def allowed_ids(conn: Conn, q: Query) -> list[int]:
+    """Ids passing the filters (a superset is fine: the vector matrix holds findings only)."""
+    if q.tags and not (q.any_tags or q.sources or q.since or q.until or q.has_claims or q.reproduced):
+        params: dict = {}
+        parts = [
+            f"SELECT item_id FROM itemtopic WHERE topic_slug = :{name[1:]}"
+            for name in _bind(params, "t", q.tags).split(", ")
+        ]
+        return [int(r[0]) for r in conn.rows(" INTERSECT ".join(parts), params)]
     where, params = _filters(q, conn.dialect, drive=_rarest_tag(conn, q)[0])
     return [int(r[0]) for r in conn.rows(f"SELECT i.id FROM item i WHERE {' AND '.join(where)}", params)]
 
@@ -305,7 +313,10 @@ def semantic_ranking(conn: Conn, q: Query, qvec, ids, mat, limit: int) -> list[t
     qvec = qvec / (np.linalg.norm(qvec) or 1.0)
     scores = mat @ qvec
     if has_filters(q):
-        keep = np.isin(ids, np.array(allowed_ids(conn, q), dtype=np.int64))
+        allowed = np.array(allowed_ids(conn, q), dtype=np.int64)
+        pos = np.minimum(np.searchsorted(ids, allowed), len(ids) - 1)  # ids are sorted
+        keep = np.zeros(len(ids), dtype=bool)
+        keep[pos[ids[pos] == allowed]] = True
         scores = np.where(keep, scores, -np.inf)
     k = min(limit, len(ids))
     top = np.argpartition(-scores, k - 1)[:k]
