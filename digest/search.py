@@ -131,19 +131,22 @@ def fts_query(text: str) -> str:
 # --- filters -------------------------------------------------------------------
 
 
-def _filters(q: Query, dialect: str, drive: str | None = None) -> tuple[list[str], dict]:
+def _filters(q: Query, dialect: str, drive: list[str] | None = None) -> tuple[list[str], dict]:
     """WHERE clauses over `item i` and their bound parameters.
 
     Per-row checks are correlated EXISTS probes (cheap when rows are scanned newest first and stop at LIMIT);
-    `drive` names the tag whose item list should lead instead (an IN list), for rare tags and full id sets.
+    `drive` names tags whose common items should lead instead (an IN list), for rare tags and full id sets.
     """
     where, params = ["i.covers_item_id IS NULL"], {}
     for n, slug in enumerate(q.tags):
         where.append(f"EXISTS (SELECT 1 FROM itemtopic t WHERE t.item_id = i.id AND t.topic_slug = :tag{n})")
         params[f"tag{n}"] = slug
-    if drive is not None:
-        where.append("i.id IN (SELECT item_id FROM itemtopic WHERE topic_slug = :drive)")
-        params["drive"] = drive
+    if drive:
+        # The items carrying every tag, intersected inside the (topic_slug, item_id) index.
+        parts = [
+            f"SELECT item_id FROM itemtopic WHERE topic_slug = {name}" for name in _bind(params, "d", drive).split(", ")
+        ]
+        where.append(f"i.id IN ({' INTERSECT '.join(parts)})")
     if q.any_tags:
         names = _bind(params, "anytag", q.any_tags)
         where.append(f"i.id IN (SELECT item_id FROM itemtopic WHERE topic_slug IN ({names}))")
@@ -166,11 +169,11 @@ def _filters(q: Query, dialect: str, drive: str | None = None) -> tuple[list[str
     return where, params
 
 
-def _rarest_tag(conn: Conn, q: Query) -> tuple[str | None, float, list[str], int]:
-    """Tag statistics for planning: the rarest tag, the estimated share of findings carrying every tag (tags taken
-    as independent), the tags rarest first (so per-row probes fail fast) and the rarest tag's item count."""
+def _tag_stats(conn: Conn, q: Query) -> tuple[float, list[str], int]:
+    """Planning figures: the estimated share of findings carrying every tag (tags taken as independent), the tags
+    rarest first (so per-row probes fail fast) and the total of their item counts."""
     if not q.tags:
-        return None, 1.0, [], 0
+        return 1.0, [], 0
     params: dict = {}
     names = _bind(params, "t", q.tags)
     sql = f"SELECT topic_slug, COUNT(*) FROM itemtopic WHERE topic_slug IN ({names}) GROUP BY topic_slug"
@@ -180,7 +183,7 @@ def _rarest_tag(conn: Conn, q: Query) -> tuple[str | None, float, list[str], int
     share = 1.0
     for slug in ordered:
         share *= counts.get(slug, 0) / total
-    return ordered[0], share, ordered, counts.get(ordered[0], 0)
+    return share, ordered, sum(counts.values())
 
 
 def _bind(params: dict, prefix: str, values) -> str:
@@ -214,7 +217,7 @@ def text_ranking(conn: Conn, q: Query, limit: int) -> list[tuple[int, float]]:
         params["match"] = match
         # bm25 inside FTS5 alone is cheap; joining every match to `item` is not. Take the best k matches,
         # filter those, and look deeper only when the filters left too few.
-        share = _rarest_tag(conn, q)[1]
+        share = _tag_stats(conn, q)[0]
         depth = int(min(limit * (2 if len(where) == 1 else 10) / max(share, 1e-6), FTS_ALL)) + 20
         while True:
             params["depth"] = depth
@@ -243,12 +246,14 @@ def text_ranking(conn: Conn, q: Query, limit: int) -> list[tuple[int, float]]:
 
 def filter_ranking(conn: Conn, q: Query, limit: int) -> list[tuple[int, float]]:
     """No text: findings that pass the filters, newest first (scan by date, or lead with a rare tag's items)."""
-    rarest, share, ordered, fewest = _rarest_tag(conn, q)
+    share, ordered, tagged = _tag_stats(conn, q)
     q = replace(q, tags=ordered)
-    # Rough per-row costs measured on SQLite: a date-ordered scan probes each tag (~1 unit per probe) until LIMIT
-    # rows pass; leading with the rarest tag reads each of its items (~2 units) and sorts them.
+    # Rough per-row costs measured on SQLite: a date-ordered scan probes each tag (1 unit a probe) until LIMIT rows
+    # pass; leading with the tags reads their index entries (0.3 units each), then each common item (2 units).
+    total = conn.rows("SELECT COALESCE(MAX(id), 0) FROM item")[0][0]
     scan_cost = (limit / share if share else float("inf")) * max(1, len(ordered))
-    where, params = _filters(q, conn.dialect, drive=rarest if scan_cost > 2 * fewest else None)
+    lead_cost = 0.3 * tagged + 2 * share * total
+    where, params = _filters(q, conn.dialect, drive=ordered if ordered and scan_cost > lead_cost else None)
     params["limit"] = limit
     sql = f"SELECT i.id FROM item i WHERE {' AND '.join(where)} ORDER BY i.published DESC, i.id DESC LIMIT :limit"
     return [(int(r[0]), 0.0) for r in conn.rows(sql, params)]
@@ -263,7 +268,7 @@ def allowed_ids(conn: Conn, q: Query) -> list[int]:
             for name in _bind(params, "t", q.tags).split(", ")
         ]
         return [int(r[0]) for r in conn.rows(" INTERSECT ".join(parts), params)]
-    where, params = _filters(q, conn.dialect, drive=_rarest_tag(conn, q)[0])
+    where, params = _filters(q, conn.dialect, drive=q.tags)
     return [int(r[0]) for r in conn.rows(f"SELECT i.id FROM item i WHERE {' AND '.join(where)}", params)]
 
 
