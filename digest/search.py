@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from digest.errors import DigestError
 RRF_K = 60
 CANDIDATES = 200  # per ranking, before fusion
 FTS_ALL = 1 << 62  # "no depth limit"
+SCAN_CAP = 2000  # newest findings a filter-only search reads before it lets the tags' items lead
 WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -169,23 +170,6 @@ def _filters(q: Query, dialect: str, drive: list[str] | None = None) -> tuple[li
     return where, params
 
 
-def _tag_stats(conn: Conn, q: Query) -> tuple[float, list[str], int]:
-    """Planning figures: the estimated share of findings carrying every tag (tags taken as independent), the tags
-    rarest first (so per-row probes fail fast) and the total of their item counts."""
-    if not q.tags:
-        return 1.0, [], 0
-    params: dict = {}
-    names = _bind(params, "t", q.tags)
-    sql = f"SELECT topic_slug, COUNT(*) FROM itemtopic WHERE topic_slug IN ({names}) GROUP BY topic_slug"
-    counts = dict(conn.rows(sql, params))
-    total = max(1, conn.rows("SELECT COALESCE(MAX(id), 0) FROM item")[0][0])
-    ordered = sorted(dict.fromkeys(q.tags), key=lambda t: counts.get(t, 0))
-    share = 1.0
-    for slug in ordered:
-        share *= counts.get(slug, 0) / total
-    return share, ordered, sum(counts.values())
-
-
 def _bind(params: dict, prefix: str, values) -> str:
     names = []
     for n, value in enumerate(dict.fromkeys(values)):
@@ -217,8 +201,7 @@ def text_ranking(conn: Conn, q: Query, limit: int) -> list[tuple[int, float]]:
         params["match"] = match
         # bm25 inside FTS5 alone is cheap; joining every match to `item` is not. Take the best k matches,
         # filter those, and look deeper only when the filters left too few.
-        share = _tag_stats(conn, q)[0]
-        depth = int(min(limit * (2 if len(where) == 1 else 10) / max(share, 1e-6), FTS_ALL)) + 20
+        depth = limit * (2 if len(where) == 1 else 10) + 20
         while True:
             params["depth"] = depth
             sql = (
@@ -245,18 +228,32 @@ def text_ranking(conn: Conn, q: Query, limit: int) -> list[tuple[int, float]]:
 
 
 def filter_ranking(conn: Conn, q: Query, limit: int) -> list[tuple[int, float]]:
-    """No text: findings that pass the filters, newest first (scan by date, or lead with a rare tag's items)."""
-    share, ordered, tagged = _tag_stats(conn, q)
-    q = replace(q, tags=ordered)
-    # Rough per-row costs measured on SQLite: a date-ordered scan probes each tag (1 unit a probe) until LIMIT rows
-    # pass; leading with the tags reads their index entries (0.3 units each), then each common item (2 units).
-    total = conn.rows("SELECT COALESCE(MAX(id), 0) FROM item")[0][0]
-    scan_cost = (limit / share if share else float("inf")) * max(1, len(ordered))
-    lead_cost = 0.3 * tagged + 2 * share * total
-    where, params = _filters(q, conn.dialect, drive=ordered if ordered and scan_cost > lead_cost else None)
+    """No text: findings that pass the filters, newest first.
+
+    First a bounded look at the newest SCAN_CAP findings (index only: common tags fill the page at once); when
+    that leaves the page short, the items carrying every tag lead (an index intersection), else a full scan.
+    """
+    where, params = _filters(q, conn.dialect)
     params["limit"] = limit
-    sql = f"SELECT i.id FROM item i WHERE {' AND '.join(where)} ORDER BY i.published DESC, i.id DESC LIMIT :limit"
-    return [(int(r[0]), 0.0) for r in conn.rows(sql, params)]
+    order = "ORDER BY i.published DESC, i.id DESC LIMIT :limit"
+    if len(where) > 1:
+        cols = "id, published" + (", source" if q.sources else "")
+        params["cap"] = SCAN_CAP
+        newest = f"(SELECT {cols} FROM item WHERE covers_item_id IS NULL ORDER BY published DESC, id DESC LIMIT :cap) i"
+        rows = conn.rows(f"SELECT i.id FROM {newest} WHERE {' AND '.join(where[1:])} {order}", params)
+        if len(rows) >= limit or _at_most(conn, SCAN_CAP):
+            return [(int(r[0]), 0.0) for r in rows]
+        if q.tags:
+            where, params = _filters(q, conn.dialect, drive=q.tags)
+            params["limit"] = limit
+    rows = conn.rows(f"SELECT i.id FROM item i WHERE {' AND '.join(where)} {order}", params)
+    return [(int(r[0]), 0.0) for r in rows]
+
+
+def _at_most(conn: Conn, n: int) -> bool:
+    """Whether there are no more than n findings (counting stops at n + 1)."""
+    sql = "SELECT COUNT(*) FROM (SELECT 1 FROM item WHERE covers_item_id IS NULL LIMIT :n) f"
+    return conn.rows(sql, {"n": n + 1})[0][0] <= n
 
 
 def allowed_ids(conn: Conn, q: Query) -> list[int]:

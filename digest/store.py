@@ -59,7 +59,7 @@ def init_db(engine: Engine) -> None:
         SQLModel.metadata.create_all(engine)
         migrate(engine)
     except OperationalError as exc:
-        raise DigestError(f"cannot open database {engine.url!r}: {exc.orig}") from None
+        raise DigestError(f"cannot open database {engine.url!r}: {str(exc.orig).strip().splitlines()[0]}") from None
 
 
 @contextmanager

@@ -180,6 +180,24 @@ def test_filters(runner, corpus):
     assert bad.exit_code == 1 and "--since 2026-02-01 is after --until 2026-01-01" in bad.output
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--tag", "kv-cache"],
+        ["--tag", "kv-cache", "--tag", "speculative-decoding"],
+        ["--tag", "nope"],
+        ["--source", "blog"],
+        ["--has-claims", "--any-tag", "kv-cache"],
+    ],
+)
+def test_filter_plans_agree(runner, corpus, monkeypatch, args):
+    """The bounded newest-first look, the tag-led plan and the full scan return the same findings."""
+    cfg, ids, _ = corpus
+    expected = keys(search(runner, cfg, *args), ids)
+    monkeypatch.setattr("digest.search.SCAN_CAP", 1)
+    assert keys(search(runner, cfg, *args), ids) == expected
+
+
 def test_semantic_and_hybrid(runner, corpus, tmp_path):
     cfg, ids, _ = corpus
     sem = keys(search(runner, cfg, "--semantic", "Sparse autoencoders find circuits"), ids)
