@@ -19,7 +19,7 @@ from digest.errors import DigestError
 RRF_K = 60
 CANDIDATES = 200  # per ranking, before fusion
 FTS_ALL = 1 << 62  # "no depth limit"
-SCAN_CAP = 2000  # newest findings a filter-only search reads before it lets the tags' items lead
+SCAN_STEPS = 50000  # SQLite VM steps a newest-first tag scan may take before the tags' items lead
 WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -37,21 +37,41 @@ class Query:
     limit: int = 20
 
 
+class OverBudget(Exception):
+    """A bounded query ran past its budget: the caller switches plans."""
+
+
 class Conn:
     """One read connection: stdlib sqlite3 for SQLite files, SQLAlchemy for everything else; `:name` params."""
 
     def __init__(self, raw, dialect: str, url: str, close):
         self.raw, self.dialect, self.url, self._close = raw, dialect, url, close
 
-    def rows(self, sql: str, params: dict | None = None) -> list[tuple]:
+    def rows(self, sql: str, params: dict | None = None, budget: int = 0) -> list[tuple]:
+        """All rows; on SQLite a budget (virtual machine steps) raises OverBudget when a query runs past it."""
         params = {k: _clean(v) for k, v in (params or {}).items()}
         if self.dialect == "sqlite":
             import sqlite3
 
+            steps, every = [0], max(1, min(1000, budget))
+
+            def tick() -> int:
+                steps[0] += every
+                return steps[0] > budget
+
+            if budget:
+                self.raw.set_progress_handler(tick, every)
             try:
                 return self.raw.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as exc:
+                if budget and steps[0] > budget:
+                    raise OverBudget from None
+                raise DigestError(f"search failed on {self.url}: {exc}") from None
             except sqlite3.Error as exc:
                 raise DigestError(f"search failed on {self.url}: {exc}") from None
+            finally:
+                if budget:
+                    self.raw.set_progress_handler(None, 0)
         from sqlalchemy import text
         from sqlalchemy.exc import DBAPIError
 
@@ -230,30 +250,21 @@ def text_ranking(conn: Conn, q: Query, limit: int) -> list[tuple[int, float]]:
 def filter_ranking(conn: Conn, q: Query, limit: int) -> list[tuple[int, float]]:
     """No text: findings that pass the filters, newest first.
 
-    First a bounded look at the newest SCAN_CAP findings (index only: common tags fill the page at once); when
-    that leaves the page short, the items carrying every tag lead (an index intersection), else a full scan.
+    On SQLite the newest-first index scan with per-row probes goes first under a step budget (common tags fill
+    the page at once); past the budget, the items carrying every tag lead instead (an index intersection).
     """
     where, params = _filters(q, conn.dialect)
     params["limit"] = limit
     order = "ORDER BY i.published DESC, i.id DESC LIMIT :limit"
-    if len(where) > 1:
-        cols = "id, published" + (", source" if q.sources else "")
-        params["cap"] = SCAN_CAP
-        newest = f"(SELECT {cols} FROM item WHERE covers_item_id IS NULL ORDER BY published DESC, id DESC LIMIT :cap) i"
-        rows = conn.rows(f"SELECT i.id FROM {newest} WHERE {' AND '.join(where[1:])} {order}", params)
-        if len(rows) >= limit or _at_most(conn, SCAN_CAP):
+    if q.tags and conn.dialect == "sqlite":
+        try:
+            rows = conn.rows(f"SELECT i.id FROM item i WHERE {' AND '.join(where)} {order}", params, budget=SCAN_STEPS)
             return [(int(r[0]), 0.0) for r in rows]
-        if q.tags:
+        except OverBudget:
             where, params = _filters(q, conn.dialect, drive=q.tags)
             params["limit"] = limit
     rows = conn.rows(f"SELECT i.id FROM item i WHERE {' AND '.join(where)} {order}", params)
     return [(int(r[0]), 0.0) for r in rows]
-
-
-def _at_most(conn: Conn, n: int) -> bool:
-    """Whether there are no more than n findings (counting stops at n + 1)."""
-    sql = "SELECT COUNT(*) FROM (SELECT 1 FROM item WHERE covers_item_id IS NULL LIMIT :n) f"
-    return conn.rows(sql, {"n": n + 1})[0][0] <= n
 
 
 def allowed_ids(conn: Conn, q: Query) -> list[int]:

@@ -194,7 +194,7 @@ def test_filter_plans_agree(runner, corpus, monkeypatch, args):
     """The bounded newest-first look, the tag-led plan and the full scan return the same findings."""
     cfg, ids, _ = corpus
     expected = keys(search(runner, cfg, *args), ids)
-    monkeypatch.setattr("digest.search.SCAN_CAP", 1)
+    monkeypatch.setattr("digest.search.SCAN_STEPS", 1)
     assert keys(search(runner, cfg, *args), ids) == expected
 
 
