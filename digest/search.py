@@ -306,8 +306,11 @@ def vector_matrix(conn: Conn, model: str, cache_dir: Path | None = None):
         cache_dir.mkdir(parents=True, exist_ok=True)
         for old in cache_dir.glob("vectors-*.npy"):
             old.unlink(missing_ok=True)
-        np.save(ids_path, ids)
-        np.save(mat_path, mat.astype(np.float32))
+        for path, array in ((mat_path, mat.astype(np.float32)), (ids_path, ids)):  # ids last: the "ready" mark
+            tmp = path.with_suffix(".tmp")
+            with tmp.open("wb") as fh:
+                np.save(fh, array)
+            tmp.replace(path)  # atomic: a concurrent search never reads half a file
     return ids, mat
 
 
