@@ -175,3 +175,21 @@ def _export_row(view) -> dict:
         "claims": [{"value": c.value, "unit": c.unit, "kind": c.kind, "text": c.text} for c in view.claims],
         "coverage": [p.url for p in view.coverage],
     }
+
+
+@main.command("migrate-db")
+@click.option("--to", "to_url", required=True, help="SQLAlchemy URL of the new, empty database to copy into.")
+@pass_state
+def migrate_db(state: State, to_url: str) -> None:
+    """Copy every table of the current database into another (e.g. SQLite to PostgreSQL)."""
+    from digest import store
+
+    target = store.open_engine(to_url)
+    try:
+        copied = store.copy_database(state.engine, target)
+    finally:
+        target.dispose()
+    for name, n in copied.items():
+        click.echo(f"{name:14} {n} rows")
+    shown = target.url.render_as_string(hide_password=True)
+    click.echo(f"Copied {sum(copied.values())} rows in {len(copied)} tables to {shown}")

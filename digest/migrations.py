@@ -90,6 +90,30 @@ def m003_search_state(conn, dialect: str) -> None:
             )
 
 
+@migration
+def m004_findings_by_date_index(conn, dialect: str) -> None:
+    """Findings newest first straight from an index: tag and filter searches stop after LIMIT rows."""
+    _exec(
+        conn,
+        "CREATE INDEX IF NOT EXISTS ix_item_findings_published ON item (published, id) WHERE covers_item_id IS NULL",
+    )
+
+
+@migration
+def m005_coverage_index(conn, dialect: str) -> None:
+    """Posts covering a paper, found by paper without reading the (all-NULL for papers) rest of the table."""
+    _exec(
+        conn,
+        "CREATE INDEX IF NOT EXISTS ix_item_coverage ON item (covers_item_id, id) WHERE covers_item_id IS NOT NULL",
+    )
+
+
+@migration
+def m006_tag_items_index(conn, dialect: str) -> None:
+    """A tag's items straight from one covering index (tag filters, tag intersections)."""
+    _exec(conn, "CREATE INDEX IF NOT EXISTS ix_itemtopic_slug_item ON itemtopic (topic_slug, item_id)")
+
+
 LATEST = len(MIGRATIONS)
 
 

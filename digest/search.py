@@ -18,6 +18,8 @@ from digest.errors import DigestError
 
 RRF_K = 60
 CANDIDATES = 200  # per ranking, before fusion
+FTS_ALL = 1 << 62  # "no depth limit"
+SCAN_STEPS = 50000  # SQLite VM steps a newest-first tag scan may take before the tags' items lead
 WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -35,19 +37,49 @@ class Query:
     limit: int = 20
 
 
+class OverBudget(Exception):
+    """A bounded query ran past its budget: the caller switches plans."""
+
+
 class Conn:
     """One read connection: stdlib sqlite3 for SQLite files, SQLAlchemy for everything else; `:name` params."""
 
     def __init__(self, raw, dialect: str, url: str, close):
         self.raw, self.dialect, self.url, self._close = raw, dialect, url, close
 
-    def rows(self, sql: str, params: dict | None = None) -> list[tuple]:
+    def rows(self, sql: str, params: dict | None = None, budget: int = 0) -> list[tuple]:
+        """All rows; on SQLite a budget (virtual machine steps) raises OverBudget when a query runs past it."""
         params = {k: _clean(v) for k, v in (params or {}).items()}
         if self.dialect == "sqlite":
-            return self.raw.execute(sql, params).fetchall()
-        from sqlalchemy import text
+            import sqlite3
 
-        return [tuple(r) for r in self.raw.execute(text(sql), params)]
+            steps, every = [0], max(1, min(1000, budget))
+
+            def tick() -> int:
+                steps[0] += every
+                return steps[0] > budget
+
+            if budget:
+                self.raw.set_progress_handler(tick, every)
+            try:
+                return self.raw.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as exc:
+                if budget and steps[0] > budget:
+                    raise OverBudget from None
+                raise DigestError(f"search failed on {self.url}: {exc}") from None
+            except sqlite3.Error as exc:
+                raise DigestError(f"search failed on {self.url}: {exc}") from None
+            finally:
+                if budget:
+                    self.raw.set_progress_handler(None, 0)
+        from sqlalchemy import text
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            return [tuple(r) for r in self.raw.execute(text(sql), params)]
+        except DBAPIError as exc:
+            self.raw.rollback()
+            raise DigestError(f"search failed: {str(exc.orig).splitlines()[0]}") from None
 
     def close(self) -> None:
         self._close()
@@ -59,11 +91,16 @@ def connect(url: str) -> Conn:
 
     path = _sqlite_path(url)
     if path is not None and path.is_file():
+        import sqlite3
+
         conn = _sqlite(path)
         try:
             version = conn.execute(f"SELECT max(version) FROM {migrations.TABLE}").fetchone()[0] or 0
-        except Exception:
+        except sqlite3.OperationalError:  # no migrations table yet
             version = 0
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise DigestError(f"cannot open database {url!r}: {exc}") from None
         if version >= migrations.LATEST:
             return Conn(conn, "sqlite", url, conn.close)
         conn.close()
@@ -115,12 +152,22 @@ def fts_query(text: str) -> str:
 # --- filters -------------------------------------------------------------------
 
 
-def _filters(q: Query, dialect: str) -> tuple[list[str], dict]:
-    """WHERE clauses over `item i` and their bound parameters."""
+def _filters(q: Query, dialect: str, drive: list[str] | None = None) -> tuple[list[str], dict]:
+    """WHERE clauses over `item i` and their bound parameters.
+
+    Per-row checks are correlated EXISTS probes (cheap when rows are scanned newest first and stop at LIMIT);
+    `drive` names tags whose common items should lead instead (an IN list), for rare tags and full id sets.
+    """
     where, params = ["i.covers_item_id IS NULL"], {}
     for n, slug in enumerate(q.tags):
-        where.append(f"i.id IN (SELECT item_id FROM itemtopic WHERE topic_slug = :tag{n})")
+        where.append(f"EXISTS (SELECT 1 FROM itemtopic t WHERE t.item_id = i.id AND t.topic_slug = :tag{n})")
         params[f"tag{n}"] = slug
+    if drive:
+        # The items carrying every tag, intersected inside the (topic_slug, item_id) index.
+        parts = [
+            f"SELECT item_id FROM itemtopic WHERE topic_slug = {name}" for name in _bind(params, "d", drive).split(", ")
+        ]
+        where.append(f"i.id IN ({' INTERSECT '.join(parts)})")
     if q.any_tags:
         names = _bind(params, "anytag", q.any_tags)
         where.append(f"i.id IN (SELECT item_id FROM itemtopic WHERE topic_slug IN ({names}))")
@@ -172,10 +219,21 @@ def text_ranking(conn: Conn, q: Query, limit: int) -> list[tuple[int, float]]:
         if not match:
             return []
         params["match"] = match
-        sql = (
-            "SELECT i.id, -bm25(item_fts, 10.0, 1.0) AS score FROM item_fts JOIN item i ON i.id = item_fts.rowid "
-            f"WHERE item_fts MATCH :match AND {' AND '.join(where)} ORDER BY score DESC, i.id LIMIT :limit"
-        )
+        # bm25 inside FTS5 alone is cheap; joining every match to `item` is not. Take the best k matches,
+        # filter those, and look deeper only when the filters left too few.
+        depth = limit * (2 if len(where) == 1 else 10) + 20
+        while True:
+            params["depth"] = depth
+            sql = (
+                "SELECT i.id, f.score FROM (SELECT rowid, -bm25(item_fts, 10.0, 1.0) AS score FROM item_fts "
+                "WHERE item_fts MATCH :match ORDER BY score DESC LIMIT :depth) f JOIN item i ON i.id = f.rowid "
+                f"WHERE {' AND '.join(where)} ORDER BY f.score DESC, i.id LIMIT :limit"
+            )
+            rows = conn.rows(sql, params)
+            if len(rows) >= limit or depth >= FTS_ALL:
+                break
+            total = conn.rows("SELECT COALESCE(MAX(id), 0) FROM item")[0][0]
+            depth = FTS_ALL if depth >= total else depth * 8
     else:
         params["words"] = " ".join(words(q.text))
         if not params["words"]:
@@ -185,19 +243,40 @@ def text_ranking(conn: Conn, q: Query, limit: int) -> list[tuple[int, float]]:
             f"WHERE i.search_tsv @@ plainto_tsquery('english', :words) AND {' AND '.join(where)} "
             "ORDER BY score DESC, i.id LIMIT :limit"
         )
-    return [(int(i), float(s)) for i, s in conn.rows(sql, params)]
+        rows = conn.rows(sql, params)
+    return [(int(i), float(s)) for i, s in rows]
 
 
 def filter_ranking(conn: Conn, q: Query, limit: int) -> list[tuple[int, float]]:
-    """No text: findings that pass the filters, newest first."""
+    """No text: findings that pass the filters, newest first.
+
+    On SQLite the newest-first index scan with per-row probes goes first under a step budget (common tags fill
+    the page at once); past the budget, the items carrying every tag lead instead (an index intersection).
+    """
     where, params = _filters(q, conn.dialect)
     params["limit"] = limit
-    sql = f"SELECT i.id FROM item i WHERE {' AND '.join(where)} ORDER BY i.published DESC, i.id LIMIT :limit"
-    return [(int(r[0]), 0.0) for r in conn.rows(sql, params)]
+    order = "ORDER BY i.published DESC, i.id DESC LIMIT :limit"
+    if q.tags and conn.dialect == "sqlite":
+        try:
+            rows = conn.rows(f"SELECT i.id FROM item i WHERE {' AND '.join(where)} {order}", params, budget=SCAN_STEPS)
+            return [(int(r[0]), 0.0) for r in rows]
+        except OverBudget:
+            where, params = _filters(q, conn.dialect, drive=q.tags)
+            params["limit"] = limit
+    rows = conn.rows(f"SELECT i.id FROM item i WHERE {' AND '.join(where)} {order}", params)
+    return [(int(r[0]), 0.0) for r in rows]
 
 
 def allowed_ids(conn: Conn, q: Query) -> list[int]:
-    where, params = _filters(q, conn.dialect)
+    """Ids passing the filters (a superset is fine: the vector matrix holds findings only)."""
+    if q.tags and not (q.any_tags or q.sources or q.since or q.until or q.has_claims or q.reproduced):
+        params: dict = {}
+        parts = [
+            f"SELECT item_id FROM itemtopic WHERE topic_slug = :{name[1:]}"
+            for name in _bind(params, "t", q.tags).split(", ")
+        ]
+        return [int(r[0]) for r in conn.rows(" INTERSECT ".join(parts), params)]
+    where, params = _filters(q, conn.dialect, drive=q.tags)
     return [int(r[0]) for r in conn.rows(f"SELECT i.id FROM item i WHERE {' AND '.join(where)}", params)]
 
 
@@ -227,8 +306,11 @@ def vector_matrix(conn: Conn, model: str, cache_dir: Path | None = None):
         cache_dir.mkdir(parents=True, exist_ok=True)
         for old in cache_dir.glob("vectors-*.npy"):
             old.unlink(missing_ok=True)
-        np.save(ids_path, ids)
-        np.save(mat_path, mat.astype(np.float32))
+        for path, array in ((mat_path, mat.astype(np.float32)), (ids_path, ids)):  # ids last: the "ready" mark
+            tmp = path.with_suffix(".tmp")
+            with tmp.open("wb") as fh:
+                np.save(fh, array)
+            tmp.replace(path)  # atomic: a concurrent search never reads half a file
     return ids, mat
 
 
@@ -247,7 +329,10 @@ def semantic_ranking(conn: Conn, q: Query, qvec, ids, mat, limit: int) -> list[t
     qvec = qvec / (np.linalg.norm(qvec) or 1.0)
     scores = mat @ qvec
     if has_filters(q):
-        keep = np.isin(ids, np.array(allowed_ids(conn, q), dtype=np.int64))
+        allowed = np.array(allowed_ids(conn, q), dtype=np.int64)
+        pos = np.minimum(np.searchsorted(ids, allowed), len(ids) - 1)  # ids are sorted
+        keep = np.zeros(len(ids), dtype=bool)
+        keep[pos[ids[pos] == allowed]] = True
         scores = np.where(keep, scores, -np.inf)
     k = min(limit, len(ids))
     top = np.argpartition(-scores, k - 1)[:k]
@@ -314,7 +399,9 @@ def fetch(conn: Conn, ranked: list[tuple[int, float]]) -> list[dict]:
         claims[item_id].append({"value": value, "unit": unit, "kind": kind, "text": text})
     coverage: dict[int, list] = {i: [] for i in items}
     for cid, url in conn.rows(
-        f"SELECT covers_item_id, url FROM item WHERE covers_item_id IN ({names}) ORDER BY id", params
+        f"SELECT covers_item_id, url FROM item WHERE covers_item_id IN ({names}) AND covers_item_id IS NOT NULL "
+        "ORDER BY id",
+        params,
     ):
         coverage[cid].append(url)
     out = []

@@ -64,7 +64,7 @@ def init_db(engine: Engine) -> None:
         SQLModel.metadata.create_all(engine)
         migrate(engine)
     except OperationalError as exc:
-        raise DigestError(f"cannot open database {engine.url!r}: {exc.orig}") from None
+        raise DigestError(f"cannot open database {engine.url!r}: {str(exc.orig).strip().splitlines()[0]}") from None
 
 
 @contextmanager
@@ -429,19 +429,14 @@ def _iso(value) -> str:
 
 
 def search_ids(engine: Engine, words: Sequence[str], tags: Sequence[str], limit: int) -> list[int]:
-    """Findings whose title or summary holds every word and that carry every tag (bound parameters only)."""
-    from sqlalchemy import or_
+    """Findings matching every word (full text) and carrying every tag, best first (see digest.search)."""
+    from digest import search
 
-    with session(engine) as s:
-        stmt = select(Item.id).where(Item.covers_item_id.is_(None))
-        for word in words:
-            pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            stmt = stmt.where(or_(Item.title.ilike(pattern, escape="\\"), Item.summary.ilike(pattern, escape="\\")))
-        for slug in tags:
-            tagged = select(ItemTopic.item_id).where(ItemTopic.topic_slug == slug)
-            stmt = stmt.where(Item.id.in_(tagged))
-        stmt = stmt.order_by(Item.published.desc(), Item.id).limit(limit)
-        return list(s.exec(stmt))
+    conn = search.connect(engine.url.render_as_string(hide_password=False))
+    try:
+        return [i for i, _ in search.run(conn, search.Query(text=" ".join(words), tags=list(tags), limit=limit))]
+    finally:
+        conn.close()
 
 
 def host_holds(engine: Engine) -> dict[str, float]:
@@ -698,3 +693,52 @@ def runs(engine: Engine, *, claim_id: int | None = None, hook_id: int | None = N
         if hook_id is not None:
             stmt = stmt.where(ReproRun.hook_id == hook_id)
         return list(s.exec(stmt))
+
+
+# --- moving between databases -----------------------------------------------
+
+
+def copy_database(src: Engine, dst: Engine, batch: int = 2000) -> dict[str, int]:
+    """Copy every table of the schema from src into an empty dst (created and migrated first); rows per table."""
+    from sqlalchemy import Integer, bindparam, text
+
+    if src.url.render_as_string(hide_password=False) == dst.url.render_as_string(hide_password=False):
+        raise DigestError("--to: the target is the database being copied")
+    init_db(dst)
+    tables = SQLModel.metadata.sorted_tables
+    with dst.connect() as conn:
+        busy = [t.name for t in tables if conn.execute(select(func.count()).select_from(t)).scalar()]
+    if busy:
+        target = dst.url.render_as_string(hide_password=True)
+        raise DigestError(f"--to {target}: not empty (rows in {', '.join(busy)}); copy into a new database")
+    copied: dict[str, int] = {}
+    with src.connect() as reader, dst.begin() as writer:
+        for table in tables:
+            # A column that points into its own table (item.covers_item_id) is filled in after every row exists.
+            self_refs = [fk.parent.name for fk in table.foreign_keys if fk.column.table is table]
+            later: list[dict] = []
+            n = 0
+            result = reader.execution_options(yield_per=batch).execute(select(table))
+            for chunk in result.mappings().partitions(batch):
+                rows = [dict(r) for r in chunk]
+                for row in rows:
+                    if any(row.get(c) is not None for c in self_refs):
+                        later.append({"_pk": row["id"], **{f"_{c}": row[c] for c in self_refs}})
+                        row.update({c: None for c in self_refs})
+                writer.execute(table.insert(), rows)
+                n += len(rows)
+            if later:
+                stmt = table.update().where(table.c.id == bindparam("_pk"))
+                writer.execute(stmt.values({c: bindparam(f"_{c}") for c in self_refs}), later)
+            copied[table.name] = n
+        if dst.dialect.name == "postgresql":
+            for table in tables:
+                pk = list(table.primary_key.columns)
+                if len(pk) == 1 and pk[0].autoincrement in (True, "auto") and isinstance(pk[0].type, Integer):
+                    writer.execute(
+                        text(
+                            f"SELECT setval(pg_get_serial_sequence('{table.name}', '{pk[0].name}'), "
+                            f"COALESCE(MAX({pk[0].name}), 0) + 1, false) FROM {table.name}"
+                        )
+                    )
+    return copied

@@ -173,8 +173,29 @@ def test_filters(runner, corpus):
     assert keys(search(runner, cfg, "--reproduced"), ids) == ["a"]  # b's latest run diverged
     assert keys(search(runner, cfg, "speculative", "--source", "arxiv"), ids) == ["a"]
     assert keys(search(runner, cfg, "--limit", "1"), ids) == ["a"]
+    # A large limit makes the rarest tag's item list lead instead of a newest-first scan: same answers.
+    assert keys(search(runner, cfg, "--tag", "kv-cache", "--limit", "5000"), ids) == ["b", "c"]
+    assert keys(search(runner, cfg, "--tag", "kv-cache", "--tag", "nope", "--limit", "5000"), ids) == []
     bad = search(runner, cfg, "--since", "2026-02-01", "--until", "2026-01-01", ok=False)
     assert bad.exit_code == 1 and "--since 2026-02-01 is after --until 2026-01-01" in bad.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--tag", "kv-cache"],
+        ["--tag", "kv-cache", "--tag", "speculative-decoding"],
+        ["--tag", "nope"],
+        ["--source", "blog"],
+        ["--has-claims", "--any-tag", "kv-cache"],
+    ],
+)
+def test_filter_plans_agree(runner, corpus, monkeypatch, args):
+    """The bounded newest-first look, the tag-led plan and the full scan return the same findings."""
+    cfg, ids, _ = corpus
+    expected = keys(search(runner, cfg, *args), ids)
+    monkeypatch.setattr("digest.search.SCAN_STEPS", 1)
+    assert keys(search(runner, cfg, *args), ids) == expected
 
 
 def test_semantic_and_hybrid(runner, corpus, tmp_path):
@@ -291,3 +312,27 @@ def test_published_is_iso(runner, corpus):
     cfg, _, _ = corpus
     row = json.loads(search(runner, cfg, "quantization").output)
     assert datetime.fromisoformat(row["published"]) == NOW - timedelta(days=2)
+
+
+def test_text_filters_look_past_the_best_matches(runner, db, tmp_path):
+    """Filters that reject the top FTS matches make the search look deeper, not come back short."""
+    engine = store.open_engine(db.url)
+    store.init_db(engine)
+    crowd = [entry(f"n{n}", f"Gizmo gizmo report {n}", "gizmo", 1) for n in range(80)]
+    store.save_entries(engine, "blog", crowd)
+    store.save_entries(engine, "arxiv", [entry("far", "An unrelated title", "one gizmo mention", 9)])
+    engine.dispose()
+    cfg = write_config(tmp_path, "")
+    rows = [
+        json.loads(x) for x in search(runner, cfg, "gizmo", "--source", "arxiv", "--limit", "1").output.splitlines()
+    ]
+    assert [r["title"] for r in rows] == ["An unrelated title"]
+    assert len(search(runner, cfg, "gizmo", "--limit", "100").output.splitlines()) == 81
+
+
+def test_broken_database_is_one_line(runner, tmp_path):
+    bad = tmp_path / "not.db"
+    bad.write_bytes(b"this is not a database file at all, just text" * 100)
+    result = runner.invoke(main, ["--db", f"sqlite:///{bad}", "search", "anything"])
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert result.output.startswith(f"Error: cannot open database 'sqlite:///{bad}': file is not a database")
