@@ -114,7 +114,47 @@ def m006_tag_items_index(conn, dialect: str) -> None:
     _exec(conn, "CREATE INDEX IF NOT EXISTS ix_itemtopic_slug_item ON itemtopic (topic_slug, item_id)")
 
 
+@migration
+def m007_claim_keys_and_repro_fields(conn, dialect: str) -> None:
+    """Columns that came after the first schema: stable claim keys and the repro hook/run fields."""
+    _add_columns(
+        conn,
+        {
+            "claim": ["key", "vanished"],
+            "reprohook": ["name", "script", "claimed", "claimed_hi", "unit"],
+            "reprorun": ["run_dir", "source"],
+        },
+    )
+    _exec(conn, "CREATE UNIQUE INDEX IF NOT EXISTS ix_claim_key ON claim (key)")
+
+
 LATEST = len(MIGRATIONS)
+
+
+def _add_columns(conn, wanted: dict[str, list[str]]) -> None:
+    """ALTER TABLE ... ADD COLUMN for each model column the database lacks (nullable, with the model's default)."""
+    from sqlalchemy import inspect
+    from sqlmodel import SQLModel
+
+    import digest.models  # noqa: F401  (registers the tables)
+
+    inspector = inspect(conn)
+    for table_name, columns in wanted.items():
+        have = {c["name"] for c in inspector.get_columns(table_name)}
+        table = SQLModel.metadata.tables[table_name]
+        for name in columns:
+            if name in have:
+                continue
+            column = table.c[name]
+            ddl = f'ALTER TABLE {table_name} ADD COLUMN "{name}" {column.type.compile(dialect=conn.dialect)}'
+            default = column.default.arg if column.default is not None else None
+            if isinstance(default, bool):
+                ddl += f" DEFAULT {'TRUE' if default else 'FALSE'}"
+            elif isinstance(default, int | float):
+                ddl += f" DEFAULT {default}"
+            elif isinstance(default, str):
+                ddl += " DEFAULT '" + default.replace("'", "''") + "'"
+            _exec(conn, ddl)
 
 
 def _exec(conn, sql: str) -> None:

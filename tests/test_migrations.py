@@ -116,3 +116,25 @@ def test_migrate_db_refuses_itself_and_bad_urls(runner, tmp_path):
     assert same.exit_code == 1 and same.output == "Error: --to: the target is the database being copied\n"
     bad = runner.invoke(main, ["--db", src, "migrate-db", "--to", "nonsense"])
     assert bad.exit_code == 1 and "not a database URL" in bad.output
+
+
+def test_claim_keys_and_repro_fields_are_added_to_an_older_database(db):
+    engine = store.open_engine(db.url)
+    migrations.migrate(engine, upto=6)
+    with engine.begin() as conn:  # the schema as it was before stable claim keys and repro fields
+        if db.dialect == "sqlite":
+            conn.exec_driver_sql("DROP INDEX IF EXISTS ix_claim_key")
+        for table, column in [("claim", "key"), ("claim", "vanished"), ("reprohook", "script"), ("reprorun", "source")]:
+            conn.exec_driver_sql(f'ALTER TABLE {table} DROP COLUMN "{column}"')
+    store.init_db(engine)
+    with Session(engine) as s:
+        s.add(Item(key="k", source="blog", title="A 3x speedup", published=datetime(2026, 1, 5)))
+        s.commit()
+        s.add(Claim(item_id=1, value=3.0, unit="x", kind="speedup", text="A 3x speedup", key="k|title|x|3|0"))
+        s.commit()
+    assert db.rows("SELECT key, vanished FROM claim") == [("k|title|x|3|0", False)]
+    from sqlalchemy import inspect
+
+    assert {"source", "run_dir"} <= {c["name"] for c in inspect(engine).get_columns("reprorun")}
+    assert "script" in {c["name"] for c in inspect(engine).get_columns("reprohook")}
+    engine.dispose()
