@@ -24,7 +24,7 @@ def test_demo_prints_where_outputs_are(demo_run):
     assert result.exit_code == 0, result.output
     assert f"Site: {ws / 'site' / 'index.html'}" in result.output
     assert "Newsletter: " in result.output
-    assert "Reproduction hooks: 1 diverged, 3 reproduced, 1 skipped" in result.output
+    assert "Reproduction hooks: 2 diverged, 3 reproduced" in result.output
 
 
 def test_demo_site_shows_repro_verdicts(demo_run):
