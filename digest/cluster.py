@@ -92,8 +92,8 @@ def cluster_vectors(
     else:
         from sklearn.cluster import MiniBatchKMeans
 
-        k = int(min(max(n // 100, 50), 1000))
-        km = MiniBatchKMeans(n_clusters=k, random_state=0, batch_size=4096, n_init=1, max_iter=50, max_no_improvement=5)
+        k = int(min(max(n // 200, 50), 256))
+        km = MiniBatchKMeans(n_clusters=k, random_state=0, batch_size=4096, n_init=1, max_iter=10, max_no_improvement=3)
         fine = km.fit_predict(vecs)
         used = np.unique(fine)
         merged = _agglomerate(_unit(km.cluster_centers_[used]), distance)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
+import json
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -67,8 +69,78 @@ def _tokenizer(path: Path, max_tokens: int = MAX_TOKENS):
     return tok
 
 
+# BERT splits off every ASCII character that is not a letter, digit or space as a one-character word.
+_ASCII_WORDS = re.compile(r"[a-z0-9]+|[!-/:-@\[-`{-~]")
+_UNICODE_WORDS = re.compile(r"[^\W_]+|[^\w\s]|_")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class WordCacheTokenizer:
+    """BERT WordPiece ids through a per-word cache: each distinct word goes through the Rust tokenizer once.
+
+    Uncased BERT tokenization is normalise (lowercase, strip accents), split into words and
+    punctuation, then WordPiece each word on its own; so a text's ids are its words' cached ids
+    joined, truncated, between [CLS] and [SEP] - the same ids as ``tokenizer.encode``, several times
+    faster on abstracts, whose vocabulary repeats. Plain ASCII text is split by one C-speed regex.
+    """
+
+    def __init__(self, tokenizer, max_tokens: int = MAX_TOKENS):
+        self.tokenizer = tokenizer
+        self.max_tokens = max_tokens
+        vocab = tokenizer.get_vocab()
+        self.cls, self.sep = vocab["[CLS]"], vocab["[SEP]"]
+        self.cache: dict[str, tuple[int, ...]] = {}
+        self.exact = self.supports(tokenizer)
+
+    @staticmethod
+    def supports(tokenizer) -> bool:
+        """Only an uncased BERT pipeline splits this way."""
+        normalizer = json.loads(tokenizer.to_str()).get("normalizer") or {}
+        pre = json.loads(tokenizer.to_str()).get("pre_tokenizer") or {}
+        return (
+            normalizer.get("type") == "BertNormalizer"
+            and normalizer.get("lowercase")
+            and pre.get("type") == ("BertPreTokenizer")
+        )
+
+    def words(self, text: str) -> list[str]:
+        if text.isascii() and not _CONTROL.search(text):
+            return _ASCII_WORDS.findall(text.lower())
+        return _UNICODE_WORDS.findall(self.tokenizer.normalizer.normalize_str(text))
+
+    def encode_flat(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(lengths, ids of all texts concatenated), special tokens and truncation included."""
+        if not self.exact:
+            encs = self.tokenizer.encode_batch(list(texts))
+            lengths = np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs))
+            return lengths, np.fromiter(itertools.chain.from_iterable(e.ids for e in encs), dtype=np.int64)
+        docs = [self.words(t) for t in texts]
+        cache = self.cache
+        new = list(dict.fromkeys(w for d in docs for w in d if w not in cache))
+        if new:
+            for word, enc in zip(new, self.tokenizer.encode_batch(new, add_special_tokens=False), strict=True):
+                cache[word] = tuple(enc.ids)
+        body = self.max_tokens - 2
+        rows = []
+        for d in docs:
+            ids = list(itertools.chain.from_iterable(map(cache.__getitem__, d)))
+            rows.append(ids[:body])
+        lengths = np.fromiter((len(r) + 2 for r in rows), dtype=np.int64, count=len(rows))
+        flat = np.empty(int(lengths.sum()), dtype=np.int64)
+        pos = 0
+        for r in rows:
+            flat[pos] = self.cls
+            flat[pos + 1 : pos + 1 + len(r)] = r
+            flat[pos + 1 + len(r)] = self.sep
+            pos += len(r) + 2
+        return lengths, flat
+
+
 def bucketed(
-    tokenizer, texts: Sequence[str], batch_size: int, forward: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    tokenizer: WordCacheTokenizer,
+    texts: Sequence[str],
+    batch_size: int,
+    forward: Callable[[np.ndarray, np.ndarray], np.ndarray],
 ) -> np.ndarray:
     """Tokenize all texts at once, sort by length and run ``forward(ids, mask)`` on length buckets.
 
@@ -77,21 +149,11 @@ def bucketed(
     """
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
-    encodings = tokenizer.encode_batch(list(texts))
-    lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
-    order = np.argsort(lengths, kind="stable")
     out: np.ndarray | None = None
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        width = int(lengths[rows].max())
-        ids = np.zeros((len(rows), width), dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for r, i in enumerate(rows):
-            n = lengths[i]
-            ids[r, :n] = encodings[i].ids
-            mask[r, :n] = 1
+    for rows, ids, lengths in _padded_batches(*tokenizer.encode_flat(texts), batch_size):
+        mask = (np.arange(ids.shape[1])[None, :] < lengths[:, None]).astype(np.int64)
         hidden = np.asarray(forward(ids, mask), dtype=np.float32)
-        pooled = (hidden * mask[:, :, None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+        pooled = (hidden * mask[:, :, None]).sum(axis=1) / lengths[:, None]
         if out is None:
             out = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
         out[rows] = pooled
@@ -113,9 +175,11 @@ class SentenceTransformerEmbedder:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.path = Path(path) if path else minilm_path()
         self.model = SentenceTransformer(str(self.path), device=self.device)
+        self.bert = self.model[0].auto_model
+        self.tokenizer = _tokenizer(self.path, self.model.max_seq_length)
+        self.fast_tokenizer = WordCacheTokenizer(self.tokenizer, self.model.max_seq_length)
         if self.device.startswith("cuda"):
             self.model.half()
-            self.tokenizer = _tokenizer(self.path, self.model.max_seq_length)
             self.batch_size = batch_size or 512
         else:
             torch.set_num_threads(os.cpu_count() or 1)
@@ -123,7 +187,7 @@ class SentenceTransformerEmbedder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if self.device.startswith("cuda"):
-            return self._encode_gpu(texts)
+            return self._encode_direct(texts)
         # sentence-transformers sorts the texts by length before batching (length buckets) and restores the order.
         vecs = self.model.encode(
             list(texts),
@@ -134,49 +198,76 @@ class SentenceTransformerEmbedder:
         )
         return np.asarray(vecs, dtype=np.float32)
 
-    def _encode_gpu(self, texts: Sequence[str]) -> np.ndarray:
-        """fp16 on the GPU; the Rust tokenizer runs on all cores in a thread, one chunk ahead of the GPU."""
-        from concurrent.futures import ThreadPoolExecutor
+    def _encode_direct(self, texts: Sequence[str]) -> np.ndarray:
+        """Straight through the transformer (fp16 on a GPU), tokenizing on every core meanwhile.
 
+        Large calls are tokenized by a pool of worker processes (the Rust tokenizer, one core each),
+        chunk by chunk, while the device encodes the chunks already done; within a chunk, texts are
+        sorted by length into batches (little padding); pooling and normalising happen on the device.
+        """
         import torch
 
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        bert = self.model[0].auto_model
-        chunk = self.batch_size * 16
+        chunk = 2048
         parts = [list(texts[i : i + chunk]) for i in range(0, len(texts), chunk)]
+        if len(parts) > 2 and self.device.startswith("cuda"):
+            tokenized = self._tokenizer_pool().imap(_tokenize_chunk, parts)
+        else:
+            tokenized = (self.fast_tokenizer.encode_flat(p) for p in parts)
         out = []
+        dev = self.device
+        with torch.inference_mode():
+            for lengths, flat in tokenized:
+                result = torch.empty((len(lengths), self.bert.config.hidden_size), dtype=torch.float32, device=dev)
+                for rows, ids, width in _padded_batches(lengths, flat, self.batch_size):
+                    ids = torch.from_numpy(ids).to(dev, non_blocking=True)
+                    n = torch.from_numpy(width).to(dev, non_blocking=True)
+                    mask = torch.arange(ids.shape[1], device=dev)[None, :] < n[:, None]
+                    hidden = self.bert(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+                    pooled = (hidden * mask[:, :, None]).sum(1).float() / n[:, None]
+                    result[torch.from_numpy(rows).to(dev)] = torch.nn.functional.normalize(pooled, dim=1)
+                out.append(result)  # stays on the device: no sync per chunk, one copy back at the end
+        return torch.cat(out).cpu().numpy()
 
-        def tokenize(part: list[str]):
-            encs = self.tokenizer.encode_batch(part)
-            lengths = np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs))
-            order = np.argsort(lengths, kind="stable")
-            batches = []
-            for start in range(0, len(order), self.batch_size):
-                rows = order[start : start + self.batch_size]
-                width = int(lengths[rows].max())
-                ids = np.zeros((len(rows), width), dtype=np.int64)
-                for r, i in enumerate(rows):
-                    ids[r, : lengths[i]] = encs[i].ids
-                batches.append((rows, torch.from_numpy(ids).pin_memory(), torch.from_numpy(lengths[rows])))
-            return batches
+    def _tokenizer_pool(self):
+        """Worker processes (spawned: the parent holds CUDA) that each load the tokenizer once."""
+        if getattr(self, "_pool", None) is None:
+            import multiprocessing
 
-        with ThreadPoolExecutor(max_workers=1) as pool, torch.inference_mode():
-            pending = pool.submit(tokenize, parts[0])
-            for k in range(len(parts)):
-                batches = pending.result()
-                if k + 1 < len(parts):
-                    pending = pool.submit(tokenize, parts[k + 1])
-                result = torch.empty((len(parts[k]), bert.config.hidden_size), dtype=torch.float32, device=self.device)
-                for rows, ids, lengths in batches:
-                    ids = ids.to(self.device, non_blocking=True)
-                    lengths = lengths.to(self.device, non_blocking=True)
-                    mask = torch.arange(ids.shape[1], device=self.device)[None, :] < lengths[:, None]
-                    hidden = bert(input_ids=ids, attention_mask=mask.long()).last_hidden_state
-                    pooled = (hidden * mask[:, :, None]).sum(1).float() / lengths[:, None]
-                    result[torch.from_numpy(rows).to(self.device)] = torch.nn.functional.normalize(pooled, dim=1)
-                out.append(result.cpu().numpy())
-        return np.vstack(out)
+            workers = max(1, min((os.cpu_count() or 2) - 1, 31))
+            ctx = multiprocessing.get_context("spawn")
+            self._pool = ctx.Pool(
+                workers, initializer=_init_tokenizer_worker, initargs=(str(self.path), self.fast_tokenizer.max_tokens)
+            )
+        return self._pool
+
+
+_WORKER_TOKENIZER = None
+
+
+def _init_tokenizer_worker(path: str, max_tokens: int) -> None:
+    global _WORKER_TOKENIZER
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one core per worker; the pool is the parallelism
+    _WORKER_TOKENIZER = WordCacheTokenizer(_tokenizer(Path(path), max_tokens), max_tokens)
+
+
+def _tokenize_chunk(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    return _WORKER_TOKENIZER.encode_flat(texts)
+
+
+def _padded_batches(lengths: np.ndarray, flat: np.ndarray, batch_size: int):
+    """Yield (rows, padded ids, lengths) per batch of length-sorted texts; vectorised, no per-row Python."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    order = np.argsort(lengths, kind="stable")
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        width = int(lengths[rows].max())
+        pos = np.arange(width)
+        valid = pos[None, :] < lengths[rows][:, None]
+        idx = np.minimum(offsets[rows][:, None] + pos[None, :], max(len(flat) - 1, 0))
+        yield rows, np.where(valid, flat[idx], 0), lengths[rows]
 
 
 class OnnxEmbedder:
@@ -193,7 +284,7 @@ class OnnxEmbedder:
         opts.intra_op_num_threads = threads or os.cpu_count() or 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(folder / "model-int8.onnx"), opts, providers=["CPUExecutionProvider"])
-        self.tokenizer = _tokenizer(folder)
+        self.tokenizer = WordCacheTokenizer(_tokenizer(folder))
         self.batch_size = batch_size
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -205,19 +296,71 @@ class OnnxEmbedder:
 
 
 class StaticEmbedder:
-    """A model2vec static model distilled from the bundled MiniLM: token vectors averaged, no network, no torch."""
+    """A model2vec static model distilled from the bundled MiniLM: token vectors averaged, no torch.
+
+    model2vec tokenizes every text in full each time; here each distinct word is tokenized once and
+    its token vectors summed into a per-word table, so a text's vector is a sparse (texts x words)
+    matrix product: the mean over its tokens, exactly as model2vec computes it, several times faster.
+    """
 
     name = MINILM_STATIC
+    _WORDS = re.compile(r"[^\W_]+|[^\w\s]|_")  # BERT pre-tokenization: runs of letters/digits, single punctuation
 
     def __init__(self, folder: Path):
         from model2vec import StaticModel
 
         self.model = StaticModel.from_pretrained(str(folder))
+        self.tokenizer = self.model.tokenizer
+        self._normalizer = self.tokenizer.normalizer
+        self._word_ids: dict[str, int] = {}
+        self._sums = np.zeros((0, self.model.dim), dtype=np.float32)  # per word: sum of its token vectors
+        self._counts = np.zeros(0, dtype=np.float32)  # per word: its number of (known) tokens
+
+    def _words(self, text: str) -> list[str]:
+        """BERT's normalisation and pre-tokenization; ASCII text takes a C-speed path with the same result."""
+        if text.isascii():
+            return _ASCII_WORDS.findall(text.lower())
+        if self._normalizer is not None:
+            text = self._normalizer.normalize_str(text)
+        return self._WORDS.findall(text.lower())
+
+    def _token_vectors(self, ids: list[int]) -> np.ndarray:
+        m = self.model
+        rows = m.token_mapping[ids] if m.token_mapping is not None else ids
+        vecs = np.asarray(m.embedding[rows], dtype=np.float32)
+        return vecs * m.weights[ids][:, None] if m.weights is not None else vecs
+
+    def _learn(self, words: list[str]) -> None:
+        unk = self.model.unk_token_id
+        sums = np.zeros((len(words), self.model.dim), dtype=np.float32)
+        counts = np.zeros(len(words), dtype=np.float32)
+        for i, enc in enumerate(self.tokenizer.encode_batch_fast(words, add_special_tokens=False)):
+            ids = [t for t in enc.ids if t != unk]
+            if ids:
+                sums[i] = self._token_vectors(ids).sum(axis=0)
+                counts[i] = len(ids)
+        start = len(self._word_ids)
+        self._word_ids.update({w: start + i for i, w in enumerate(words)})
+        self._sums = np.vstack([self._sums, sums])
+        self._counts = np.concatenate([self._counts, counts])
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        from scipy.sparse import csr_matrix
+
         if not texts:
-            return np.zeros((0, 0), dtype=np.float32)
-        return normalize(np.asarray(self.model.encode(list(texts), max_length=MAX_TOKENS * 2), dtype=np.float32))
+            return np.zeros((0, self.model.dim), dtype=np.float32)
+        docs = [self._words(t) for t in texts]
+        known = self._word_ids
+        new = list(dict.fromkeys(w for d in docs for w in d if w not in known))
+        if new:
+            self._learn(new)
+        flat = np.array(list(map(known.__getitem__, itertools.chain.from_iterable(docs))), dtype=np.int64)
+        indptr = np.zeros(len(docs) + 1, dtype=np.int64)
+        np.cumsum([len(d) for d in docs], out=indptr[1:])
+        bag = csr_matrix((np.ones(len(flat), dtype=np.float32), flat, indptr), shape=(len(docs), len(known)))
+        sums = bag @ self._sums
+        counts = bag @ self._counts
+        return normalize(np.asarray(sums / np.maximum(counts, 1.0)[:, None], dtype=np.float32))
 
 
 # --- derived models, built once from the bundled weights and cached under the workspace ------------------

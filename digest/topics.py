@@ -96,6 +96,7 @@ class TopicIndex:
 
     def __post_init__(self) -> None:
         self._matchers = [_TopicMatcher(t) for t in self.topics]
+        self._keywords = _KeywordIndex(self._matchers)
 
 
 # --- Loading ----------------------------------------------------------------
@@ -207,6 +208,52 @@ def _phrase_pattern(phrase: str) -> re.Pattern[str]:
     return re.compile(r"(?<![a-z0-9])" + r"\s+".join(words) + r"(?:s|es|ing|ed)?(?![a-z0-9])")
 
 
+_RUN = re.compile(r"[a-z0-9]+")
+_NON_WORD = re.compile(r"[^a-z0-9 ]+")
+
+
+def _phrase_text(text: str) -> str:
+    """Normalised text where a multi-word keyword matches iff " w1 w2 " occurs: any other character becomes " | "."""
+    return f" {_NON_WORD.sub(' | ', text)} "
+
+
+_SUFFIXES = ("", "s", "es", "ing", "ed")
+
+
+class _KeywordIndex:
+    """Every topic's keywords by the word runs that can complete them, for a fast, exact keyword scan.
+
+    A keyword pattern matches only where its last word (plus an optional suffix) is a whole run of
+    [a-z0-9] in the text. So a text's runs, intersected with the index's words (one C-speed set
+    operation), give the few candidate keywords; single-word keywords are then certain and the
+    multi-word ones are confirmed with their regex. Same hits as trying every pattern on every text.
+    """
+
+    def __init__(self, matchers: list[_TopicMatcher]) -> None:
+        self.by_word: dict[str, list[tuple[int, int]]] = {}
+        self.single: set[tuple[int, int]] = set()
+        self.slow: list[tuple[int, int]] = []  # keywords with characters outside [a-z0-9 ]: regex only
+        self.variants: dict[tuple[int, int], frozenset[str]] = {}
+        self.phrases: dict[tuple[int, int], tuple[str, ...]] = {}  # " w1 w2 last+suffix ": see _phrase_text
+        for t, matcher in enumerate(matchers):
+            for k, (kw, _) in enumerate(matcher.keywords):
+                words = _normalise(kw).split(" ")
+                if not all(_RUN.fullmatch(w) for w in words):
+                    self.slow.append((t, k))
+                    continue
+                self.phrases[(t, k)] = tuple(f" {' '.join(words[:-1])} {words[-1]}{sfx} " for sfx in _SUFFIXES)
+                if len(words) == 1:
+                    self.single.add((t, k))
+                    self.variants[(t, k)] = frozenset(words[0] + suffix for suffix in _SUFFIXES)
+                for suffix in _SUFFIXES:
+                    self.by_word.setdefault(words[-1] + suffix, []).append((t, k))
+        self.words = frozenset(self.by_word)
+
+    def candidates(self, runs: set[str]) -> set[tuple[int, int]]:
+        found = {pair for word in self.words.intersection(runs) for pair in self.by_word[word]}
+        return found.union(self.slow)
+
+
 class _TopicMatcher:
     """Keyword and source-tag matching for one topic."""
 
@@ -273,16 +320,36 @@ def evidence(
     kw = np.zeros((n, m), dtype=np.float32)
     tag = np.zeros((n, m), dtype=np.float32)
     hits: list[list[tuple[list[str], list[str]]]] = []
+    kwindex = index._keywords
     for i, text in enumerate(texts):
         title, body = _split_title(text)
+        title_runs, body_runs = set(_RUN.findall(title)), set(_RUN.findall(body))
+        title_p = body_p = None
+        found: dict[int, list[tuple[int, str, float]]] = {}
+        for t, k in kwindex.candidates(title_runs | body_runs):
+            kw_text, pattern = index._matchers[t].keywords[k]
+            if (t, k) in kwindex.single:
+                in_title = not title_runs.isdisjoint(kwindex.variants[(t, k)])
+                in_body = True
+            elif (t, k) in kwindex.phrases:
+                if title_p is None:
+                    title_p, body_p = _phrase_text(title), _phrase_text(body)
+                phrases = kwindex.phrases[(t, k)]
+                in_title = any(p in title_p for p in phrases)
+                in_body = in_title or any(p in body_p for p in phrases)
+            else:
+                in_title = pattern.search(title) is not None
+                in_body = in_title or pattern.search(body) is not None
+            if in_title or in_body:
+                found.setdefault(t, []).append((k, kw_text, TITLE_WEIGHT if in_title else 1.0))
         tags = list(source_tags[i]) if source_tags is not None else []
         row = []
         for t, matcher in enumerate(index._matchers):
-            kw_hits, weighted = matcher.keyword_hits(title, body)
-            tag_hits = matcher.tag_hits(tags)
-            kw[i, t] = weighted
+            kw_hits = sorted(found.get(t, []))
+            tag_hits = matcher.tag_hits(tags) if tags else []
+            kw[i, t] = sum(w for _, _, w in kw_hits)
             tag[i, t] = 1.0 if tag_hits else 0.0
-            row.append((kw_hits, tag_hits))
+            row.append(([h for _, h, _ in kw_hits], tag_hits))
         hits.append(row)
     return kw, tag, hits
 
