@@ -8,6 +8,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -374,7 +375,6 @@ def ensure_onnx(cache_dir: Path) -> Path:
     _offline()
     import json
     import shutil
-    import tempfile
 
     import onnx
     import torch
@@ -382,8 +382,7 @@ def ensure_onnx(cache_dir: Path) -> Path:
     from transformers import AutoModel
 
     src = minilm_path()
-    tmp = Path(tempfile.mkdtemp(prefix=".onnx-", dir=_mkdir(cache_dir)))
-    try:
+    with _building(folder) as tmp:
         bert = AutoModel.from_pretrained(str(src)).eval()
 
         class Wrapped(torch.nn.Module):
@@ -435,13 +434,6 @@ def ensure_onnx(cache_dir: Path) -> Path:
 
             raise DigestError(f"int8 ONNX model drifts from fp32 (min cosine {cosine['min']:.4f} < {MIN_COSINE})")
         (tmp / "check.json").write_text(json.dumps(cosine))
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.chmod(0o755)
-        tmp.rename(folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return folder
 
 
@@ -473,15 +465,24 @@ def ensure_static(cache_dir: Path) -> Path:
     if (folder / "model.safetensors").exists():
         return folder
     _offline()
-    import shutil
-    import tempfile
 
     from model2vec.distill import distill
 
-    tmp = Path(tempfile.mkdtemp(prefix=".static-", dir=_mkdir(cache_dir)))
-    try:
+    with _building(folder) as tmp:
         model = distill(str(minilm_path()), pca_dims=256)
         model.save_pretrained(str(tmp))
+    return folder
+
+
+@contextmanager
+def _building(folder: Path):
+    """A temp folder beside `folder` that replaces it only when the block finishes: a crash leaves no half model."""
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=_mkdir(folder.parent)))
+    try:
+        yield tmp
         if folder.exists():
             shutil.rmtree(folder)
         tmp.chmod(0o755)
@@ -489,7 +490,6 @@ def ensure_static(cache_dir: Path) -> Path:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-    return folder
 
 
 def _mkdir(path: Path) -> Path:

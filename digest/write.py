@@ -21,14 +21,20 @@ def write_bytes(path: Path, data: bytes) -> bool:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    replace_with(path, data, tmp)
+    return True
+
+
+def replace_with(path: Path, data: bytes, tmp: str) -> None:
+    """Write `data` to the temp path `tmp` beside `path`, then rename it over `path` (readers never see half a file)."""
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return True
 
 
 def confined(root: Path, rel: str) -> Path:
@@ -67,14 +73,7 @@ class _Writer:
             with open(path, "wb") as fh:
                 fh.write(data)
             return True
-        tmp = f"{parent}/.{path.name}{self.suffix}"
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        replace_with(path, data, f"{parent}/.{path.name}{self.suffix}")
         return True
 
 
