@@ -243,14 +243,14 @@ class _KeywordIndex:
     A keyword matches only where its last word (plus an optional suffix) is a whole run of [a-z0-9]
     in the text. So a text's tokens, intersected with the index's words (C-speed set operations),
     give the few candidate keywords: single-word ones are then certain; multi-word ones need all
-    their words among the tokens and are confirmed by one literal search in the joined tokens;
+    their words among the tokens and are confirmed by a substring test on the joined tokens;
     keywords with other characters (``slow``; none in the default taxonomy) use their regex on the
     normalised text. Same hits as trying every keyword's ``_phrase_pattern`` on every text.
     """
 
     def __init__(self, matchers: list[_TopicMatcher]) -> None:
-        self.single: dict[str, list[tuple[int, int]]] = {}
-        self.phrases: dict[str, list[tuple[tuple[int, int], frozenset[str], re.Pattern[str]]]] = {}
+        # word -> (single-word keywords it is, multi-word keywords it ends: (keyword, all words, " w1 w2 word "))
+        self.by_word: dict[str, tuple[list[tuple[int, int]], list[tuple[tuple[int, int], frozenset[str], str]]]] = {}
         self.slow: list[tuple[int, int]] = []
         for t, matcher in enumerate(matchers):
             for k, (kw, _) in enumerate(matcher.keywords):
@@ -258,15 +258,14 @@ class _KeywordIndex:
                 if not all(_RUN.fullmatch(w) for w in words):
                     self.slow.append((t, k))
                     continue
-                pattern = re.compile(re.escape(f" {' '.join(words)}") + "(?:s|es|ing|ed)? ")
-                for suffix in _SUFFIXES:
+                for word in (words[-1] + suffix for suffix in _SUFFIXES):
+                    single, phrases = self.by_word.setdefault(word, ([], []))
                     if len(words) == 1:
-                        self.single.setdefault(words[0] + suffix, []).append((t, k))
+                        single.append((t, k))
                     else:
-                        need = frozenset(words[:-1]) | {words[-1] + suffix}
-                        self.phrases.setdefault(words[-1] + suffix, []).append(((t, k), need, pattern))
-        self.words = frozenset(self.single) | frozenset(self.phrases)  # words that complete a keyword
-        self.vocab = self.words.union(*(need for ps in self.phrases.values() for _, need, _ in ps))
+                        phrases.append(((t, k), frozenset([*words[:-1], word]), f" {' '.join(words[:-1])} {word} "))
+        self.words = frozenset(self.by_word)  # words that complete a keyword
+        self.vocab = self.words.union(*(need for _, ps in self.by_word.values() for _, need, _ in ps))
 
     def hits(self, matchers: list[_TopicMatcher], text: str) -> list[tuple[int, int, float]]:
         """(topic, keyword, weight) per keyword found in an item text; title hits weigh TITLE_WEIGHT."""
@@ -274,14 +273,12 @@ class _KeywordIndex:
         found: dict[tuple[int, int], float] = {}
         for weight, tokens in ((1.0, _tokens(body)), (TITLE_WEIGHT, _tokens(title))):
             present = self.vocab.intersection(tokens)
-            joined = None
-            for word in self.words.intersection(present):
-                found.update(dict.fromkeys(self.single.get(word, ()), weight))
-                for pair, need, pattern in self.phrases.get(word, ()):
-                    if found.get(pair) != weight and need <= present:
-                        joined = joined or f" {' '.join(tokens)} "
-                        if pattern.search(joined):
-                            found[pair] = weight
+            entries = [self.by_word[word] for word in self.words.intersection(present)]
+            found.update((pair, weight) for single, _ in entries for pair in single)
+            phrases = [(pair, form) for _, ps in entries for pair, need, form in ps if need <= present]
+            if phrases:
+                joined = f" {' '.join(tokens)} "
+                found.update((pair, weight) for pair, form in phrases if form in joined)
         if self.slow:
             title_n, body_n = _normalise(title), _normalise(body)
             for t, k in self.slow:
@@ -369,13 +366,12 @@ def select(
     scores: np.ndarray, max_tags: int = 3, min_score: float = MIN_SCORE, margin: float = MARGIN
 ) -> list[list[int]]:
     """Per row, topic indices chosen (best first): score >= min_score and >= best - margin."""
-    chosen: list[list[int]] = []
-    for row in scores:
-        order = np.argsort(-row, kind="stable")
-        best = row[order[0]] if len(order) else -np.inf
-        picks = [int(t) for t in order if row[t] >= min_score and row[t] >= best - margin]
-        chosen.append(picks[:max_tags])
-    return chosen
+    if not scores.shape[1]:
+        return [[] for _ in scores]
+    order = np.argsort(-scores, axis=1, kind="stable")
+    ok = (scores >= min_score) & (scores >= scores.max(axis=1, keepdims=True) - margin)
+    ok = np.take_along_axis(ok, order, axis=1)
+    return [row[keep][:max_tags].tolist() for row, keep in zip(order, ok, strict=True)]
 
 
 def assign(
