@@ -97,6 +97,13 @@ class TopicIndex:
     def __post_init__(self) -> None:
         self._matchers = [_TopicMatcher(t) for t in self.topics]
         self._keywords = _KeywordIndex(self._matchers)
+        self._tag_topics: dict[str, list[int]] = {}
+
+    def tag_topics(self, tag: str) -> list[int]:
+        """Indices of the topics a source tag names (cached: feeds repeat the same few tags)."""
+        if tag not in self._tag_topics:
+            self._tag_topics[tag] = [t for t, m in enumerate(self._matchers) if m.names(tag)]
+        return self._tag_topics[tag]
 
 
 # --- Loading ----------------------------------------------------------------
@@ -209,49 +216,78 @@ def _phrase_pattern(phrase: str) -> re.Pattern[str]:
 
 
 _RUN = re.compile(r"[a-z0-9]+")
-_NON_WORD = re.compile(r"[^a-z0-9 ]+")
-
-
-def _phrase_text(text: str) -> str:
-    """Normalised text where a multi-word keyword matches iff " w1 w2 " occurs: any other character becomes " | "."""
-    return f" {_NON_WORD.sub(' | ', text)} "
-
-
 _SUFFIXES = ("", "s", "es", "ing", "ed")
+# Lower-cased ASCII to tokens: [a-z0-9] stays, whitespace and separators become spaces, any other character "|".
+_TOKEN_TABLE = {
+    c: chr(c) if _RUN.fullmatch(chr(c)) else " " if _SEPARATORS.fullmatch(chr(c)) or chr(c).isspace() else "|"
+    for c in range(128)
+}
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _tokens(text: str) -> list[str]:
+    """Lower-cased text as tokens: the runs of [a-z0-9], and a "|" for any character not a space or separator.
+
+    A keyword matches the normalised text on word boundaries iff " w1 w2 last+suffix " occurs in the
+    tokens joined by single spaces (and padded with one).
+    """
+    text = text.lower()
+    if not text.isascii():
+        text = _NON_ASCII.sub(lambda m: " " if _SEPARATORS.match(m[0]) or m[0].isspace() else "|", text)
+    return text.translate(_TOKEN_TABLE).replace("|", " | ").split()
 
 
 class _KeywordIndex:
-    """Every topic's keywords by the word runs that can complete them, for a fast, exact keyword scan.
+    """Every topic's keywords by the word runs that can complete them, for one fast, exact pass per text.
 
-    A keyword pattern matches only where its last word (plus an optional suffix) is a whole run of
-    [a-z0-9] in the text. So a text's runs, intersected with the index's words (one C-speed set
-    operation), give the few candidate keywords; single-word keywords are then certain and the
-    multi-word ones are confirmed with their regex. Same hits as trying every pattern on every text.
+    A keyword matches only where its last word (plus an optional suffix) is a whole run of [a-z0-9]
+    in the text. So a text's tokens, intersected with the index's words (C-speed set operations),
+    give the few candidate keywords: single-word ones are then certain; multi-word ones need all
+    their words among the tokens and are confirmed by a substring test on the joined tokens;
+    keywords with other characters (``slow``; none in the default taxonomy) use their regex on the
+    normalised text. Same hits as trying every keyword's ``_phrase_pattern`` on every text.
     """
 
     def __init__(self, matchers: list[_TopicMatcher]) -> None:
-        self.by_word: dict[str, list[tuple[int, int]]] = {}
-        self.single: set[tuple[int, int]] = set()
-        self.slow: list[tuple[int, int]] = []  # keywords with characters outside [a-z0-9 ]: regex only
-        self.variants: dict[tuple[int, int], frozenset[str]] = {}
-        self.phrases: dict[tuple[int, int], tuple[str, ...]] = {}  # " w1 w2 last+suffix ": see _phrase_text
+        # word -> (single-word keywords it is, multi-word keywords it ends: (keyword, all words, " w1 w2 word "))
+        self.by_word: dict[str, tuple[list[tuple[int, int]], list[tuple[tuple[int, int], frozenset[str], str]]]] = {}
+        self.slow: list[tuple[int, int]] = []
         for t, matcher in enumerate(matchers):
             for k, (kw, _) in enumerate(matcher.keywords):
                 words = _normalise(kw).split(" ")
                 if not all(_RUN.fullmatch(w) for w in words):
                     self.slow.append((t, k))
                     continue
-                self.phrases[(t, k)] = tuple(f" {' '.join(words[:-1])} {words[-1]}{sfx} " for sfx in _SUFFIXES)
-                if len(words) == 1:
-                    self.single.add((t, k))
-                    self.variants[(t, k)] = frozenset(words[0] + suffix for suffix in _SUFFIXES)
-                for suffix in _SUFFIXES:
-                    self.by_word.setdefault(words[-1] + suffix, []).append((t, k))
-        self.words = frozenset(self.by_word)
+                for word in (words[-1] + suffix for suffix in _SUFFIXES):
+                    single, phrases = self.by_word.setdefault(word, ([], []))
+                    if len(words) == 1:
+                        single.append((t, k))
+                    else:
+                        phrases.append(((t, k), frozenset([*words[:-1], word]), f" {' '.join(words[:-1])} {word} "))
+        self.words = frozenset(self.by_word)  # words that complete a keyword
+        self.vocab = self.words.union(*(need for _, ps in self.by_word.values() for _, need, _ in ps))
 
-    def candidates(self, runs: set[str]) -> set[tuple[int, int]]:
-        found = {pair for word in self.words.intersection(runs) for pair in self.by_word[word]}
-        return found.union(self.slow)
+    def hits(self, matchers: list[_TopicMatcher], text: str) -> list[tuple[int, int, float]]:
+        """(topic, keyword, weight) per keyword found in an item text; title hits weigh TITLE_WEIGHT."""
+        title, _, body = text.partition("\n")
+        found: dict[tuple[int, int], float] = {}
+        for weight, tokens in ((1.0, _tokens(body)), (TITLE_WEIGHT, _tokens(title))):
+            present = self.vocab.intersection(tokens)
+            entries = [self.by_word[word] for word in self.words.intersection(present)]
+            found.update((pair, weight) for single, _ in entries for pair in single)
+            phrases = [(pair, form) for _, ps in entries for pair, need, form in ps if need <= present]
+            if phrases:
+                joined = f" {' '.join(tokens)} "
+                found.update((pair, weight) for pair, form in phrases if form in joined)
+        if self.slow:
+            title_n, body_n = _normalise(title), _normalise(body)
+            for t, k in self.slow:
+                pattern = matchers[t].keywords[k][1]
+                if pattern.search(title_n):
+                    found[(t, k)] = TITLE_WEIGHT
+                elif pattern.search(body_n):
+                    found[(t, k)] = 1.0
+        return [(t, k, w) for (t, k), w in found.items()]
 
 
 class _TopicMatcher:
@@ -262,27 +298,10 @@ class _TopicMatcher:
         names = {topic.slug, topic.name, topic.name.split("(")[0], *topic.keywords}
         self.tag_patterns = [_phrase_pattern(n) for n in names if _normalise(n)]
 
-    def keyword_hits(self, title: str, body: str) -> tuple[list[str], float]:
-        """Distinct keywords found; weighted count (title hits count TITLE_WEIGHT)."""
-        hits: list[str] = []
-        weighted = 0.0
-        for kw, pattern in self.keywords:
-            if pattern.search(title):
-                hits.append(kw)
-                weighted += TITLE_WEIGHT
-            elif pattern.search(body):
-                hits.append(kw)
-                weighted += 1.0
-        return hits, weighted
-
-    def tag_hits(self, tags: Iterable[str]) -> list[str]:
-        """Source tags that name this topic (the tag equals or contains its name or a keyword)."""
-        return [tag for tag in tags if any(p.search(_normalise(tag)) for p in self.tag_patterns)]
-
-
-def _split_title(text: str) -> tuple[str, str]:
-    title, _, body = text.partition("\n")
-    return _normalise(title), _normalise(body)
+    def names(self, tag: str) -> bool:
+        """Whether a source tag names this topic (equals or contains its name or a keyword)."""
+        norm = _normalise(tag)
+        return any(p.search(norm) for p in self.tag_patterns)
 
 
 # --- Scoring -------------------------------------------------------------------
@@ -312,45 +331,22 @@ def topic_similarity(index: TopicIndex, vecs: np.ndarray, top_k: int | None = TO
 
 def evidence(
     index: TopicIndex, texts: Sequence[str], source_tags: Sequence[Sequence[str]] | None = None
-) -> tuple[np.ndarray, np.ndarray, list[list[tuple[list[str], list[str]]]]]:
-    """Weighted keyword-hit counts and tag indicators, both (n_items, n_topics), plus the hits."""
+) -> tuple[np.ndarray, np.ndarray, list[list[tuple[int, int, float]]]]:
+    """Weighted keyword-hit counts and tag indicators, both (n_items, n_topics), plus each item's
+    (topic, keyword, weight) hits."""
     n, m = len(texts), len(index.topics)
     if source_tags is not None and len(source_tags) != n:
         raise ValueError(f"source_tags has {len(source_tags)} entries for {n} texts")
+    hits = [index._keywords.hits(index._matchers, text) for text in texts]
     kw = np.zeros((n, m), dtype=np.float32)
+    flat = [(i, t, w) for i, row in enumerate(hits) for t, _, w in row]
+    if flat:
+        rows, cols, weights = zip(*flat, strict=True)
+        np.add.at(kw, (np.asarray(rows), np.asarray(cols)), np.asarray(weights, dtype=np.float32))
     tag = np.zeros((n, m), dtype=np.float32)
-    hits: list[list[tuple[list[str], list[str]]]] = []
-    kwindex = index._keywords
-    for i, text in enumerate(texts):
-        title, body = _split_title(text)
-        title_runs, body_runs = set(_RUN.findall(title)), set(_RUN.findall(body))
-        title_p = body_p = None
-        found: dict[int, list[tuple[int, str, float]]] = {}
-        for t, k in kwindex.candidates(title_runs | body_runs):
-            kw_text, pattern = index._matchers[t].keywords[k]
-            if (t, k) in kwindex.single:
-                in_title = not title_runs.isdisjoint(kwindex.variants[(t, k)])
-                in_body = True
-            elif (t, k) in kwindex.phrases:
-                if title_p is None:
-                    title_p, body_p = _phrase_text(title), _phrase_text(body)
-                phrases = kwindex.phrases[(t, k)]
-                in_title = any(p in title_p for p in phrases)
-                in_body = in_title or any(p in body_p for p in phrases)
-            else:
-                in_title = pattern.search(title) is not None
-                in_body = in_title or pattern.search(body) is not None
-            if in_title or in_body:
-                found.setdefault(t, []).append((k, kw_text, TITLE_WEIGHT if in_title else 1.0))
-        tags = list(source_tags[i]) if source_tags is not None else []
-        row = []
-        for t, matcher in enumerate(index._matchers):
-            kw_hits = sorted(found.get(t, []))
-            tag_hits = matcher.tag_hits(tags) if tags else []
-            kw[i, t] = sum(w for _, _, w in kw_hits)
-            tag[i, t] = 1.0 if tag_hits else 0.0
-            row.append(([h for _, h, _ in kw_hits], tag_hits))
-        hits.append(row)
+    for i, tags in enumerate(source_tags or ()):
+        for name in tags:
+            tag[i, index.tag_topics(name)] = 1.0
     return kw, tag, hits
 
 
@@ -370,13 +366,12 @@ def select(
     scores: np.ndarray, max_tags: int = 3, min_score: float = MIN_SCORE, margin: float = MARGIN
 ) -> list[list[int]]:
     """Per row, topic indices chosen (best first): score >= min_score and >= best - margin."""
-    chosen: list[list[int]] = []
-    for row in scores:
-        order = np.argsort(-row, kind="stable")
-        best = row[order[0]] if len(order) else -np.inf
-        picks = [int(t) for t in order if row[t] >= min_score and row[t] >= best - margin]
-        chosen.append(picks[:max_tags])
-    return chosen
+    if not scores.shape[1]:
+        return [[] for _ in scores]
+    order = np.argsort(-scores, axis=1, kind="stable")
+    ok = (scores >= min_score) & (scores >= scores.max(axis=1, keepdims=True) - margin)
+    ok = np.take_along_axis(ok, order, axis=1)
+    return [row[keep][:max_tags].tolist() for row, keep in zip(order, ok, strict=True)]
 
 
 def assign(
@@ -423,7 +418,8 @@ def explain(index: TopicIndex, vec: np.ndarray, text: str, source_tags: list[str
     chosen = set(select(scores, min_score=c.min_score, margin=c.margin)[0])
     rows = []
     for t, topic in enumerate(index.topics):
-        kw_hits, tag_hits = hits[0][t]
+        kw_hits = [index._matchers[t].keywords[k][0] for tt, k, _ in sorted(hits[0]) if tt == t]
+        tag_hits = [name for name in source_tags or () if t in index.tag_topics(name)]
         rows.append(
             {
                 "slug": topic.slug,

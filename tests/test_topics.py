@@ -410,3 +410,46 @@ def test_tag_explain_cli_by_arxiv_id_and_item_id(tmp_path, db, runner):
     missing = runner.invoke(main, ["--config", str(cfg), "tag", "--explain", "2611.99999"])
     assert missing.exit_code == 1
     assert missing.output.strip() == "Error: item '2611.99999' not found (give an item id, an arXiv id or an item key)"
+
+
+def test_keyword_evidence_equals_each_keywords_regex_on_each_text():
+    """The single-pass keyword index finds exactly what every keyword's own boundary regex finds."""
+    from digest.topics import TITLE_WEIGHT, _normalise, _phrase_pattern, evidence
+
+    extra = Topic("cpp", "C++", "C++ systems code", keywords=("c++", "top-k gating", "io"))
+    taxonomy = [*load_topics(TOPICS_FILE), extra]
+    idx = build_index(taxonomy, fake_encode)
+    keywords = [kw for topic in taxonomy for kw in topic.keywords]
+    pieces = [*keywords, *(kw + sfx for kw in keywords[::7] for sfx in ("s", "ing", "ed", "es", "x"))]
+    pieces += [
+        "C++17",
+        "KV\u2011cache",
+        "kv\u00a0cache",
+        "kv\tcache",
+        "kv.cache",
+        "kv__cache",
+        "top\u2013k gating",
+        "caf\u00e9",
+        "\u0130O",
+        "I/O",
+        "x-io",
+        "(rag)",
+        "rag's",
+        "speculative\ndecoding",
+        "||",
+        "ÉLU moe",
+    ]
+    rng = np.random.default_rng(7)
+    texts = [item_text(" ".join(rng.choice(pieces, 3)), " ".join(rng.choice(pieces, 12))) for _ in range(300)]
+    texts += ["\n".join(rng.choice(pieces, 4)) for _ in range(100)]  # raw newlines: only the first one ends the title
+    kw, _, _ = evidence(idx, texts)
+    expected = np.zeros_like(kw)
+    for i, text in enumerate(texts):
+        title, _, body = text.partition("\n")
+        title, body = _normalise(title), _normalise(body)
+        for t, topic in enumerate(taxonomy):
+            for word in topic.keywords:
+                pattern = _phrase_pattern(word)
+                expected[i, t] += TITLE_WEIGHT if pattern.search(title) else 1.0 if pattern.search(body) else 0.0
+    assert kw.sum() > 500
+    np.testing.assert_array_equal(kw, expected)
