@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import delete, event, func
@@ -105,18 +106,16 @@ class UpsertCounts:
 def save_entries(
     engine: Engine, source: str, entries: Sequence[Entry], state: FetchState | None = None
 ) -> UpsertCounts:
-    """Upsert entries and, in the same transaction, the validators that came with them (bulk Core statements)."""
-    from sqlalchemy import bindparam, insert, update
-
+    """Upsert entries and, in the same transaction, the validators that came with them (bulk DBAPI executemany)."""
     counts = UpsertCounts()
-    table = Item.__table__
+    now = utcnow()
     with session(engine) as s:
         existing = _existing_rows(s, entries)
         inserts: dict[str, dict] = {}
         updates: dict[int, dict] = {}
         for entry in entries:
             row = existing.get(entry.key) or (existing.get(f"arxiv-id:{entry.arxiv_id}") if entry.arxiv_id else None)
-            outcome, values = _upsert_values(source, entry, row)
+            outcome, values = _upsert_values(source, entry, row, now)
             setattr(counts, outcome, getattr(counts, outcome) + 1)
             if outcome == "unchanged":
                 continue
@@ -126,17 +125,41 @@ def save_entries(
                 inserts[values["key"]] = values
             existing[entry.key] = {**(row or {}), **values}  # a repeat later in the batch sees this version
         if inserts:
-            s.execute(insert(table), list(inserts.values()))
+            names = list(next(iter(inserts.values())))
+            _executemany(s, names, [tuple(v.values()) for v in inserts.values()])
         if updates:
-            rows = [
-                {"_id": i, **{k: v for k, v in vals.items() if k not in ("key", "source", "created_at")}}
-                for i, vals in updates.items()
-            ]
-            s.execute(update(table).where(table.c.id == bindparam("_id")), rows)
+            names = [k for k in next(iter(updates.values())) if k not in ("key", "source", "created_at")]
+            rows = [(*(vals[k] for k in names), i) for i, vals in updates.items()]
+            _executemany(s, names, rows, where_id=True)
         if state is not None:
             s.merge(state)
         s.commit()
     return counts
+
+
+def _executemany(s: Session, names: list[str], rows: list[tuple], where_id: bool = False) -> None:
+    """INSERT (or UPDATE ... WHERE id) of item rows as plain tuples through the DBAPI cursor, in the session's
+    transaction, with the columns' own bind processors: SQLAlchemy's per-row parameter work is ~40% of an ingest."""
+    conn = s.connection()
+    dialect = conn.dialect
+    table = Item.__table__
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    cols = [dialect.identifier_preparer.quote(n) for n in names]
+    if where_id:
+        sql = f"UPDATE item SET {', '.join(f'{c} = {mark}' for c in cols)} WHERE id = {mark}"
+    else:
+        sql = f"INSERT INTO item ({', '.join(cols)}) VALUES ({', '.join([mark] * len(cols))})"
+    procs = [(i, p) for i, n in enumerate(names) if (p := table.c[n].type._cached_bind_processor(dialect))]
+    if procs:
+        rows = [_processed(r, procs) for r in rows]
+    conn.exec_driver_sql(sql, rows)
+
+
+def _processed(row: tuple, procs: list) -> tuple:
+    values = list(row)
+    for i, process in procs:
+        values[i] = process(values[i])
+    return tuple(values)
 
 
 _EXISTING_COLUMNS = ("id", "key", "arxiv_id", "arxiv_version", "versions", "content_hash", "published")
@@ -158,7 +181,7 @@ def _existing_rows(s: Session, entries: Sequence[Entry], chunk: int = 500) -> di
     return found
 
 
-def _upsert_values(source: str, entry: Entry, row: dict | None) -> tuple[str, dict]:
+def _upsert_values(source: str, entry: Entry, row: dict | None, now: datetime) -> tuple[str, dict]:
     """What to write for one entry given its stored row: ('new'|'updated'|'unchanged', column values)."""
     digest = entry.content_hash
     if row is not None and (entry.arxiv_version or 0) < (row.get("arxiv_version") or 0):
@@ -191,7 +214,7 @@ def _upsert_values(source: str, entry: Entry, row: dict | None) -> tuple[str, di
         "blog_tags": _json_list(entry.tags),
         "code_urls": _json_list(entry.code_urls),
         "content_hash": digest,
-        "created_at": utcnow(),
+        "created_at": now,
     }
     if is_new:
         values["covers_item_id"] = None
