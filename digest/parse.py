@@ -312,6 +312,7 @@ class ArxivPage:
 
 
 ATOM = "{http://www.w3.org/2005/Atom}"
+ATOM_NAME = f"{ATOM}name"
 ARXIV_NS = "{http://arxiv.org/schemas/atom}"
 OPENSEARCH = "{http://a9.com/-/spec/opensearch/1.1/}"
 
@@ -354,8 +355,8 @@ def _arxiv_entry(node) -> Entry | None:
         if not isinstance(tag, str):
             continue  # comments, processing instructions
         name = tag.rpartition("}")[2]
-        if name == "author":
-            authors.append(clean_text(child.findtext(f"{ATOM}name"), 200))
+        if name == "author":  # its <name> by a loop: lxml's findtext() goes through Python ElementPath
+            authors.append(clean_text(next((n.text for n in child if n.tag == ATOM_NAME), ""), 200))
         elif name == "category":
             term = child.get("term")
             if term:
