@@ -330,7 +330,7 @@ def parse_arxiv_page(body: bytes) -> ArxivPage:
         raise FetchError("arXiv API answered something that is not an Atom feed")
     entries: list[Entry] = []
     skipped = 0
-    for node in root.iterfind(f"{ATOM}entry"):
+    for node in root.iterchildren(f"{ATOM}entry"):
         entry = _arxiv_entry(node)
         if entry is None:
             skipped += 1
@@ -347,16 +347,16 @@ def parse_arxiv_page(body: bytes) -> ArxivPage:
 def _arxiv_entry(node) -> Entry | None:
     """One <entry> in a single pass over its children (lxml's find() per field costs 3x more), keyed by its
     version-less arXiv id; None without an id or a date."""
+    from lxml.etree import Element
+
     fields: dict[str, str] = {}
     authors: list[str] = []
     categories: list[str] = []
-    for child in node:
-        tag = child.tag
-        if not isinstance(tag, str):
-            continue  # comments, processing instructions
-        name = tag.rpartition("}")[2]
-        if name == "author":  # its <name> by a loop: lxml's findtext() goes through Python ElementPath
-            authors.append(clean_text(next((n.text for n in child if n.tag == ATOM_NAME), ""), 200))
+    for child in node.iterchildren(Element):  # elements only: no comments or processing instructions
+        name = child.tag.rpartition("}")[2]
+        if name == "author":  # lxml's findtext() goes through Python ElementPath: 4x slower than iterchildren
+            first = next(child.iterchildren(ATOM_NAME), None)
+            authors.append(clean_text(first.text if first is not None else "", 200))
         elif name == "category":
             term = child.get("term")
             if term:
