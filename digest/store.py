@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
 
@@ -148,7 +149,7 @@ def _insert_items(s: Session, names: list[str], rows: list[tuple], chunk: int = 
     rows = _bound(conn.dialect, names, rows)
     for i in range(0, len(rows), per):
         part = rows[i : i + per]
-        conn.exec_driver_sql(head + ", ".join([one] * len(part)), tuple(v for row in part for v in row))
+        conn.exec_driver_sql(head + ", ".join([one] * len(part)), tuple(chain.from_iterable(part)))
 
 
 def _update_items(s: Session, names: list[str], rows: list[tuple]) -> None:
