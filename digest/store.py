@@ -127,8 +127,8 @@ def save_entries(
                 inserts[values["key"]] = values
             existing[entry.key] = {**(row or {}), **values}  # a repeat later in the batch sees this version
         if inserts:
-            names = list(next(iter(inserts.values())))
-            _insert_items(s, names, [tuple(v.values()) for v in inserts.values()])
+            names = list({k: None for vals in inserts.values() for k in vals})  # a batch repeat lacks covers_item_id
+            _insert_items(s, names, [tuple(map(vals.get, names)) for vals in inserts.values()])
         if updates:
             names = [k for k in next(iter(updates.values())) if k not in ("key", "source", "created_at")]
             rows = [(*(vals[k] for k in names), i) for i, vals in updates.items()]
