@@ -318,7 +318,7 @@ OPENSEARCH = "{http://a9.com/-/spec/opensearch/1.1/}"
 
 
 def parse_arxiv_page(body: bytes) -> ArxivPage:
-    """arXiv API Atom bytes -> Entries straight from lxml (~10x faster than feedparser, ~2x arxiv.Result)."""
+    """arXiv API Atom bytes -> Entries straight from lxml (no feedparser, no arxiv.Result in between)."""
     from lxml import etree
 
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, recover=False)
@@ -354,7 +354,7 @@ def _arxiv_entry(node) -> Entry | None:
     categories: list[str] = []
     for child in node.iterchildren(Element):  # elements only: no comments or processing instructions
         name = child.tag.rpartition("}")[2]
-        if name == "author":  # lxml's findtext() goes through Python ElementPath: 4x slower than iterchildren
+        if name == "author":  # lxml's findtext() goes through Python ElementPath: 2x slower
             first = next(child.iterchildren(ATOM_NAME), None)
             authors.append(clean_text(first.text if first is not None else "", 200))
         elif name == "category":
