@@ -301,30 +301,6 @@ def parse_html(body: bytes, selectors: dict[str, str], base_url: str, max_entrie
     return ParseResult(entries)
 
 
-def from_arxiv_result(result) -> Entry:
-    """An `arxiv.Result` as an Entry keyed by its version-less arXiv id."""
-    parsed = parse_arxiv_id(result.entry_id) or (result.entry_id, None)
-    arxiv_id, version = parsed
-    summary = clean_text(result.summary, SUMMARY_MAX)
-    comment = result.comment or ""
-    return Entry(
-        key=entry_key(arxiv_id=arxiv_id, guid="", link="", title="", content=""),
-        kind="paper",
-        title=clean_text(result.title, TITLE_MAX),
-        url=f"https://arxiv.org/abs/{arxiv_id}",
-        pdf_url=f"https://arxiv.org/pdf/{arxiv_id}",
-        summary=summary,
-        summary_html="",
-        authors=[clean_text(a.name, 200) for a in result.authors],
-        published=_naive_utc(result.published),
-        updated=_naive_utc(result.updated),
-        arxiv_id=arxiv_id,
-        arxiv_version=version or 1,
-        tags=list(result.categories or []),
-        code_urls=code_urls_in(f"{summary} {comment}"),
-    )
-
-
 @dataclass
 class ArxivPage:
     """One page of arXiv API results: the opensearch counters and the papers on it."""
@@ -336,13 +312,13 @@ class ArxivPage:
 
 
 ATOM = "{http://www.w3.org/2005/Atom}"
+ATOM_NAME = f"{ATOM}name"
 ARXIV_NS = "{http://arxiv.org/schemas/atom}"
 OPENSEARCH = "{http://a9.com/-/spec/opensearch/1.1/}"
 
 
 def parse_arxiv_page(body: bytes) -> ArxivPage:
-    """arXiv API Atom bytes -> `arxiv.Result` records -> Entries (lxml: ~10x faster than feedparser)."""
-    import arxiv
+    """arXiv API Atom bytes -> Entries straight from lxml (no feedparser, no arxiv.Result in between)."""
     from lxml import etree
 
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, recover=False)
@@ -354,12 +330,12 @@ def parse_arxiv_page(body: bytes) -> ArxivPage:
         raise FetchError("arXiv API answered something that is not an Atom feed")
     entries: list[Entry] = []
     skipped = 0
-    for node in root.iterfind(f"{ATOM}entry"):
-        result = _arxiv_result(node, arxiv)
-        if result is None:
+    for node in root.iterchildren(f"{ATOM}entry"):
+        entry = _arxiv_entry(node)
+        if entry is None:
             skipped += 1
-            continue
-        entries.append(from_arxiv_result(result))
+        else:
+            entries.append(entry)
     return ArxivPage(
         total=_int(root.findtext(f"{OPENSEARCH}totalResults")),
         start=_int(root.findtext(f"{OPENSEARCH}startIndex")),
@@ -368,45 +344,45 @@ def parse_arxiv_page(body: bytes) -> ArxivPage:
     )
 
 
-def _arxiv_result(node, arxiv):
-    """One <entry> in a single pass over its children (lxml's find() per field costs 3x more)."""
+def _arxiv_entry(node) -> Entry | None:
+    """One <entry> in a single pass over its children (lxml's find() per field costs 3x more), keyed by its
+    version-less arXiv id; None without an id or a date."""
+    from lxml.etree import Element
+
     fields: dict[str, str] = {}
-    authors, links, categories = [], [], []
-    primary = ""
-    for child in node:
-        tag = child.tag
-        if not isinstance(tag, str):
-            continue  # comments, processing instructions
-        name = tag.rpartition("}")[2]
-        if name == "author":
-            authors.append(arxiv.Result.Author(child.findtext(f"{ATOM}name") or ""))
-        elif name == "link":
-            if child.get("href"):
-                links.append(arxiv.Result.Link(child.get("href"), title=child.get("title"), rel=child.get("rel") or ""))
+    authors: list[str] = []
+    categories: list[str] = []
+    for child in node.iterchildren(Element):  # elements only: no comments or processing instructions
+        name = child.tag.rpartition("}")[2]
+        if name == "author":  # lxml's findtext() goes through Python ElementPath: 2x slower
+            first = next(child.iterchildren(ATOM_NAME), None)
+            authors.append(clean_text(first.text if first is not None else "", 200))
         elif name == "category":
-            if child.get("term"):
-                categories.append(child.get("term"))
-        elif name == "primary_category":
-            primary = child.get("term", "")
-        else:
+            term = child.get("term")
+            if term:
+                categories.append(term)
+        elif name not in ("link", "primary_category"):
             fields[name] = child.text or ""
     entry_id = fields.get("id", "").strip()
     published = _iso_dt(fields.get("published"))
     if not entry_id or published is None:
         return None
-    return arxiv.Result(
-        entry_id=entry_id,
-        updated=_iso_dt(fields.get("updated")) or published,
-        published=published,
-        title=fields.get("title", ""),
+    arxiv_id, version = parse_arxiv_id(entry_id) or (entry_id, None)
+    summary = clean_text(fields.get("summary", ""), SUMMARY_MAX)
+    return Entry(
+        key=entry_key(arxiv_id=arxiv_id, guid="", link="", title="", content=""),
+        kind="paper",
+        title=clean_text(fields.get("title", ""), TITLE_MAX),
+        url=f"https://arxiv.org/abs/{arxiv_id}",
+        pdf_url=f"https://arxiv.org/pdf/{arxiv_id}",
+        summary=summary,
         authors=authors,
-        summary=fields.get("summary", ""),
-        comment=fields.get("comment", ""),
-        journal_ref=fields.get("journal_ref", ""),
-        doi=fields.get("doi", ""),
-        primary_category=primary,
-        categories=categories,
-        links=links,
+        published=published,
+        updated=_iso_dt(fields.get("updated")) or published,
+        arxiv_id=arxiv_id,
+        arxiv_version=version or 1,
+        tags=categories,
+        code_urls=code_urls_in(f"{summary} {fields.get('comment', '')}"),
     )
 
 
