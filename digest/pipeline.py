@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
@@ -244,25 +245,8 @@ def extract_claims(engine: Engine) -> int:
             seen: dict[tuple[str, float], int] = {}
             for c in claims_mod.extract_claims(text):
                 n = seen[(c.unit, c.value)] = seen.get((c.unit, c.value), 0) + 1
-                rows.append(
-                    Claim(
-                        item_id=item.id,
-                        value=c.value,
-                        value_hi=c.value_hi,
-                        unit=c.unit,
-                        kind=c.kind,
-                        direction=c.direction,
-                        qualifier=c.qualifier,
-                        subject=c.subject,
-                        context=c.context,
-                        baseline=c.baseline,
-                        text=c.text,
-                        start=c.start,
-                        end=c.end,
-                        field=field,
-                        key=claims_mod.claim_key(item.key, field, c.unit, c.value, n),
-                    )
-                )
+                key = claims_mod.claim_key(item.key, field, c.unit, c.value, n)
+                rows.append(Claim(item_id=item.id, field=field, key=key, **asdict(c)))
         found[item.id] = rows
     store.replace_claims(engine, found)
     return sum(len(v) for v in found.values())
