@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from threading import Thread
-from typing import ClassVar
-
 import pytest
 
 from digest.cli import main
+from tests.conftest import serve_folder
 from tests.publish_data import published
-
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-
-
-class Quiet(SimpleHTTPRequestHandler):
-    extensions_map: ClassVar[dict[str, str]] = {
-        **SimpleHTTPRequestHandler.extensions_map,
-        ".js": "text/javascript",
-        ".wasm": "application/wasm",
-    }
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture
@@ -33,23 +15,8 @@ def served_site(runner, httpserver, tmp_path, db):
     out = tmp_path / "site"
     result = runner.invoke(main, ["--config", str(cfg), "build", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(out)))
-    Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-
-
-@pytest.fixture
-def browser():
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail("Debian's chromium is required (.ci/run installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, args=ARGS)
-        yield b
-        b.close()
+    with serve_folder(out) as base:
+        yield base
 
 
 def test_site_in_chromium_search_and_links(served_site, browser):

@@ -75,53 +75,29 @@ def test_demo_newsletter_parses(demo_run):
     assert [p.get_content_type() for p in msg.walk() if not p.is_multipart()] == ["text/plain", "text/html"]
 
 
-def test_site_in_headless_chromium(demo_run):
+def test_site_in_headless_chromium(demo_run, browser):
     """The built site in a real browser: no console errors, tag links resolve; screenshots land in docs/."""
-    import shutil
-    from functools import partial
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-    from threading import Thread
-
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail("Debian's chromium is required (.ci/run installs it)")
-    from playwright.sync_api import sync_playwright
+    from tests.conftest import serve_folder
 
     _, ws = demo_run
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(ws / "site")))
-    Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
     errors: list[str] = []
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=chromium,
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-            )
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{base}/index.html")
-            assert page.locator("article.finding").count() > 10
-            page.screenshot(path=str(ROOT / "docs" / "screenshot-home.png"))
-            page.locator("section.taglist a.tag").first.click()
-            page.wait_for_load_state()
-            assert "/tags/" in page.url and page.locator("article.finding").count() > 0
-            page.locator("article.finding h3 a").first.click()
-            page.wait_for_load_state()
-            assert "/items/" in page.url and page.locator("h1").count() == 1
-            page.screenshot(path=str(ROOT / "docs" / "screenshot-item.png"), full_page=False)
-            # Client-side search (Pagefind) finds a known finding by a word of its title.
-            page.goto(f"{base}/search.html?q=DFlash")
-            page.wait_for_selector("#search-results li a", timeout=15000)
-            assert any("DFlash" in t for t in page.locator("#search-results li a").all_inner_texts())
-            page.screenshot(path=str(ROOT / "docs" / "screenshot-search.png"), full_page=False)
-            browser.close()
-    finally:
-        server.shutdown()
+    with serve_folder(ws / "site") as base:
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{base}/index.html")
+        assert page.locator("article.finding").count() > 10
+        page.screenshot(path=str(ROOT / "docs" / "screenshot-home.png"))
+        page.locator("section.taglist a.tag").first.click()
+        page.wait_for_load_state()
+        assert "/tags/" in page.url and page.locator("article.finding").count() > 0
+        page.locator("article.finding h3 a").first.click()
+        page.wait_for_load_state()
+        assert "/items/" in page.url and page.locator("h1").count() == 1
+        page.screenshot(path=str(ROOT / "docs" / "screenshot-item.png"), full_page=False)
+        # Client-side search (Pagefind) finds a known finding by a word of its title.
+        page.goto(f"{base}/search.html?q=DFlash")
+        page.wait_for_selector("#search-results li a", timeout=15000)
+        assert any("DFlash" in t for t in page.locator("#search-results li a").all_inner_texts())
+        page.screenshot(path=str(ROOT / "docs" / "screenshot-search.png"), full_page=False)
     assert not errors, errors
