@@ -103,7 +103,7 @@ def demo(state: State, workspace: Path | None, week: str | None) -> None:
     broken = [r for r in reports if r.status == "broken"]
     if broken:
         raise DigestError(f"demo snapshot broken for: {', '.join(f'{r.source} ({r.error})' for r in broken)}")
-    embedder = load_embedder(config.embed_model, base_config.workspace)
+    embedder = load_embedder(config.embed_model, base_config.workspace, config.embed_max_tokens)
     with _progress() as progress:
         tagged = pipeline.tag_items(engine, config, embedder, progress=progress)
     n_claims = pipeline.extract_claims(engine)

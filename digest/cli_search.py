@@ -79,7 +79,7 @@ def search(
             from digest.embed import load_embedder
 
             config = state.config
-            embedder = load_embedder(config.embed_model, config.workspace)
+            embedder = load_embedder(config.embed_model, config.workspace, config.embed_max_tokens)
             embed, model, cache = (lambda t: embedder.encode([t])[0]), embedder.name, config.workspace / "cache"
         rows = s.fetch(conn, s.run(conn, q, embed=embed, model=model, cache_dir=cache))
     finally:

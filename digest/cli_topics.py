@@ -18,7 +18,7 @@ def tag(state: State, explain_ref: str | None) -> None:
     from digest import pipeline
     from digest.embed import load_embedder
 
-    embedder = load_embedder(state.config.embed_model, state.config.workspace)
+    embedder = load_embedder(state.config.embed_model, state.config.workspace, state.config.embed_max_tokens)
     if explain_ref is not None:
         _explain(*pipeline.explain_item(state.engine, state.config, embedder, explain_ref))
         return
@@ -61,7 +61,7 @@ def embed_prepare(state: State, model: str | None) -> None:
 
     name = model or state.config.embed_model
     started = time.monotonic()
-    embedder = load_embedder(name, state.config.workspace)
+    embedder = load_embedder(name, state.config.workspace, state.config.embed_max_tokens)
     vec = embedder.encode(["Speculative decoding drafts tokens with a small model."])
     click.echo(f"{name}: ready ({vec.shape[1]} dims, {time.monotonic() - started:.1f}s)")
 
@@ -83,7 +83,7 @@ def topics_suggest(state: State, threshold: float | None, distance: float | None
     from digest import pipeline
     from digest.embed import load_embedder
 
-    embedder = load_embedder(state.config.embed_model, state.config.workspace)
+    embedder = load_embedder(state.config.embed_model, state.config.workspace, state.config.embed_max_tokens)
     with _progress() as progress:
         n_out, rows = pipeline.suggest_topics(
             state.engine, state.config, embedder, threshold, distance, min_size, progress=progress
@@ -129,7 +129,7 @@ def eval_topics(state: State, file: Path, topics_file: Path | None, split: str) 
     items = [i for i in topics_mod.load_eval(file) if split == "all" or i["split"] == split]
     if not items:
         raise DigestError(f"{file}: no labelled items in split {split!r}")
-    embedder = load_embedder(state.config.embed_model, state.config.workspace)
+    embedder = load_embedder(state.config.embed_model, state.config.workspace, state.config.embed_max_tokens)
     index = topics_mod.build_index(taxonomy, embedder.encode, embedder.name)
     texts = [topics_mod.item_text(i["title"], i["summary"]) for i in items]
     assigned = topics_mod.assign(index, embedder.encode(texts), texts, [i["tags"] for i in items])

@@ -90,6 +90,7 @@ class Config:
     embed_model: str
     sources: tuple[SourceConfig, ...]
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    embed_max_tokens: int = 256  # transformer models truncate each text to this many tokens
 
     @property
     def default_db_url(self) -> str:
@@ -161,7 +162,10 @@ def parse_config(raw: dict, path: Path) -> Config:
     _check_unknown(fetch_raw, FetchConfig.__dataclass_fields__, path, "[fetch]")
     _check_unknown(site_raw, SiteConfig.__dataclass_fields__, path, "[site]")
     _check_unknown(news_raw, NewsletterConfig.__dataclass_fields__, path, "[newsletter]")
-    _check_unknown(embed_raw, {"model"}, path, "[embed]")
+    _check_unknown(embed_raw, {"model", "max_tokens"}, path, "[embed]")
+    max_tokens = _typed(embed_raw, "max_tokens", int, path, "[embed]", 256)
+    if not 8 <= max_tokens <= 512:
+        raise ConfigError(f"{path}: [embed]: field 'max_tokens' must be between 8 and 512 (got {max_tokens})")
     newsletter = NewsletterConfig(
         out_dir=workspace / "newsletter"
         if "out_dir" not in news_raw
@@ -191,6 +195,7 @@ def parse_config(raw: dict, path: Path) -> Config:
         embed_model=_typed(embed_raw, "model", str, path, "[embed]", "all-MiniLM-L6-v2"),
         sources=sources,
         smtp=_smtp(_table(raw, "smtp", path), path),
+        embed_max_tokens=max_tokens,
     )
 
 

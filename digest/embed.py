@@ -161,12 +161,23 @@ def bucketed(
     return normalize(out)
 
 
+def model_name(base: str, max_tokens: int = MAX_TOKENS) -> str:
+    """The name vectors are stored under: a non-default truncation gives other vectors, so its own name."""
+    return base if max_tokens == MAX_TOKENS else f"{base}@{max_tokens}"
+
+
 class SentenceTransformerEmbedder:
     """The bundled all-MiniLM-L6-v2 in PyTorch, offline: all CPU cores, or the GPU in fp16 when there is one."""
 
     name = MINILM
 
-    def __init__(self, batch_size: int | None = None, device: str | None = None, path: Path | None = None):
+    def __init__(
+        self,
+        batch_size: int | None = None,
+        device: str | None = None,
+        path: Path | None = None,
+        max_tokens: int = MAX_TOKENS,
+    ):
         _offline()
         import torch
         from sentence_transformers import SentenceTransformer
@@ -176,6 +187,8 @@ class SentenceTransformerEmbedder:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.path = Path(path) if path else minilm_path()
         self.model = SentenceTransformer(str(self.path), device=self.device)
+        self.model.max_seq_length = max_tokens
+        self.name = model_name(MINILM, max_tokens)
         self.bert = self.model[0].auto_model
         self.tokenizer = _tokenizer(self.path, self.model.max_seq_length)
         self.fast_tokenizer = WordCacheTokenizer(self.tokenizer, self.model.max_seq_length)
@@ -272,11 +285,11 @@ def _padded_batches(lengths: np.ndarray, flat: np.ndarray, batch_size: int):
 
 
 class OnnxEmbedder:
-    """all-MiniLM-L6-v2 exported to ONNX and quantized to int8 (onnxruntime, no torch at run time)."""
+    """all-MiniLM-L6-v2 exported to ONNX, fused and quantized to int8 (onnxruntime, no torch at run time)."""
 
     name = MINILM_ONNX
 
-    def __init__(self, folder: Path, batch_size: int = 32, threads: int | None = None):
+    def __init__(self, folder: Path, batch_size: int = 32, threads: int | None = None, max_tokens: int = MAX_TOKENS):
         """``folder`` holds model-int8.onnx and tokenizer.json (see ensure_onnx)."""
         import onnxruntime as ort
 
@@ -285,8 +298,9 @@ class OnnxEmbedder:
         opts.intra_op_num_threads = threads or os.cpu_count() or 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(folder / "model-int8.onnx"), opts, providers=["CPUExecutionProvider"])
-        self.tokenizer = WordCacheTokenizer(_tokenizer(folder))
+        self.tokenizer = WordCacheTokenizer(_tokenizer(folder, max_tokens), max_tokens)
         self.batch_size = batch_size
+        self.name = model_name(MINILM_ONNX, max_tokens)
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
@@ -367,23 +381,41 @@ class StaticEmbedder:
 # --- derived models, built once from the bundled weights and cached under the workspace ------------------
 
 
+# How the int8 model is made; a cached model built by another recipe is rebuilt (see ensure_onnx).
+ONNX_RECIPE = "eager-export+bert-fusion+dynamic-int8-per-channel/fp32:embeddings,L0-attn-out,L0-ffn-out,L2-ffn-out"
+# Weight MatMuls kept fp32: the three whose int8 error costs the most cosine (measured one node at a time
+# on the taxonomy texts and synthetic abstracts; README, Benchmarks). All other MatMuls run int8.
+_KEEP_FP32 = (
+    "/layer.0/attention/output/dense/MatMul",
+    "/layer.0/output/dense/MatMul",
+    "/layer.2/output/dense/MatMul",
+)
+
+
 def ensure_onnx(cache_dir: Path) -> Path:
-    """Export the bundled model with torch.onnx.export, quantize it to int8 and check it; returns the folder."""
+    """Export the bundled model to ONNX, fuse, quantize it to int8 and check it; returns the folder.
+
+    Steps: ``torch.onnx.export`` with eager attention (a pattern onnxruntime's BERT optimizer recognises),
+    ``optimize_model`` fuses each layer's attention into one Attention op and the LayerNorms and GELUs,
+    and ``quantize_dynamic`` makes every weight MatMul and the attention's QKV projection int8 with
+    per-channel weights (the score products inside Attention stay fp32), except ``_KEEP_FP32``. On AVX2
+    without VNNI int8 GEMM runs about 2.2x fp32 here; quantizing all of them drifts to a min cosine of 0.984.
+    """
     folder = cache_dir / MINILM_ONNX
-    if (folder / "model-int8.onnx").exists() and (folder / "check.json").exists():
+    if (folder / "model-int8.onnx").exists() and _built_by(folder, ONNX_RECIPE):
         return folder
     _offline()
-    import json
     import shutil
 
     import onnx
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.optimizer import optimize_model
     from transformers import AutoModel
 
     src = minilm_path()
     with _building(folder) as tmp:
-        bert = AutoModel.from_pretrained(str(src)).eval()
+        bert = AutoModel.from_pretrained(str(src), attn_implementation="eager").eval()
 
         class Wrapped(torch.nn.Module):
             def __init__(self) -> None:
@@ -408,33 +440,40 @@ def ensure_onnx(cache_dir: Path) -> Path:
                 opset_version=17,
                 dynamo=False,
             )
-        # int8 per-channel weights for the weight MatMuls only: the attention-score MatMuls (activation x
-        # activation) and each layer's FFN output projection stay fp32. Quantizing everything drifts to a
-        # min cosine of about 0.92 vs fp32; this keeps it >= 0.99 (see README, Benchmarks).
-        graph = onnx.load(str(tmp / "model.onnx")).graph
-        keep_fp32 = [
-            n.name
-            for n in graph.node
-            if n.op_type == "MatMul"
-            and ("/self/MatMul" in n.name or (n.name.endswith("/output/dense/MatMul") and "attention" not in n.name))
-        ]
+        cfg = bert.config
+        fused = optimize_model(
+            str(tmp / "model.onnx"), model_type="bert", num_heads=cfg.num_attention_heads, hidden_size=cfg.hidden_size
+        )
+        fused.save_model_to_file(str(tmp / "model-fused.onnx"))
+        graph = onnx.load(str(tmp / "model-fused.onnx")).graph
+        keep_fp32 = [n.name for n in graph.node if n.op_type == "MatMul" and n.name.endswith(_KEEP_FP32)]
         quantize_dynamic(
-            str(tmp / "model.onnx"),
+            str(tmp / "model-fused.onnx"),
             str(tmp / "model-int8.onnx"),
             weight_type=QuantType.QInt8,
             per_channel=True,
-            op_types_to_quantize=["MatMul"],
             nodes_to_exclude=keep_fp32,
+            op_types_to_quantize=["MatMul", "Attention"],  # the embedding tables stay fp32: a lookup, no speed-up
+            extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
         )
         shutil.copy(src / "tokenizer.json", tmp / "tokenizer.json")
         (tmp / "model.onnx").unlink()
+        (tmp / "model-fused.onnx").unlink()
         cosine = _check_against_fp32(tmp, src)
         if cosine["min"] < MIN_COSINE:
             from digest.errors import DigestError
 
             raise DigestError(f"int8 ONNX model drifts from fp32 (min cosine {cosine['min']:.4f} < {MIN_COSINE})")
-        (tmp / "check.json").write_text(json.dumps(cosine))
+        (tmp / "check.json").write_text(json.dumps(cosine | {"recipe": ONNX_RECIPE}))
     return folder
+
+
+def _built_by(folder: Path, recipe: str) -> bool:
+    """Whether a cached derived model passed its check and was made by this recipe."""
+    try:
+        return json.loads((folder / "check.json").read_text()).get("recipe") == recipe
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _check_against_fp32(folder: Path, src: Path) -> dict:
@@ -501,14 +540,18 @@ def models_dir(workspace: Path | None) -> Path:
     return Path(workspace or "workspace") / "models"
 
 
-def load_embedder(name: str, workspace: Path | None = None) -> Embedder:
-    """The embedder a config names; derived models (ONNX, static) are built once under ``workspace/models``."""
+def load_embedder(name: str, workspace: Path | None = None, max_tokens: int = MAX_TOKENS) -> Embedder:
+    """The embedder a config names; derived models (ONNX, static) are built once under ``workspace/models``.
+
+    ``max_tokens`` ([embed] max_tokens) truncates texts for the transformer models; the static model reads
+    every word whatever it is.
+    """
     from digest.errors import ConfigError
 
     if name == MINILM:
-        return SentenceTransformerEmbedder()
+        return SentenceTransformerEmbedder(max_tokens=max_tokens)
     if name == MINILM_ONNX:
-        return OnnxEmbedder(ensure_onnx(models_dir(workspace)))
+        return OnnxEmbedder(ensure_onnx(models_dir(workspace)), max_tokens=max_tokens)
     if name == MINILM_STATIC:
         return StaticEmbedder(ensure_static(models_dir(workspace)))
     if name == FAKE:
