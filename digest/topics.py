@@ -217,40 +217,49 @@ def _phrase_pattern(phrase: str) -> re.Pattern[str]:
 
 _RUN = re.compile(r"[a-z0-9]+")
 _SUFFIXES = ("", "s", "es", "ing", "ed")
-# Lower-cased ASCII to tokens: [a-z0-9] stays, whitespace and separators become spaces, any other character "|".
+# Lower-cased ASCII to keyword text: [a-z0-9] stays, whitespace and separators become " ", any other character "|".
 _TOKEN_TABLE = {
     c: chr(c) if _RUN.fullmatch(chr(c)) else " " if _SEPARATORS.fullmatch(chr(c)) or chr(c).isspace() else "|"
     for c in range(128)
 }
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_SPACE_RUNS = re.compile(r"  +")
+_BOUNDS = (" ", "|")
 
 
-def _tokens(text: str) -> list[str]:
-    """Lower-cased text as tokens: the runs of [a-z0-9], and a "|" for any character not a space or separator.
+def _keyword_text(text: str) -> str:
+    """Lower-cased text as runs of [a-z0-9] between " " (whitespace, separators) and "|" (any other character).
 
-    A keyword matches the normalised text on word boundaries iff " w1 w2 last+suffix " occurs in the
-    tokens joined by single spaces (and padded with one).
+    Runs of spaces become one, so a keyword matches the normalised text on word boundaries iff
+    "w1 w2 last+suffix" occurs here between two of " ", "|" (or the padded ends).
     """
     text = text.lower()
     if not text.isascii():
         text = _NON_ASCII.sub(lambda m: " " if _SEPARATORS.match(m[0]) or m[0].isspace() else "|", text)
-    return text.translate(_TOKEN_TABLE).replace("|", " | ").split()
+    text = text.translate(_TOKEN_TABLE)
+    return _SPACE_RUNS.sub(" ", text) if "  " in text else text
 
 
 class _KeywordIndex:
-    """Every topic's keywords by the word runs that can complete them, for one fast, exact pass per text.
+    """Every topic's keywords in one Aho-Corasick automaton (ahocorasick-rs, Rust), for one exact pass over all texts.
 
-    A keyword matches only where its last word (plus an optional suffix) is a whole run of [a-z0-9]
-    in the text. So a text's tokens, intersected with the index's words (C-speed set operations),
-    give the few candidate keywords: single-word ones are then certain; multi-word ones need all
-    their words among the tokens and are confirmed by a substring test on the joined tokens;
-    keywords with other characters (``slow``; none in the default taxonomy) use their regex on the
-    normalised text. Same hits as trying every keyword's ``_phrase_pattern`` on every text.
+    Each keyword form ("w1 w2 last" plus an optional suffix on the last word) is stored with a
+    boundary character (" " or "|") on each side, and each text is mapped by ``_keyword_text`` so that
+    a form occurs there exactly where the keyword's ``_phrase_pattern`` matches the normalised text.
+    All texts are joined (ASCII by then) and searched in one pass over their bytes; the matches are
+    mapped to (text, keyword) pairs, title or body, with numpy: no per-word Python objects. Keywords with other
+    characters (``slow``; none in the default taxonomy) use their regex. Same hits as trying every
+    keyword's ``_phrase_pattern`` on every text (tests check this on the eval set and awkward texts).
     """
 
     def __init__(self, matchers: list[_TopicMatcher]) -> None:
-        # word -> (single-word keywords it is, multi-word keywords it ends: (keyword, all words, " w1 w2 word "))
-        self.by_word: dict[str, tuple[list[tuple[int, int]], list[tuple[tuple[int, int], frozenset[str], str]]]] = {}
+        import itertools
+
+        from ahocorasick_rs import BytesAhoCorasick
+
+        self._chain = itertools.chain.from_iterable
+        pair_ids: dict[tuple[int, int], int] = {}  # (topic, keyword) -> pair id
+        forms: dict[str, list[int]] = {}  # bounded form -> pair ids
         self.slow: list[tuple[int, int]] = []
         for t, matcher in enumerate(matchers):
             for k, (kw, _) in enumerate(matcher.keywords):
@@ -258,36 +267,76 @@ class _KeywordIndex:
                 if not all(_RUN.fullmatch(w) for w in words):
                     self.slow.append((t, k))
                     continue
-                for word in (words[-1] + suffix for suffix in _SUFFIXES):
-                    single, phrases = self.by_word.setdefault(word, ([], []))
-                    if len(words) == 1:
-                        single.append((t, k))
-                    else:
-                        phrases.append(((t, k), frozenset([*words[:-1], word]), f" {' '.join(words[:-1])} {word} "))
-        self.words = frozenset(self.by_word)  # words that complete a keyword
-        self.vocab = self.words.union(*(need for _, ps in self.by_word.values() for _, need, _ in ps))
+                pid = pair_ids.setdefault((t, k), len(pair_ids))
+                for suffix in _SUFFIXES:
+                    form = " ".join(words) + suffix
+                    for left in _BOUNDS:
+                        for right in _BOUNDS:
+                            ids = forms.setdefault(left + form + right, [])
+                            if pid not in ids:
+                                ids.append(pid)
+        self.pairs = list(pair_ids)
+        self.pair_topic = np.array([t for t, _ in self.pairs], dtype=np.int64)
+        self.pair_keyword = np.array([k for _, k in self.pairs], dtype=np.int64)
+        self.automaton = BytesAhoCorasick([form.encode() for form in forms]) if forms else None
+        # form number -> its pair ids, as CSR arrays
+        self.form_ptr = np.zeros(len(forms) + 1, dtype=np.int64)
+        np.cumsum([len(ids) for ids in forms.values()], out=self.form_ptr[1:])
+        self.form_pairs = np.array([pid for ids in forms.values() for pid in ids], dtype=np.int64)
+
+    def matches(self, matchers: list[_TopicMatcher], texts: Sequence[str]) -> tuple[np.ndarray, ...]:
+        """(text, topic, keyword, weight) arrays, one entry per keyword found in a text; title hits weigh
+        TITLE_WEIGHT (the title is the text's first line)."""
+        rows = np.zeros(0, dtype=np.int64)
+        pairs = np.zeros(0, dtype=np.int64)
+        weights = np.zeros(0, dtype=np.float32)
+        if self.automaton is not None and len(texts):
+            parts, title_ends = [], []
+            for text in texts:
+                title, _, body = text.partition("\n")
+                head = f" {_keyword_text(title)}"
+                title_ends.append(len(head))  # the "|" after the title: a title hit ends at or before it
+                parts.append(f"{head}|{_keyword_text(body)} ")
+            starts = np.zeros(len(parts) + 1, dtype=np.int64)
+            np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)), out=starts[1:])
+            found = self.automaton.find_matches_as_indexes("".join(parts).encode("ascii"), overlapping=True)
+            found = np.fromiter(self._chain(found), dtype=np.int64, count=3 * len(found)).reshape(-1, 3)
+            form, ends = found[:, 0], found[:, 2] - 1  # (form, start, end) -> the form's last character
+            text_of = np.searchsorted(starts, ends, side="right") - 1
+            in_title = ends - starts[text_of] <= np.asarray(title_ends, dtype=np.int64)[text_of]
+            counts = self.form_ptr[form + 1] - self.form_ptr[form]  # pairs per form (mostly 1)
+            match = np.repeat(np.arange(len(form)), counts)
+            within = np.arange(len(match)) - np.repeat(np.cumsum(counts) - counts, counts)
+            key = text_of[match] * len(self.pairs) + self.form_pairs[self.form_ptr[form][match] + within]
+            keys = np.unique(key)
+            rows, pairs = np.divmod(keys, len(self.pairs))
+            weights = np.where(np.isin(keys, key[in_title[match]]), TITLE_WEIGHT, 1.0).astype(np.float32)
+        topic, keyword = (self.pair_topic[pairs], self.pair_keyword[pairs]) if len(self.pairs) else (pairs, pairs)
+        if self.slow:
+            extra = []
+            for i, text in enumerate(texts):
+                title, _, body = text.partition("\n")
+                title_n, body_n = _normalise(title), _normalise(body)
+                for t, k in self.slow:
+                    pattern = matchers[t].keywords[k][1]
+                    if pattern.search(title_n):
+                        extra.append((i, t, k, TITLE_WEIGHT))
+                    elif pattern.search(body_n):
+                        extra.append((i, t, k, 1.0))
+            if extra:
+                r, t, k, w = (np.asarray(col) for col in zip(*extra, strict=True))
+                rows, topic, keyword = (
+                    np.concatenate([rows, r]),
+                    np.concatenate([topic, t]),
+                    np.concatenate([keyword, k]),
+                )
+                weights = np.concatenate([weights, w.astype(np.float32)])
+        return rows, topic, keyword, weights
 
     def hits(self, matchers: list[_TopicMatcher], text: str) -> list[tuple[int, int, float]]:
-        """(topic, keyword, weight) per keyword found in an item text; title hits weigh TITLE_WEIGHT."""
-        title, _, body = text.partition("\n")
-        found: dict[tuple[int, int], float] = {}
-        for weight, tokens in ((1.0, _tokens(body)), (TITLE_WEIGHT, _tokens(title))):
-            present = self.vocab.intersection(tokens)
-            entries = [self.by_word[word] for word in self.words.intersection(present)]
-            found.update((pair, weight) for single, _ in entries for pair in single)
-            phrases = [(pair, form) for _, ps in entries for pair, need, form in ps if need <= present]
-            if phrases:
-                joined = f" {' '.join(tokens)} "
-                found.update((pair, weight) for pair, form in phrases if form in joined)
-        if self.slow:
-            title_n, body_n = _normalise(title), _normalise(body)
-            for t, k in self.slow:
-                pattern = matchers[t].keywords[k][1]
-                if pattern.search(title_n):
-                    found[(t, k)] = TITLE_WEIGHT
-                elif pattern.search(body_n):
-                    found[(t, k)] = 1.0
-        return [(t, k, w) for (t, k), w in found.items()]
+        """(topic, keyword, weight) per keyword found in one item text."""
+        _, topic, keyword, weights = self.matches(matchers, [text])
+        return list(zip(topic.tolist(), keyword.tolist(), weights.tolist(), strict=True))
 
 
 class _TopicMatcher:
@@ -315,12 +364,27 @@ def _as_unit_rows(vecs: np.ndarray) -> np.ndarray:
     return arr / np.maximum(norms, 1e-12)
 
 
+_BLAS = None
+
+
+def _one_blas_thread():
+    """A context running BLAS on one thread: this product is small, and when another job holds one of two
+    cores, a second OpenBLAS thread waiting for it made assigning 1,000 items take 90 ms instead of 30."""
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
+
+
 def topic_similarity(index: TopicIndex, vecs: np.ndarray, top_k: int | None = TOP_K_PROTOTYPES) -> np.ndarray:
     """(n_items, n_topics): mean of each item's ``top_k`` best cosine similarities per topic.
 
     ``top_k=None`` averages over all of the topic's prototypes (their centroid direction).
     """
-    sims = _as_unit_rows(vecs) @ index.vectors.T  # (n_items, n_prototypes)
+    with _one_blas_thread():
+        sims = _as_unit_rows(vecs) @ index.vectors.T  # (n_items, n_prototypes)
     out = np.empty((sims.shape[0], len(index.topics)), dtype=np.float32)
     for t in range(len(index.topics)):
         cols = sims[:, index.owner == t]
@@ -330,19 +394,23 @@ def topic_similarity(index: TopicIndex, vecs: np.ndarray, top_k: int | None = TO
 
 
 def evidence(
-    index: TopicIndex, texts: Sequence[str], source_tags: Sequence[Sequence[str]] | None = None
+    index: TopicIndex,
+    texts: Sequence[str],
+    source_tags: Sequence[Sequence[str]] | None = None,
+    with_hits: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, list[list[tuple[int, int, float]]]]:
     """Weighted keyword-hit counts and tag indicators, both (n_items, n_topics), plus each item's
-    (topic, keyword, weight) hits."""
+    (topic, keyword, weight) hits (empty lists unless ``with_hits``)."""
     n, m = len(texts), len(index.topics)
     if source_tags is not None and len(source_tags) != n:
         raise ValueError(f"source_tags has {len(source_tags)} entries for {n} texts")
-    hits = [index._keywords.hits(index._matchers, text) for text in texts]
+    rows, topic, keyword, weights = index._keywords.matches(index._matchers, texts)
     kw = np.zeros((n, m), dtype=np.float32)
-    flat = [(i, t, w) for i, row in enumerate(hits) for t, _, w in row]
-    if flat:
-        rows, cols, weights = zip(*flat, strict=True)
-        np.add.at(kw, (np.asarray(rows), np.asarray(cols)), np.asarray(weights, dtype=np.float32))
+    np.add.at(kw, (rows, topic), weights)
+    hits: list[list[tuple[int, int, float]]] = [[] for _ in range(n)]
+    if with_hits:
+        for i, t, k, w in zip(rows.tolist(), topic.tolist(), keyword.tolist(), weights.tolist(), strict=True):
+            hits[i].append((t, k, w))
     tag = np.zeros((n, m), dtype=np.float32)
     for i, tags in enumerate(source_tags or ()):
         for name in tags:
@@ -405,7 +473,7 @@ def score_matrix(
 ) -> np.ndarray:
     """(n_items, n_topics) final scores; an item's row max says how well it fits the taxonomy at all."""
     sim = topic_similarity(index, vecs)
-    kw, tag, _ = evidence(index, texts, source_tags)
+    kw, tag, _ = evidence(index, texts, source_tags, with_hits=False)
     return combine(sim, kw, tag, keyword_weight=index.calib.keyword_weight, tag_weight=index.calib.tag_weight)
 
 

@@ -414,7 +414,7 @@ def test_tag_explain_cli_by_arxiv_id_and_item_id(tmp_path, db, runner):
 
 def test_keyword_evidence_equals_each_keywords_regex_on_each_text():
     """The single-pass keyword index finds exactly what every keyword's own boundary regex finds."""
-    from digest.topics import TITLE_WEIGHT, _normalise, _phrase_pattern, evidence
+    from digest.topics import evidence
 
     extra = Topic("cpp", "C++", "C++ systems code", keywords=("c++", "top-k gating", "io"))
     taxonomy = [*load_topics(TOPICS_FILE), extra]
@@ -443,13 +443,44 @@ def test_keyword_evidence_equals_each_keywords_regex_on_each_text():
     texts = [item_text(" ".join(rng.choice(pieces, 3)), " ".join(rng.choice(pieces, 12))) for _ in range(300)]
     texts += ["\n".join(rng.choice(pieces, 4)) for _ in range(100)]  # raw newlines: only the first one ends the title
     kw, _, _ = evidence(idx, texts)
-    expected = np.zeros_like(kw)
+    assert kw.sum() > 500
+    np.testing.assert_array_equal(kw, _regex_evidence(taxonomy, texts))
+
+
+def _regex_evidence(taxonomy: list[Topic], texts: list[str]) -> np.ndarray:
+    """Keyword evidence the slow, obvious way: every keyword's own boundary regex on every normalised text."""
+    from digest.topics import TITLE_WEIGHT, _normalise, _phrase_pattern
+
+    patterns = [[_phrase_pattern(word) for word in topic.keywords] for topic in taxonomy]
+    expected = np.zeros((len(texts), len(taxonomy)), dtype=np.float32)
     for i, text in enumerate(texts):
         title, _, body = text.partition("\n")
         title, body = _normalise(title), _normalise(body)
-        for t, topic in enumerate(taxonomy):
-            for word in topic.keywords:
-                pattern = _phrase_pattern(word)
+        for t, pats in enumerate(patterns):
+            for pattern in pats:
                 expected[i, t] += TITLE_WEIGHT if pattern.search(title) else 1.0 if pattern.search(body) else 0.0
-    assert kw.sum() > 500
-    np.testing.assert_array_equal(kw, expected)
+    return expected
+
+
+def test_keyword_evidence_on_the_eval_set_equals_the_regex_evidence():
+    """The Aho-Corasick matcher gives the same evidence, hit by hit, as the per-keyword regexes on the eval set."""
+    from digest.topics import evidence
+
+    taxonomy = load_topics(TOPICS_FILE)
+    items = load_eval(EVAL_FILE)
+    texts = [item_text(i["title"], i["summary"]) for i in items]
+    texts += [f"{i['title']}\n{i['summary']}" for i in items]  # raw spacing, as a caller may pass it
+    kw, _, hits = evidence(build_index(taxonomy, fake_encode), texts)
+    assert len(items) >= 150 and (kw > 0).sum() > len(items)
+    np.testing.assert_array_equal(kw, _regex_evidence(taxonomy, texts))
+    # Each hit names a keyword whose regex matches the text.
+    for text, row in zip(texts, hits, strict=True):
+        for t, k, _ in row:
+            word = taxonomy[t].keywords[k]
+            assert any(_phrase_pattern_hit(word, part) for part in text.partition("\n")[::2])
+
+
+def _phrase_pattern_hit(word: str, text: str) -> bool:
+    from digest.topics import _normalise, _phrase_pattern
+
+    return bool(_phrase_pattern(word).search(_normalise(text)))
