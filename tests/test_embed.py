@@ -72,3 +72,60 @@ def test_static_embedder_matches_model2vec_and_needs_no_torch(tmp_path):
     cosine, torch_loaded = out.stdout.split()
     assert float(cosine) > 0.9995  # fp16 table summed in fp32 vs model2vec fp16 mean: about 0.99986
     assert torch_loaded == "False"
+
+
+def test_max_tokens_setting_is_read_checked_and_names_the_stored_vectors(tmp_path):
+    from digest.config import load_config
+    from digest.errors import ConfigError
+    from tests.conftest import write_config
+
+    assert load_config(write_config(tmp_path, "")).embed_max_tokens == embed.MAX_TOKENS == 256
+    assert load_config(write_config(tmp_path, "", extra="max_tokens = 128")).embed_max_tokens == 128
+    for bad, why in (("0", "must be between 8 and 512"), ('"128"', "must be int"), ("1024", "must be between 8")):
+        with pytest.raises(ConfigError, match=rf"\[embed\]: field 'max_tokens' {why}"):
+            load_config(write_config(tmp_path, "", extra=f"max_tokens = {bad}"))
+    # Vectors cut at another length are other vectors: they are stored under their own model name.
+    assert embed.model_name(embed.MINILM) == "all-MiniLM-L6-v2"
+    assert embed.model_name(embed.MINILM_ONNX, 128) == "all-MiniLM-L6-v2-onnx-int8@128"
+
+
+def test_word_cache_tokenizer_truncates_at_max_tokens(tokenizer):
+    short = embed._tokenizer(embed.minilm_path(), 128)
+    fast = embed.WordCacheTokenizer(short, 128)
+    texts = [f"{i['title']}\n{i['summary']}" for i in EVAL[:40]] + AWKWARD
+    lengths, flat = fast.encode_flat(texts)
+    expected = [e.ids for e in short.encode_batch(texts)]
+    assert max(lengths) == 128 and lengths.tolist() == [len(e) for e in expected]
+    assert flat.tolist() == [t for e in expected for t in e]
+    # The first 127 ids (CLS + 126 word pieces) are those of the 256-token encoding.
+    long = tokenizer.encode(AWKWARD[3]).ids
+    assert expected[40 + 3][:127] == long[:127] and expected[40 + 3][-1] == long[-1]
+
+
+@pytest.mark.slow
+def test_onnx_int8_model_is_checked_against_fp32_and_runs_without_torch(tmp_path):
+    """Builds the fused int8 model (about 20 s): it records its check and recipe, and at 128 tokens it stays
+    within cosine 0.99 of PyTorch fp32 at 128 tokens on the labelled set, in a process that never imports torch."""
+    pytest.importorskip("onnxruntime")
+    folder = embed.ensure_onnx(tmp_path / "models")
+    check = json.loads((folder / "check.json").read_text())
+    assert check["recipe"] == embed.ONNX_RECIPE and check["min"] >= embed.MIN_COSINE and check["n"] >= 30
+    assert embed.ensure_onnx(tmp_path / "models") == folder  # cached: same recipe, not rebuilt
+    texts = [f"{i['title']}\n{i['summary']}" for i in EVAL] + ["word " * 400]
+    code = (
+        "import sys, json, numpy as np; from pathlib import Path; from digest.embed import OnnxEmbedder;"
+        f"e = OnnxEmbedder(Path({str(folder)!r}), max_tokens=128); v = e.encode(json.loads(sys.stdin.read()));"
+        "np.save(sys.argv[1], v); print(e.name, 'torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "v.npy")],
+        input=json.dumps(texts),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.split() == ["all-MiniLM-L6-v2-onnx-int8@128", "False"]
+    fp32 = embed.SentenceTransformerEmbedder(device="cpu", max_tokens=128).encode(texts)
+    cosine = (np.load(tmp_path / "v.npy") * fp32).sum(axis=1)
+    assert cosine.min() >= embed.MIN_COSINE
