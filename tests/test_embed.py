@@ -129,3 +129,29 @@ def test_onnx_int8_model_is_checked_against_fp32_and_runs_without_torch(tmp_path
     fp32 = embed.SentenceTransformerEmbedder(device="cpu", max_tokens=128).encode(texts)
     cosine = (np.load(tmp_path / "v.npy") * fp32).sum(axis=1)
     assert cosine.min() >= embed.MIN_COSINE
+
+
+def test_bucketed_batches_run_in_parallel_give_the_same_rows_in_input_order(tokenizer):
+    """Length buckets spread over a thread pool come back pooled, normalised and in the caller's order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    fast = embed.WordCacheTokenizer(tokenizer)
+    texts = [f"{i['title']}\n{i['summary']}" for i in EVAL[:50]] + AWKWARD[:2]
+    table = np.random.default_rng(0).normal(size=(tokenizer.get_vocab_size(), 8)).astype(np.float32)
+    calls = []
+
+    def forward(ids, mask):
+        calls.append(len(ids))
+        return table[ids]  # padding (id 0) has a vector too: it must be masked out
+
+    one = embed.bucketed(fast, texts, 16, forward)
+    assert calls == [16, 16, 16, 4]
+    calls.clear()
+    with ThreadPoolExecutor(2) as pool:
+        two = embed.bucketed(fast, texts, 64, forward, pool, workers=2)
+    assert sorted(calls) == [26, 26]  # one call of 52 texts is cut into a batch per worker
+    np.testing.assert_allclose(one, two, rtol=1e-6)
+    for i in (0, 51):  # each text's own tokens, mean-pooled: the same whichever batch it was padded in
+        _, flat = fast.encode_flat(texts[i : i + 1])
+        expected = table[flat].mean(axis=0)
+        np.testing.assert_allclose(one[i], expected / np.linalg.norm(expected), rtol=1e-5, atol=1e-6)
