@@ -299,7 +299,7 @@ class OnnxEmbedder:
     """all-MiniLM-L6-v2 exported to ONNX, fused and quantized to int8 (onnxruntime, no torch at run time).
 
     All cores are used batch-parallel: one single-threaded session run per core at a time (onnxruntime
-    releases the GIL), which on 2 cores did 30-33 docs per CPU second against 20-26 when each run is
+    releases the GIL), which on 2 cores did 33-34 docs per CPU second against 20-26 when each run is
     split over 2 intra-op threads (their hand-offs on small LayerNorm and GELU ops cost more than they save).
     """
 
