@@ -434,7 +434,9 @@ def ensure_onnx(cache_dir: Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers.optimizer import optimize_model
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     src = minilm_path()
     with _building(folder) as tmp:
         bert = AutoModel.from_pretrained(str(src), attn_implementation="eager").eval()
@@ -450,7 +452,7 @@ def ensure_onnx(cache_dir: Path) -> Path:
 
         model = Wrapped().eval()
         example = torch.ones((2, 16), dtype=torch.long)
-        with torch.no_grad():
+        with torch.no_grad(), _quiet():
             torch.onnx.export(
                 model,
                 (example, example, torch.zeros_like(example)),
@@ -463,21 +465,26 @@ def ensure_onnx(cache_dir: Path) -> Path:
                 dynamo=False,
             )
         cfg = bert.config
-        fused = optimize_model(
-            str(tmp / "model.onnx"), model_type="bert", num_heads=cfg.num_attention_heads, hidden_size=cfg.hidden_size
-        )
+        with _quiet():
+            fused = optimize_model(
+                str(tmp / "model.onnx"),
+                model_type="bert",
+                num_heads=cfg.num_attention_heads,
+                hidden_size=cfg.hidden_size,
+            )
         fused.save_model_to_file(str(tmp / "model-fused.onnx"))
         graph = onnx.load(str(tmp / "model-fused.onnx")).graph
         keep_fp32 = [n.name for n in graph.node if n.op_type == "MatMul" and n.name.endswith(_KEEP_FP32)]
-        quantize_dynamic(
-            str(tmp / "model-fused.onnx"),
-            str(tmp / "model-int8.onnx"),
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            nodes_to_exclude=keep_fp32,
-            op_types_to_quantize=["MatMul", "Attention"],  # the embedding tables stay fp32: a lookup, no speed-up
-            extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
+        with _quiet():
+            quantize_dynamic(
+                str(tmp / "model-fused.onnx"),
+                str(tmp / "model-int8.onnx"),
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                nodes_to_exclude=keep_fp32,
+                op_types_to_quantize=["MatMul", "Attention"],  # the embedding tables stay fp32: a lookup, no speed-up
+                extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
         shutil.copy(src / "tokenizer.json", tmp / "tokenizer.json")
         (tmp / "model.onnx").unlink()
         (tmp / "model-fused.onnx").unlink()
@@ -488,6 +495,21 @@ def ensure_onnx(cache_dir: Path) -> Path:
             raise DigestError(f"int8 ONNX model drifts from fp32 (min cosine {cosine['min']:.4f} < {MIN_COSINE})")
         (tmp / "check.json").write_text(json.dumps(cosine | {"recipe": ONNX_RECIPE}))
     return folder
+
+
+@contextmanager
+def _quiet():
+    """Silence the exporter's and quantizer's advice (tracer warnings, "consider pre-processing") while building."""
+    import logging
+    import warnings
+
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def _built_by(folder: Path, recipe: str) -> bool:
