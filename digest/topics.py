@@ -393,6 +393,9 @@ def topic_similarity(index: TopicIndex, vecs: np.ndarray, top_k: int | None = TO
     return out
 
 
+_CHUNK = 4096  # texts searched per keyword pass: about 6 MB of joined text for abstracts
+
+
 def evidence(
     index: TopicIndex,
     texts: Sequence[str],
@@ -404,13 +407,15 @@ def evidence(
     n, m = len(texts), len(index.topics)
     if source_tags is not None and len(source_tags) != n:
         raise ValueError(f"source_tags has {len(source_tags)} entries for {n} texts")
-    rows, topic, keyword, weights = index._keywords.matches(index._matchers, texts)
     kw = np.zeros((n, m), dtype=np.float32)
-    np.add.at(kw, (rows, topic), weights)
     hits: list[list[tuple[int, int, float]]] = [[] for _ in range(n)]
-    if with_hits:
-        for i, t, k, w in zip(rows.tolist(), topic.tolist(), keyword.tolist(), weights.tolist(), strict=True):
-            hits[i].append((t, k, w))
+    for start in range(0, n, _CHUNK):  # a bounded joined text per pass, however many items
+        rows, topic, keyword, weights = index._keywords.matches(index._matchers, texts[start : start + _CHUNK])
+        rows += start
+        np.add.at(kw, (rows, topic), weights)
+        if with_hits:
+            for i, t, k, w in zip(rows.tolist(), topic.tolist(), keyword.tolist(), weights.tolist(), strict=True):
+                hits[i].append((t, k, w))
     tag = np.zeros((n, m), dtype=np.float32)
     for i, tags in enumerate(source_tags or ()):
         for name in tags:

@@ -462,17 +462,23 @@ def _regex_evidence(taxonomy: list[Topic], texts: list[str]) -> np.ndarray:
     return expected
 
 
-def test_keyword_evidence_on_the_eval_set_equals_the_regex_evidence():
+def test_keyword_evidence_on_the_eval_set_equals_the_regex_evidence(monkeypatch):
     """The Aho-Corasick matcher gives the same evidence, hit by hit, as the per-keyword regexes on the eval set."""
+    from digest import topics
     from digest.topics import evidence
 
     taxonomy = load_topics(TOPICS_FILE)
     items = load_eval(EVAL_FILE)
     texts = [item_text(i["title"], i["summary"]) for i in items]
     texts += [f"{i['title']}\n{i['summary']}" for i in items]  # raw spacing, as a caller may pass it
-    kw, _, hits = evidence(build_index(taxonomy, fake_encode), texts)
+    index = build_index(taxonomy, fake_encode)
+    kw, _, hits = evidence(index, texts)
     assert len(items) >= 150 and (kw > 0).sum() > len(items)
     np.testing.assert_array_equal(kw, _regex_evidence(taxonomy, texts))
+    monkeypatch.setattr(topics, "_CHUNK", 7)  # many items are searched in chunks: same evidence
+    chunked, _, chunked_hits = evidence(index, texts)
+    np.testing.assert_array_equal(chunked, kw)
+    assert chunked_hits == hits
     # Each hit names a keyword whose regex matches the text.
     for text, row in zip(texts, hits, strict=True):
         for t, k, _ in row:
