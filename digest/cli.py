@@ -89,7 +89,7 @@ def demo(state: State, workspace: Path | None, week: str | None) -> None:
     """Serve the bundled snapshot on 127.0.0.1 and run the whole pipeline against it."""
     from digest import pipeline, store
     from digest.demo import SnapshotServer, demo_config
-    from digest.embed import load_embedder
+    from digest.embed import configured_embedder
 
     base_config = state.config
     workspace = (workspace or base_config.workspace / "demo").resolve()
@@ -103,7 +103,7 @@ def demo(state: State, workspace: Path | None, week: str | None) -> None:
     broken = [r for r in reports if r.status == "broken"]
     if broken:
         raise DigestError(f"demo snapshot broken for: {', '.join(f'{r.source} ({r.error})' for r in broken)}")
-    embedder = load_embedder(config.embed_model, base_config.workspace, config.embed_max_tokens)
+    embedder = configured_embedder(config, base_config.workspace)
     with _progress() as progress:
         tagged = pipeline.tag_items(engine, config, embedder, progress=progress)
     n_claims = pipeline.extract_claims(engine)

@@ -76,10 +76,10 @@ def search(
     try:
         embed, model, cache = None, "", None
         if q.semantic:
-            from digest.embed import load_embedder
+            from digest.embed import configured_embedder
 
             config = state.config
-            embedder = load_embedder(config.embed_model, config.workspace, config.embed_max_tokens)
+            embedder = configured_embedder(config)
             embed, model, cache = (lambda t: embedder.encode([t])[0]), embedder.name, config.workspace / "cache"
         rows = s.fetch(conn, s.run(conn, q, embed=embed, model=model, cache_dir=cache))
     finally:

@@ -16,9 +16,9 @@ from digest.errors import DigestError
 def tag(state: State, explain_ref: str | None) -> None:
     """Embed new or changed items and tag every item with 0-3 topics."""
     from digest import pipeline
-    from digest.embed import load_embedder
+    from digest.embed import configured_embedder
 
-    embedder = load_embedder(state.config.embed_model, state.config.workspace, state.config.embed_max_tokens)
+    embedder = configured_embedder(state.config)
     if explain_ref is not None:
         _explain(*pipeline.explain_item(state.engine, state.config, embedder, explain_ref))
         return
@@ -81,9 +81,9 @@ def topics_suggest(state: State, threshold: float | None, distance: float | None
     import json
 
     from digest import pipeline
-    from digest.embed import load_embedder
+    from digest.embed import configured_embedder
 
-    embedder = load_embedder(state.config.embed_model, state.config.workspace, state.config.embed_max_tokens)
+    embedder = configured_embedder(state.config)
     with _progress() as progress:
         n_out, rows = pipeline.suggest_topics(
             state.engine, state.config, embedder, threshold, distance, min_size, progress=progress
@@ -121,7 +121,7 @@ def topics_accept(state: State, cluster: str, slug: str, name: str | None) -> No
 def eval_topics(state: State, file: Path, topics_file: Path | None, split: str) -> None:
     """Precision, recall and F1 per topic and micro-averaged on a labelled JSONL file."""
     from digest import topics as topics_mod
-    from digest.embed import load_embedder
+    from digest.embed import configured_embedder
 
     if not file.exists():
         raise DigestError(f"{file}: labelled topics file not found")
@@ -129,7 +129,7 @@ def eval_topics(state: State, file: Path, topics_file: Path | None, split: str) 
     items = [i for i in topics_mod.load_eval(file) if split == "all" or i["split"] == split]
     if not items:
         raise DigestError(f"{file}: no labelled items in split {split!r}")
-    embedder = load_embedder(state.config.embed_model, state.config.workspace, state.config.embed_max_tokens)
+    embedder = configured_embedder(state.config)
     index = topics_mod.build_index(taxonomy, embedder.encode, embedder.name)
     texts = [topics_mod.item_text(i["title"], i["summary"]) for i in items]
     assigned = topics_mod.assign(index, embedder.encode(texts), texts, [i["tags"] for i in items])

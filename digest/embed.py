@@ -603,6 +603,11 @@ def load_embedder(name: str, workspace: Path | None = None, max_tokens: int = MA
     raise ConfigError(f"[embed] model {name!r} is not known (use one of {', '.join(repr(m) for m in MODELS)})")
 
 
+def configured_embedder(config, workspace: Path | None = None) -> Embedder:
+    """The embedder ``[embed]`` names, with its max_tokens; derived models cached under the workspace."""
+    return load_embedder(config.embed_model, workspace or config.workspace, config.embed_max_tokens)
+
+
 def normalize(vecs: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vecs, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
