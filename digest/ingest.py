@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 import uuid
 from collections import deque
@@ -136,38 +138,83 @@ def _ingest_arxiv(
     newest = cursor
     start = 0
     problem = ""
-    while start < limit:
-        url = arxiv_page_url(cfg, source.query, start, min(cfg.arxiv_page_size, limit - start))
-        try:
-            page = _arxiv_page(fetcher, api, url, cfg.arxiv_delay_s, wait_ok)
-        except (GoneError, DeferredError):
-            raise
-        except FetchError as exc:
-            problem = f"{exc} (page at start={start})"
-            break
-        if not page.entries:
-            if start == 0 and page.total == 0:
-                break  # a query with no results at all
-            if start < page.total or start == 0:
-                problem = f"arXiv returned an empty page at start={start} of {page.total} results"
-            break
-        fresh = [e for e in page.entries if cursor is None or (e.updated or e.published) > cursor]
-        counts = store.save_entries(engine, source.name, fresh)  # one transaction per page
-        report.new += counts.new
-        report.updated += counts.updated
-        report.unchanged += counts.unchanged + len(page.entries) - len(fresh)
-        for e in fresh:
-            stamp = e.updated or e.published
-            if newest is None or stamp > newest:
-                newest = stamp
-        start += len(page.entries)
-        if len(fresh) < len(page.entries) or start >= page.total:
-            break  # reached what the last complete run already stored, or the end of the results
+    with PageWriter(engine, source.name) as writer:
+        while start < limit:
+            url = arxiv_page_url(cfg, source.query, start, min(cfg.arxiv_page_size, limit - start))
+            try:
+                page = _arxiv_page(fetcher, api, url, cfg.arxiv_delay_s, wait_ok)
+            except (GoneError, DeferredError):
+                raise
+            except FetchError as exc:
+                problem = f"{exc} (page at start={start})"
+                break
+            if not page.entries:
+                if start == 0 and page.total == 0:
+                    break  # a query with no results at all
+                if start < page.total or start == 0:
+                    problem = f"arXiv returned an empty page at start={start} of {page.total} results"
+                break
+            fresh = [e for e in page.entries if cursor is None or (e.updated or e.published) > cursor]
+            if fresh:
+                writer.put(fresh)  # committed on the writer thread, one transaction per page
+            report.unchanged += len(page.entries) - len(fresh)
+            for e in fresh:
+                stamp = e.updated or e.published
+                if newest is None or stamp > newest:
+                    newest = stamp
+            start += len(page.entries)
+            if len(fresh) < len(page.entries) or start >= page.total:
+                break  # reached what the last complete run already stored, or the end of the results
+    counts = writer.counts  # every page is committed (or its error raised) once the `with` block is left
+    report.new, report.updated, report.unchanged = counts.new, counts.updated, report.unchanged + counts.unchanged
     if problem:
         report.status, report.error = "incomplete", f"{problem}: cursor not advanced, next run retries"
     else:
         store.save_cursor(engine, source.name, newest, run_id)
     return report
+
+
+class PageWriter:
+    """Commits pages on a second thread while the next one is fetched and parsed: sqlite3, psycopg and lxml
+    release the GIL, so the two cores overlap. Pages commit in order, each in its own transaction; leaving the
+    `with` block waits for every queued page and re-raises the first error, so a caller saves its cursor only
+    after all of its pages are stored."""
+
+    def __init__(self, engine: Engine, source: str, depth: int = 2):
+        self.engine, self.source = engine, source
+        self.counts = store.UpsertCounts()
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"digest-writer-{source}", daemon=True)
+
+    def __enter__(self) -> PageWriter:
+        self._thread.start()
+        return self
+
+    def put(self, entries: list) -> None:
+        """Queue one page (blocks while `depth` pages wait); a write that already failed is raised here."""
+        if self._error is not None:
+            raise self._error
+        self._queue.put(entries)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and exc is None:
+            raise self._error
+
+    def _run(self) -> None:
+        while (entries := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # drain: nothing after a failed page is written
+            try:
+                counts = store.save_entries(self.engine, self.source, entries)
+            except BaseException as exc:  # handed to the ingest thread, which raises it
+                self._error = exc
+                continue
+            self.counts.new += counts.new
+            self.counts.updated += counts.updated
+            self.counts.unchanged += counts.unchanged
 
 
 def _arxiv_page(fetcher: Fetcher, api: SourceConfig, url: str, delay_s: float, wait_ok: float):

@@ -52,6 +52,7 @@ def open_engine(url: str) -> Engine:
         def _pragmas(dbapi_conn, _record):
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")  # WAL: no fsync per commit, still consistent after a crash
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=10000")
             cur.close()
@@ -170,7 +171,7 @@ def _bound(dialect, names: list[str], rows: list[tuple]) -> list[tuple]:
     """Rows as the driver takes them, through the item columns' own bind processors (SQLite: datetimes as text),
     skipping SQLAlchemy's per-row parameter machinery (~15% of an arXiv ingest)."""
     table = Item.__table__
-    procs = [(i, p) for i, n in enumerate(names) if (p := table.c[n].type._cached_bind_processor(dialect))]
+    procs = [(i, _fast_bind(p)) for i, n in enumerate(names) if (p := table.c[n].type._cached_bind_processor(dialect))]
     if not procs:
         return rows
     out = []
@@ -180,6 +181,23 @@ def _bound(dialect, names: list[str], rows: list[tuple]) -> list[tuple]:
             values[i] = process(values[i])
         out.append(tuple(values))
     return out
+
+
+_SAMPLE_TIME = datetime(2026, 1, 2, 3, 4, 5, 6)
+
+
+def _fast_bind(process):
+    """A processor that turns naive datetimes into SQLAlchemy's SQLite DATETIME text the way SQLAlchemy does
+    (checked on a sample) through C isoformat, 10x cheaper; anything else goes through `process` itself."""
+    if process(_SAMPLE_TIME) != _SAMPLE_TIME.isoformat(" ", "microseconds"):
+        return process
+
+    def bind(value):
+        if type(value) is datetime and value.tzinfo is None:
+            return value.isoformat(" ", "microseconds")
+        return process(value)
+
+    return bind
 
 
 _EXISTING_COLUMNS = ("id", "key", "arxiv_id", "arxiv_version", "versions", "content_hash", "published")
@@ -230,7 +248,7 @@ def _upsert_values(source: str, entry: Entry, row: dict | None, now: datetime) -
         "updated": entry.updated,
         "arxiv_id": entry.arxiv_id,
         "arxiv_version": entry.arxiv_version,
-        "versions": _ENCODE(sorted(versions, key=lambda v: v["version"])),
+        "versions": _versions_json(versions),
         "blog_tags": _json_list(entry.tags),
         "code_urls": _json_list(entry.code_urls),
         "content_hash": digest,
@@ -242,6 +260,16 @@ def _upsert_values(source: str, entry: Entry, row: dict | None, now: datetime) -
 
 
 _ENCODE = json.JSONEncoder().encode  # json.dumps without its per-call keyword checks
+
+
+def _versions_json(versions: list[dict]) -> str:
+    """json.dumps of the version history sorted by version, byte for byte; a one-version paper is formatted
+    directly (json's encoder costs 10x more)."""
+    if len(versions) == 1 and versions[0].keys() == {"version", "updated"}:
+        version, updated = versions[0]["version"], versions[0]["updated"]
+        if type(version) is int and type(updated) is str:
+            return f'[{{"version": {version}, "updated": {encode_basestring_ascii(updated)}}}]'
+    return _ENCODE(sorted(versions, key=lambda v: v["version"]))
 
 
 def _json_list(values: list[str]) -> str:
