@@ -192,10 +192,11 @@ class PageWriter:
         return self
 
     def put(self, entries: list) -> None:
-        """Queue one page (blocks while `depth` pages wait); a write that already failed is raised here."""
+        """Queue one page (blocks while `depth` pages wait); a write that already failed is raised here. The
+        rows' values are computed here, on the caller's thread: the writer only looks up and writes."""
         if self._error is not None:
             raise self._error
-        self._queue.put(entries)
+        self._queue.put((entries, store.new_item_rows(self.source, entries)))
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._queue.put(None)
@@ -204,11 +205,11 @@ class PageWriter:
             raise self._error
 
     def _run(self) -> None:
-        while (entries := self._queue.get()) is not None:
+        while (page := self._queue.get()) is not None:
             if self._error is not None:
                 continue  # drain: nothing after a failed page is written
             try:
-                counts = store.save_entries(self.engine, self.source, entries)
+                counts = store.save_entries(self.engine, self.source, page[0], fresh=page[1])
             except BaseException as exc:  # handed to the ingest thread, which raises it
                 self._error = exc
                 continue

@@ -107,18 +107,26 @@ class UpsertCounts:
 
 
 def save_entries(
-    engine: Engine, source: str, entries: Sequence[Entry], state: FetchState | None = None
+    engine: Engine,
+    source: str,
+    entries: Sequence[Entry],
+    state: FetchState | None = None,
+    fresh: Sequence[dict] | None = None,
 ) -> UpsertCounts:
-    """Upsert entries and, in the same transaction, the validators that came with them (bulk driver-level SQL)."""
+    """Upsert entries and, in the same transaction, the validators that came with them (bulk driver-level SQL).
+    `fresh`, from new_item_rows, holds each entry's values as a new row, computed beforehand on another thread."""
     counts = UpsertCounts()
     now = utcnow()
     with session(engine) as s:
         existing = _existing_rows(s, entries)
         inserts: dict[str, dict] = {}
         updates: dict[int, dict] = {}
-        for entry in entries:
+        for i, entry in enumerate(entries):
             row = existing.get(entry.key) or (existing.get(f"arxiv-id:{entry.arxiv_id}") if entry.arxiv_id else None)
-            outcome, values = _upsert_values(source, entry, row, now)
+            if row is None and fresh is not None:
+                outcome, values = "new", fresh[i]
+            else:
+                outcome, values = _upsert_values(source, entry, row, now)
             setattr(counts, outcome, getattr(counts, outcome) + 1)
             if outcome == "unchanged":
                 continue
@@ -138,6 +146,12 @@ def save_entries(
             s.merge(state)
         s.commit()
     return counts
+
+
+def new_item_rows(source: str, entries: Sequence[Entry]) -> list[dict]:
+    """Each entry's column values as a new item row: the part of save_entries that needs no database."""
+    now = utcnow()
+    return [_upsert_values(source, entry, None, now)[1] for entry in entries]
 
 
 def _insert_items(s: Session, names: list[str], rows: list[tuple], chunk: int = 500) -> None:
