@@ -67,7 +67,8 @@ def _ingest(engine: Engine, config: Config, only: str | None, progress: Progress
                 else:
                     report = _ingest_feed(engine, config, source, fetcher, wait_ok)
             except GoneError as exc:
-                reason = f"{exc}: source disabled (remove it from the config, or fix its url and run `digest init`)"
+                fix = f"fix its url or remove it, then `digest sources enable {source.name}`"
+                reason = f"{exc}: source disabled ({fix})"
                 store.disable_source(engine, source.name, reason)
                 report = SourceReport(source.name, "disabled", error=reason)
             except DeferredError as exc:
@@ -120,7 +121,7 @@ def _ingest_feed(
     state.last_error = result.warning
     counts = store.save_entries(engine, source.name, result.entries, state)  # validators commit with entries
     if response.permanent_url:
-        store.update_source_url(engine, source.name, response.permanent_url)
+        store.update_source_url(engine, source.name, response.permanent_url, config_url=source.url)
     status = "warning" if result.warning else "ok"
     return SourceReport(source.name, status, counts.new, counts.updated, counts.unchanged, result.warning)
 

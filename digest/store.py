@@ -81,15 +81,22 @@ def session(engine: Engine):
 
 
 def sync_sources(engine: Engine, sources: Iterable) -> None:
-    """Mirror the config's sources into the Source table (new ones added, changed ones updated)."""
+    """Mirror the config's sources into the Source table (new ones added, changed ones updated); the URL is
+    where a 301 moved the config's URL, or the config's URL itself once it was edited (the move is dropped)."""
+    from digest.models import SourceMove
+
     with session(engine) as s:
+        moves = {m.source: m for m in s.exec(select(SourceMove))}
         for cfg in sources:
             row = s.exec(select(Source).where(Source.name == cfg.name)).first()
             if row is None:
                 row = Source(name=cfg.name, kind=cfg.kind, url=cfg.url, query=cfg.query)
             row.kind, row.query = cfg.kind, cfg.query
-            if not row.url:
-                row.url = cfg.url
+            move = moves.get(cfg.name)
+            if move is not None and move.config_url != cfg.url:
+                s.delete(move)  # the config's URL was edited: start again from it
+                move = None
+            row.url = move.url if move is not None else cfg.url
             s.add(row)
         s.commit()
 
@@ -334,19 +341,26 @@ def save_fetch_state(engine: Engine, state: FetchState) -> None:
         s.commit()
 
 
-def update_source_url(engine: Engine, name: str, url: str) -> None:
+def update_source_url(engine: Engine, name: str, url: str, config_url: str = "") -> None:
+    """A permanent redirect: fetch `url` from now on, for as long as the config still says `config_url`."""
+    from digest.models import SourceMove
+
     with session(engine) as s:
         row = s.exec(select(Source).where(Source.name == name)).first()
         if row is not None:
             row.url = url
             s.add(row)
-            s.commit()
+        s.merge(SourceMove(source=name, config_url=config_url, url=url, moved_at=utcnow()))
+        s.commit()
 
 
 def source_url(engine: Engine, name: str, default: str) -> str:
+    """Where to fetch a source whose config says `default`: a 301 from that very URL wins, nothing else does."""
+    from digest.models import SourceMove
+
     with session(engine) as s:
-        row = s.exec(select(Source).where(Source.name == name)).first()
-        return row.url if row is not None and row.url else default
+        move = s.get(SourceMove, name)
+        return move.url if move is not None and move.config_url == default and move.url else default
 
 
 def record_run(engine: Engine, run: SourceRun) -> None:
@@ -560,6 +574,19 @@ def disable_source(engine: Engine, name: str, reason: str) -> None:
             row.enabled, row.disabled_reason = False, reason[:500]
             s.add(row)
             s.commit()
+
+
+def enable_source(engine: Engine, name: str) -> str | None:
+    """Fetch a disabled source again; returns the reason it had been disabled ("" if it was not), None if unknown."""
+    with session(engine) as s:
+        row = s.exec(select(Source).where(Source.name == name)).first()
+        if row is None:
+            return None
+        reason = "" if row.enabled else (row.disabled_reason or "disabled")
+        row.enabled, row.disabled_reason = True, ""
+        s.add(row)
+        s.commit()
+        return reason
 
 
 def disabled_sources(engine: Engine) -> dict[str, str]:

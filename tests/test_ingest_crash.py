@@ -105,7 +105,8 @@ def test_kill_9_mid_arxiv_pagination_then_rerun(httpserver, tmp_path, db, kill_a
         kind = "arxiv"
         query = "cat:cs.CL"
         """,
-        fetch=f'arxiv_api = "{httpserver.url_for("/api/query")}?{{}}"\narxiv_page_size = {PAGE}\narxiv_max_results = 1000\nretries = 0',
+        fetch=f'arxiv_api = "{httpserver.url_for("/api/query")}?{{}}"\narxiv_page_size = {PAGE}\nretries = 0\n'
+        "arxiv_max_results = 1000",
     )
     proc = start_ingest(cfg, db.url)
     deadline = time.monotonic() + 60
