@@ -161,7 +161,7 @@ def new_item_rows(source: str, entries: Sequence[Entry]) -> list[dict]:
     return [_upsert_values(source, entry, None, now)[1] for entry in entries]
 
 
-def _insert_items(s: Session, names: list[str], rows: list[tuple], chunk: int = 500) -> None:
+def _insert_items(s: Session, names: list[str], rows: list[tuple], chunk: int = 1000) -> None:
     """Multi-row INSERT ... VALUES, a chunk per statement: SQLite's FTS5 trigger flushes its index once per
     statement, so executemany (a statement per row) costs 2.5x more; plain SQL for SQLite and PostgreSQL alike."""
     conn, mark, cols = _driver(s, names)
@@ -224,7 +224,7 @@ def _fast_bind(process):
 _EXISTING_COLUMNS = ("id", "key", "arxiv_id", "arxiv_version", "versions", "content_hash", "published")
 
 
-def _existing_rows(s: Session, entries: Sequence[Entry], chunk: int = 500) -> dict[str, dict]:
+def _existing_rows(s: Session, entries: Sequence[Entry], chunk: int = 1000) -> dict[str, dict]:
     """Stored rows for a batch of entries in a few IN queries, by key and (papers) by arXiv id."""
     table = Item.__table__
     cols = [table.c[name] for name in _EXISTING_COLUMNS]
