@@ -141,9 +141,9 @@ def save_entries(
                 updates[row["id"]] = values
             else:
                 inserts[values["key"]] = values
-            existing[entry.key] = {**(row or {}), **values}  # a repeat later in the batch sees this version
+            existing[entry.key] = values if row is None else {**row, **values}  # what a repeat in the batch sees
         if inserts:
-            names = list({k: None for vals in inserts.values() for k in vals})  # a batch repeat lacks covers_item_id
+            names = list(dict.fromkeys(chain.from_iterable(inserts.values())))  # a batch repeat lacks covers_item_id
             _insert_items(s, names, [tuple(map(vals.get, names)) for vals in inserts.values()])
         if updates:
             names = [k for k in next(iter(updates.values())) if k not in ("key", "source", "created_at")]
