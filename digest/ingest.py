@@ -202,10 +202,11 @@ class PageWriter:
 
     def put(self, entries: list) -> None:
         """Queue one page (blocks while `depth` pages wait); a write that already failed is raised here. The
-        rows' values are computed here, on the caller's thread: the writer only looks up and writes."""
+        rows' values, ready for the driver, are computed here on the caller's thread: the writer only looks up
+        existing rows and writes."""
         if self._error is not None:
             raise self._error
-        self._queue.put((entries, store.new_item_rows(self.source, entries)))
+        self._queue.put((entries, store.new_item_rows(self.engine, self.source, entries)))
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._queue.put(None)

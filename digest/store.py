@@ -118,22 +118,25 @@ def save_entries(
     source: str,
     entries: Sequence[Entry],
     state: FetchState | None = None,
-    fresh: Sequence[dict] | None = None,
+    fresh: NewRows | None = None,
 ) -> UpsertCounts:
     """Upsert entries and, in the same transaction, the validators that came with them (bulk driver-level SQL).
-    `fresh`, from new_item_rows, holds each entry's values as a new row, computed beforehand on another thread."""
+    `fresh` (new_item_rows) holds each entry's values as a new row, computed beforehand on another thread."""
     counts = UpsertCounts()
     now = utcnow()
     with session(engine) as s:
         existing = _existing_rows(s, entries)
         inserts: dict[str, dict] = {}
         updates: dict[int, dict] = {}
+        ready: dict[str, tuple] = {}  # driver-ready rows from `fresh`, by key
         for i, entry in enumerate(entries):
             row = existing.get(entry.key) or (existing.get(f"arxiv-id:{entry.arxiv_id}") if entry.arxiv_id else None)
             if row is None and fresh is not None:
-                outcome, values = "new", fresh[i]
+                outcome, values = "new", fresh.values[i]
+                ready[entry.key] = fresh.bound[i]
             else:
                 outcome, values = _upsert_values(source, entry, row, now)
+                ready.pop(entry.key, None)
             setattr(counts, outcome, getattr(counts, outcome) + 1)
             if outcome == "unchanged":
                 continue
@@ -142,7 +145,9 @@ def save_entries(
             else:
                 inserts[values["key"]] = values
             existing[entry.key] = values if row is None else {**row, **values}  # what a repeat in the batch sees
-        if inserts:
+        if inserts and fresh is not None and len(ready) == len(inserts):
+            _insert_items(s, fresh.names, list(ready.values()), bound=True)
+        elif inserts:
             names = list(dict.fromkeys(chain.from_iterable(inserts.values())))  # a batch repeat lacks covers_item_id
             _insert_items(s, names, [tuple(map(vals.get, names)) for vals in inserts.values()])
         if updates:
@@ -155,20 +160,31 @@ def save_entries(
     return counts
 
 
-def new_item_rows(source: str, entries: Sequence[Entry]) -> list[dict]:
+@dataclass
+class NewRows:
+    """Entries as new item rows: their values for the upsert logic, and the same rows as the driver takes them."""
+
+    values: list[dict]
+    names: list[str]
+    bound: list[tuple]
+
+
+def new_item_rows(engine: Engine, source: str, entries: Sequence[Entry]) -> NewRows:
     """Each entry's column values as a new item row: the part of save_entries that needs no database."""
     now = utcnow()
-    return [_upsert_values(source, entry, None, now)[1] for entry in entries]
+    values = [_upsert_values(source, entry, None, now)[1] for entry in entries]
+    names = list(values[0]) if values else []
+    return NewRows(values, names, _bound(engine.dialect, names, [tuple(map(v.get, names)) for v in values]))
 
 
-def _insert_items(s: Session, names: list[str], rows: list[tuple], chunk: int = 1000) -> None:
+def _insert_items(s: Session, names: list[str], rows: list[tuple], chunk: int = 1000, bound: bool = False) -> None:
     """Multi-row INSERT ... VALUES, a chunk per statement: SQLite's FTS5 trigger flushes its index once per
     statement, so executemany (a statement per row) costs 2.5x more; plain SQL for SQLite and PostgreSQL alike."""
     conn, mark, cols = _driver(s, names)
     per = max(1, min(chunk, conn.dialect.insertmanyvalues_max_parameters // len(cols)))
     head = f"INSERT INTO item ({', '.join(cols)}) VALUES "
     one = f"({', '.join([mark] * len(cols))})"
-    rows = _bound(conn.dialect, names, rows)
+    rows = rows if bound else _bound(conn.dialect, names, rows)
     for i in range(0, len(rows), per):
         part = rows[i : i + per]
         conn.exec_driver_sql(head + ", ".join([one] * len(part)), tuple(chain.from_iterable(part)))

@@ -201,3 +201,21 @@ def test_a_failed_page_write_stops_the_run_and_keeps_the_cursor(httpserver, tmp_
     engine.dispose()
     assert run_ingest(cfg, db)["arxiv-a"].new == 4
     assert db.one("SELECT count(*) FROM item") == 6 and db.one("SELECT count(*) FROM ingestcursor") == 1
+
+
+def test_a_paper_twice_in_one_page_is_one_row_with_the_newest_version(httpserver, tmp_path, db):
+    api = FakeArxiv(
+        [
+            paper("2611.00001", 1, day=3, title="Draft title"),
+            paper("2611.00002", 1, day=2),
+            paper("2611.00001", 2, day=9, title="Final title"),  # the results shifted while paging
+        ]
+    )
+    cfg = setup(httpserver, tmp_path, api)
+    cfg.write_text(cfg.read_text().replace("arxiv_page_size = 2", "arxiv_page_size = 3"))
+    report = run_ingest(cfg, db)["arxiv-a"]
+    assert report.status == "ok" and report.new == 2 and report.updated == 1
+    rows = db.rows("SELECT title, arxiv_version, versions FROM item WHERE arxiv_id = '2611.00001'")
+    assert len(rows) == 1 and rows[0][:2] == ("Final title", 2)
+    assert '"version": 1' in rows[0][2] and '"version": 2' in rows[0][2]
+    assert db.one("SELECT count(*) FROM item") == 2
