@@ -24,6 +24,28 @@ def ingest(state: State, source_name: str | None) -> None:
         raise DigestError(f"{len(broken)} source(s) broken: {names}")
 
 
+@main.group("sources")
+def sources_group() -> None:
+    """Manage the configured sources' state in the database."""
+
+
+@sources_group.command("enable")
+@click.argument("name")
+@pass_state
+def sources_enable(state: State, name: str) -> None:
+    """Fetch a source again after a 410 Gone disabled it (fix its url in the config first)."""
+    from digest import store
+
+    if name not in {s.name for s in state.config.sources}:
+        raise DigestError(f"source {name!r}: not in the config (see its [[source]] blocks)")
+    store.sync_sources(state.engine, state.config.sources)
+    reason = store.enable_source(state.engine, name)
+    if reason:
+        click.echo(f"{name}: enabled again (it was disabled: {reason})")
+    else:
+        click.echo(f"{name}: was not disabled")
+
+
 ATTENTION = ("broken", "disabled", "incomplete", "deferred", "warning")  # shown first, in this order
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import queue
+import sys
+import threading
 import time
 import uuid
 from collections import deque
@@ -65,7 +68,8 @@ def _ingest(engine: Engine, config: Config, only: str | None, progress: Progress
                 else:
                     report = _ingest_feed(engine, config, source, fetcher, wait_ok)
             except GoneError as exc:
-                reason = f"{exc}: source disabled (remove it from the config, or fix its url and run `digest init`)"
+                fix = f"fix its url or remove it, then `digest sources enable {source.name}`"
+                reason = f"{exc}: source disabled ({fix})"
                 store.disable_source(engine, source.name, reason)
                 report = SourceReport(source.name, "disabled", error=reason)
             except DeferredError as exc:
@@ -118,7 +122,7 @@ def _ingest_feed(
     state.last_error = result.warning
     counts = store.save_entries(engine, source.name, result.entries, state)  # validators commit with entries
     if response.permanent_url:
-        store.update_source_url(engine, source.name, response.permanent_url)
+        store.update_source_url(engine, source.name, response.permanent_url, config_url=source.url)
     status = "warning" if result.warning else "ok"
     return SourceReport(source.name, status, counts.new, counts.updated, counts.unchanged, result.warning)
 
@@ -136,38 +140,93 @@ def _ingest_arxiv(
     newest = cursor
     start = 0
     problem = ""
-    while start < limit:
-        url = arxiv_page_url(cfg, source.query, start, min(cfg.arxiv_page_size, limit - start))
-        try:
-            page = _arxiv_page(fetcher, api, url, cfg.arxiv_delay_s, wait_ok)
-        except (GoneError, DeferredError):
-            raise
-        except FetchError as exc:
-            problem = f"{exc} (page at start={start})"
-            break
-        if not page.entries:
-            if start == 0 and page.total == 0:
-                break  # a query with no results at all
-            if start < page.total or start == 0:
-                problem = f"arXiv returned an empty page at start={start} of {page.total} results"
-            break
-        fresh = [e for e in page.entries if cursor is None or (e.updated or e.published) > cursor]
-        counts = store.save_entries(engine, source.name, fresh)  # one transaction per page
-        report.new += counts.new
-        report.updated += counts.updated
-        report.unchanged += counts.unchanged + len(page.entries) - len(fresh)
-        for e in fresh:
-            stamp = e.updated or e.published
-            if newest is None or stamp > newest:
-                newest = stamp
-        start += len(page.entries)
-        if len(fresh) < len(page.entries) or start >= page.total:
-            break  # reached what the last complete run already stored, or the end of the results
+    with PageWriter(engine, source.name) as writer:
+        while start < limit:
+            url = arxiv_page_url(cfg, source.query, start, min(cfg.arxiv_page_size, limit - start))
+            try:
+                page = _arxiv_page(fetcher, api, url, cfg.arxiv_delay_s, wait_ok)
+            except (GoneError, DeferredError):
+                raise
+            except FetchError as exc:
+                problem = f"{exc} (page at start={start})"
+                break
+            if not page.entries:
+                if start == 0 and page.total == 0:
+                    break  # a query with no results at all
+                if start < page.total or start == 0:
+                    problem = f"arXiv returned an empty page at start={start} of {page.total} results"
+                break
+            fresh = [e for e in page.entries if cursor is None or (e.updated or e.published) > cursor]
+            if fresh:
+                writer.put(fresh)  # committed on the writer thread, one transaction per page
+            report.unchanged += len(page.entries) - len(fresh)
+            for e in fresh:
+                stamp = e.updated or e.published
+                if newest is None or stamp > newest:
+                    newest = stamp
+            start += len(page.entries)
+            if len(fresh) < len(page.entries) or start >= page.total:
+                break  # reached what the last complete run already stored, or the end of the results
+    counts = writer.counts  # every page is committed (or its error raised) once the `with` block is left
+    report.new, report.updated, report.unchanged = counts.new, counts.updated, report.unchanged + counts.unchanged
     if problem:
         report.status, report.error = "incomplete", f"{problem}: cursor not advanced, next run retries"
     else:
         store.save_cursor(engine, source.name, newest, run_id)
     return report
+
+
+SWITCH_INTERVAL_S = 0.001
+
+
+class PageWriter:
+    """Commits pages on a second thread while the next one is fetched and parsed: sqlite3, psycopg and lxml
+    release the GIL, so the two cores overlap. Pages commit in order, each in its own transaction; leaving the
+    `with` block waits for every queued page and re-raises the first error, so a caller saves its cursor only
+    after all of its pages are stored."""
+
+    def __init__(self, engine: Engine, source: str, depth: int = 2):
+        self.engine, self.source = engine, source
+        self.counts = store.UpsertCounts()
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"digest-writer-{source}", daemon=True)
+
+    def __enter__(self) -> PageWriter:
+        # Each sqlite3 call hands the GIL back; with both threads busy, taking it again waits up to the switch
+        # interval (5 ms by default), a dozen times a page. 1 ms keeps the writer close to SQLite's own speed.
+        self._interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._interval, SWITCH_INTERVAL_S))
+        self._thread.start()
+        return self
+
+    def put(self, entries: list) -> None:
+        """Queue one page (blocks while `depth` pages wait); a write that already failed is raised here. The
+        rows' values, ready for the driver, are computed here on the caller's thread: the writer only looks up
+        existing rows and writes."""
+        if self._error is not None:
+            raise self._error
+        self._queue.put((entries, store.new_item_rows(self.engine, self.source, entries)))
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        sys.setswitchinterval(self._interval)
+        if self._error is not None and exc is None:
+            raise self._error
+
+    def _run(self) -> None:
+        while (page := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # drain: nothing after a failed page is written
+            try:
+                counts = store.save_entries(self.engine, self.source, page[0], fresh=page[1])
+            except BaseException as exc:  # handed to the ingest thread, which raises it
+                self._error = exc
+                continue
+            self.counts.new += counts.new
+            self.counts.updated += counts.updated
+            self.counts.unchanged += counts.unchanged
 
 
 def _arxiv_page(fetcher: Fetcher, api: SourceConfig, url: str, delay_s: float, wait_ok: float):

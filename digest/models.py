@@ -215,3 +215,13 @@ class SuggestedTopic(SQLModel, table=True):
     titles: str = "[]"  # JSON list of up to 5 member titles (most central first)
     model: str = ""
     created_at: NaiveDatetime = Field(default_factory=utcnow)
+
+
+class SourceMove(SQLModel, table=True):
+    """Where a source's feed moved for good (HTTP 301/308), and from which config URL: once the URL in the
+    config is edited the move no longer applies, so the config wins."""
+
+    source: str = Field(primary_key=True)
+    config_url: str
+    url: str
+    moved_at: NaiveDatetime = Field(default_factory=utcnow)

@@ -218,3 +218,39 @@ def test_retry_after_is_honoured_by_the_next_run_too(httpserver, tmp_path, db):
     assert report.status == "deferred" and "asked us to retry in" in report.error
     assert hits(httpserver, "/busy.xml") == 1
     assert db.one("SELECT count(*) FROM hosthold") == 1
+
+
+def test_editing_the_config_url_wins_over_an_earlier_301(httpserver, tmp_path, db):
+    httpserver.expect_request("/old.xml").respond_with_data("", status=301, headers={"Location": "/moved.xml"})
+    httpserver.expect_request("/moved.xml").respond_with_data(FEED)
+    httpserver.expect_request("/edited.xml").respond_with_data(FEED)
+    cfg = write_config(tmp_path, rss_source("blog", httpserver.url_for("/old.xml")))
+    run_ingest(cfg, db)
+    run_ingest(cfg, db)
+    assert (hits(httpserver, "/old.xml"), hits(httpserver, "/moved.xml")) == (1, 2)  # the 301 is remembered
+    cfg.write_text(cfg.read_text().replace("/old.xml", "/edited.xml"))  # the user points it elsewhere
+    run_ingest(cfg, db)
+    assert hits(httpserver, "/edited.xml") == 1 and hits(httpserver, "/moved.xml") == 2
+    assert db.one("SELECT url FROM source WHERE name='blog'") == httpserver.url_for("/edited.xml")
+    assert db.one("SELECT count(*) FROM sourcemove") == 0  # the edit dropped the stale move
+    cfg.write_text(cfg.read_text().replace("/edited.xml", "/old.xml"))  # and back: the 301 is found again
+    run_ingest(cfg, db)
+    assert (hits(httpserver, "/old.xml"), hits(httpserver, "/moved.xml")) == (2, 3)
+
+
+def test_sources_enable_fetches_a_gone_source_again(httpserver, tmp_path, db, runner):
+    httpserver.expect_oneshot_request("/gone.xml").respond_with_data("", status=410)
+    httpserver.expect_request("/gone.xml").respond_with_data(FEED)
+    cfg = write_config(tmp_path, rss_source("gone", httpserver.url_for("/gone.xml")))
+    assert run_ingest(cfg, db)["gone"].status == "disabled"
+    assert "digest sources enable gone" in db.one("SELECT disabled_reason FROM source WHERE name='gone'")
+    assert run_ingest(cfg, db)["gone"].status == "disabled" and hits(httpserver, "/gone.xml") == 1
+    enabled = runner.invoke(main, ["--config", str(cfg), "sources", "enable", "gone"])
+    assert enabled.exit_code == 0 and "enabled again" in enabled.output and "410" in enabled.output
+    report = run_ingest(cfg, db)["gone"]
+    assert report.status == "ok" and report.new == 2
+    assert db.one("SELECT enabled FROM source WHERE name='gone'") in (1, True)
+    again = runner.invoke(main, ["--config", str(cfg), "sources", "enable", "gone"])
+    assert again.exit_code == 0 and "was not disabled" in again.output
+    unknown = runner.invoke(main, ["--config", str(cfg), "sources", "enable", "nope"])
+    assert unknown.exit_code == 1 and unknown.output.startswith("Error: source 'nope'")

@@ -170,3 +170,52 @@ def test_incremental_stops_at_the_last_complete_runs_cursor(httpserver, tmp_path
     report = run_ingest(cfg, db)["arxiv-a"]
     assert report.new == 2
     assert api.starts == [0, 2]  # the second page already reached known papers: no more paging
+
+
+def test_a_failed_page_write_stops_the_run_and_keeps_the_cursor(httpserver, tmp_path, db):
+    import pytest
+    from sqlalchemy.exc import DatabaseError
+
+    api = FakeArxiv([paper(f"2611.{i:05d}", day=20 - i) for i in range(6)])
+    cfg = setup(httpserver, tmp_path, api)
+    engine = store.open_engine(db.url)
+    store.init_db(engine)
+    refuse = "new.arxiv_id = '2611.00003'"  # on the second page, which the writer thread commits
+    with engine.begin() as conn:
+        if db.dialect == "sqlite":
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER refuse BEFORE INSERT ON item WHEN {refuse} BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        else:
+            conn.exec_driver_sql(
+                f"CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF {refuse} THEN RAISE EXCEPTION 'refused';"
+                " END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+            )
+            conn.exec_driver_sql("CREATE TRIGGER refuse BEFORE INSERT ON item FOR EACH ROW EXECUTE FUNCTION refuse()")
+    with pytest.raises(DatabaseError, match="refused"):
+        ingest(engine, load_config(cfg))
+    assert db.rows("SELECT arxiv_id FROM item ORDER BY arxiv_id") == [("2611.00000",), ("2611.00001",)]
+    assert db.one("SELECT count(*) FROM ingestcursor") == 0  # the next run starts again from the newest paper
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER refuse" if db.dialect == "sqlite" else "DROP TRIGGER refuse ON item")
+    engine.dispose()
+    assert run_ingest(cfg, db)["arxiv-a"].new == 4
+    assert db.one("SELECT count(*) FROM item") == 6 and db.one("SELECT count(*) FROM ingestcursor") == 1
+
+
+def test_a_paper_twice_in_one_page_is_one_row_with_the_newest_version(httpserver, tmp_path, db):
+    api = FakeArxiv(
+        [
+            paper("2611.00001", 1, day=3, title="Draft title"),
+            paper("2611.00002", 1, day=2),
+            paper("2611.00001", 2, day=9, title="Final title"),  # the results shifted while paging
+        ]
+    )
+    cfg = setup(httpserver, tmp_path, api)
+    cfg.write_text(cfg.read_text().replace("arxiv_page_size = 2", "arxiv_page_size = 3"))
+    report = run_ingest(cfg, db)["arxiv-a"]
+    assert report.status == "ok" and report.new == 2 and report.updated == 1
+    rows = db.rows("SELECT title, arxiv_version, versions FROM item WHERE arxiv_id = '2611.00001'")
+    assert len(rows) == 1 and rows[0][:2] == ("Final title", 2)
+    assert '"version": 1' in rows[0][2] and '"version": 2' in rows[0][2]
+    assert db.one("SELECT count(*) FROM item") == 2

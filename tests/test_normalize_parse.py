@@ -147,3 +147,69 @@ def test_not_well_formed_feed_goes_to_feedparser_and_keeps_good_entries(fixture_
     assert feed_items_lxml(broken) is None
     result = parse_feed(broken, {}, "https://blog.test/")
     assert "malformed feed" in result.warning and len(result.entries) >= 2
+
+
+ARXIV_PAGE = (
+    '<?xml version="1.0" encoding="UTF-8"?><feed xmlns="http://www.w3.org/2005/Atom" '
+    'xmlns:opensearch="http://a9.com/-/spec/opensearch/1.1/" xmlns:arxiv="http://arxiv.org/schemas/atom">'
+    "<opensearch:totalResults>9</opensearch:totalResults><opensearch:startIndex>0</opensearch:startIndex>{}</feed>"
+)
+ARXIV_ENTRIES = [
+    "<entry><id> http://arxiv.org/abs/hep-th/9901001v3 </id><published>2026-01-01T00:00:00Z</published>"
+    "<updated>2026-01-05T08:00:00+02:00</updated><title>  Sparse\n   attention\tat scale </title>"
+    "<summary>\n  We show\r\n a 2.5x speedup. Code: https://github.com/lab/sparse.git\n</summary>"
+    "<author><name> A. Author </name></author><author><name>B.\nBauthor</name></author><author/>"
+    "<category term='hep-th'/><category term=''/><category/><arxiv:comment>see https://gitlab.com/q/r</arxiv:comment>"
+    "<link href='http://arxiv.org/abs/hep-th/9901001v3' rel='alternate'/></entry>",
+    "<entry><id>http://arxiv.org/abs/2611.00002v1</id><published>2026-11-02T10:00:00Z</published>"
+    "<title>Caf\u00e9\u00a0au\u2003lait\x7f and <![CDATA[<b>tags</b>]]></title><summary>Non-ASCII\u00a0spaces</summary>"
+    "<author><name>J\u00e9r\u00f4me</name></author></entry>",
+    "<entry><id></id><published>2026-11-02T10:00:00Z</published><title>no id</title></entry>",
+    "<entry><id>http://arxiv.org/abs/2611.00003v2</id><title>no date</title></entry>",
+]
+
+
+def _element_path(body: bytes):
+    """The per-element reader, the reference the one-pass XSLT reader must agree with."""
+    from lxml import etree
+
+    from digest.parse import ATOM, _arxiv_entry
+
+    root = etree.fromstring(body)
+    return [e for e in map(_arxiv_entry, root.iterchildren(f"{ATOM}entry")) if e is not None]
+
+
+@pytest.mark.parametrize("entries", [ARXIV_ENTRIES[:1], ARXIV_ENTRIES])
+def test_arxiv_one_pass_reader_matches_the_element_reader(entries):
+    from lxml import etree
+
+    from digest.parse import _arxiv_entries_flat, parse_arxiv_page
+
+    body = ARXIV_PAGE.format("".join(entries)).encode()
+    flat = _arxiv_entries_flat(etree.fromstring(body), body)
+    assert flat is not None  # the fast path ran (ASCII-only and non-ASCII pages alike)
+    assert flat[0] == _element_path(body)
+    page = parse_arxiv_page(body)
+    assert page.entries == flat[0] and page.skipped == len(entries) - len(flat[0]) and page.total == 9
+    first = page.entries[0]
+    assert (first.key, first.arxiv_version, first.title) == ("arxiv:hep-th/9901001", 3, "Sparse attention at scale")
+    assert first.summary == "We show a 2.5x speedup. Code: https://github.com/lab/sparse.git"
+    assert first.authors == ["A. Author", "B. Bauthor", ""] and first.tags == ["hep-th"]
+    assert first.code_urls == ["https://github.com/lab/sparse", "https://gitlab.com/q/r"]
+    assert first.updated == datetime(2026, 1, 5, 6, 0)
+    if len(entries) > 1:
+        assert page.entries[1].title == "Café au lait and <b>tags</b>"
+
+
+@pytest.mark.parametrize("text", ["&#65;lpha", "&#xE000;", "\ue000", "\ue001x\ue002"])
+def test_arxiv_pages_that_could_hold_a_separator_take_the_element_reader(text):
+    from lxml import etree
+
+    from digest.parse import _arxiv_entries_flat, parse_arxiv_page
+
+    body = ARXIV_PAGE.format(ARXIV_ENTRIES[0].replace("Sparse", text, 1)).encode()
+    assert _arxiv_entries_flat(etree.fromstring(body), body) is None
+    page = parse_arxiv_page(body)
+    assert page.entries == _element_path(body)
+    expected = text.replace("&#65;", "A").replace("&#xE000;", "\ue000")
+    assert page.entries[0].title == f"{expected} attention at scale"
