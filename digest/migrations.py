@@ -128,6 +128,17 @@ def m007_claim_keys_and_repro_fields(conn, dialect: str) -> None:
     _exec(conn, "CREATE UNIQUE INDEX IF NOT EXISTS ix_claim_key ON claim (key)")
 
 
+@migration
+def m008_no_rev_bump_per_inserted_item(conn, dialect: str) -> None:
+    """SQLite bumped vectors_rev once per inserted item row; a new item has no vector yet, so drop that trigger.
+
+    The vector cache holds embeddings of findings: inserting an embedding, deleting an item and changing which
+    paper a post covers still bump the revision. (PostgreSQL's triggers run once per statement and stay.)
+    """
+    if dialect == "sqlite":
+        _exec(conn, "DROP TRIGGER IF EXISTS item_rev_insert")
+
+
 LATEST = len(MIGRATIONS)
 
 

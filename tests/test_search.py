@@ -224,6 +224,24 @@ def test_vector_cache_follows_new_embeddings(runner, corpus, db):
     assert second[0] == "d" and first[0] != "d"
 
 
+def test_vector_cache_follows_a_new_finding(runner, corpus, db):
+    """A new item is searchable once its vector is stored (the item insert itself does not bump the revision)."""
+    cfg, ids, _ = corpus
+    assert "e" not in keys(search(runner, cfg, "--semantic", "mixture of experts routing"), ids)
+    engine = store.open_engine(db.url)
+    rev = db.one("SELECT value FROM search_state WHERE key = 'vectors_rev'")
+    store.save_entries(engine, "arxiv", [entry("e", "Mixture of experts routing", "Experts route tokens.", 0)])
+    new_id = db.one("SELECT id FROM item WHERE key = 'k:e'")
+    vec = HashEmbedder().encode(["mixture of experts routing"])[0]
+    store.save_embeddings(
+        engine, [Embedding(item_id=new_id, model="fake-hash-64", content_hash="h", dim=64, vector=to_bytes(vec))]
+    )
+    engine.dispose()
+    assert db.one("SELECT value FROM search_state WHERE key = 'vectors_rev'") != rev
+    ids = {**ids, "e": new_id}
+    assert keys(search(runner, cfg, "--semantic", "mixture of experts routing"), ids)[0] == "e"
+
+
 def test_output_formats(runner, corpus):
     cfg, ids, _ = corpus
     rows = json.loads(runner.invoke(main, ["--config", str(cfg), "search", "speculative", "--json"]).output)
