@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -260,8 +261,12 @@ def build_site(engine: Engine, config: Config, out_dir: Path | None = None, sear
     from digest import render, write
 
     out = Path(out_dir) if out_dir else config.site.out_dir
-    pages = render.plan_site(store.item_views(engine), store.topics(engine), config.site)
-    _rendered, written = write.write_site(out, pages)
+    manifest = write.read_manifest(out)
+    sigs = store.site_signatures(engine)
+    load = partial(store.site_views, engine)
+    build = render.plan_build(sigs, store.topics(engine), config.site, manifest.get("items", {}), load)
+    extra = {"items": build.items}
+    _rendered, written = write.write_site(out, build.pages, load=build.load, manifest=manifest, extra=extra)
     if search and (written or not (out / "pagefind" / "pagefind.js").exists()):
         build_search(out)
     return out, written

@@ -7,12 +7,13 @@ import hashlib
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from functools import cache, cached_property
+from pathlib import Path
 from xml.sax.saxutils import escape as xml_escape
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -21,7 +22,7 @@ from markupsafe import Markup
 from digest.config import REPO_ROOT, Config, SiteConfig
 from digest.models import Topic
 from digest.normalize import clean_text, slugify
-from digest.store import ItemView
+from digest.store import ItemView, SiteSignatures
 from digest.summarize import key_points, one_line
 
 TEMPLATES = REPO_ROOT / "templates"
@@ -173,27 +174,16 @@ class Finding:
         return bibtex(self.view) if self.item.arxiv_id else ""
 
     @cached_property
-    def key(self) -> str:
-        """A digest of everything an item page shows: equal keys mean equal pages."""
-        d, v = self.item.__dict__, self.view  # plain dict reads: no ORM descriptor per field
-        parts = (
-            [d.get(k) for k in ITEM_KEY_FIELDS],
-            d.get("content_hash") or (d.get("title"), d.get("summary")),
-            v.tags,
-            [self.names.get(s) for s, _ in v.tags],
-            [[c.__dict__.get(k) for k in CLAIM_KEY_FIELDS] for c in v.claims],
-            [[p.__dict__.get(k) for k in COVERAGE_KEY_FIELDS] for p in v.coverage],
-            sorted(v.verdicts.items()),
-        )
-        return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+    def authors(self) -> list[str]:
+        return self.view.authors
 
+    @cached_property
+    def code_urls(self) -> list[str]:
+        return self.view.code_urls
 
-ITEM_KEY_FIELDS = (
-    "id", "kind", "source", "url", "pdf_url", "authors", "published", "updated", "arxiv_id", "arxiv_version",
-    "code_urls", "blog_tags",
-)  # fmt: skip
-CLAIM_KEY_FIELDS = ("id", "value", "value_hi", "unit", "kind", "qualifier", "subject", "context", "baseline", "text")
-COVERAGE_KEY_FIELDS = ("id", "title", "url", "source", "published")
+    @cached_property
+    def blog_tags(self) -> list[str]:
+        return self.view.blog_tags
 
 
 def finding(view: ItemView, names: dict[str, str] | None = None) -> Finding:
@@ -202,31 +192,134 @@ def finding(view: ItemView, names: dict[str, str] | None = None) -> Finding:
 
 @dataclass
 class Page:
-    """One output file: `key` digests its inputs, `render` produces its bytes only when asked."""
+    """One output file: `key` digests its inputs, `render` produces its bytes only when asked.
+
+    `needs`: the findings `render` reads (loaded just before rendering). A page with `parts` is the
+    `join` of those pages' bytes: it is assembled after them, from the files just written.
+    """
 
     key: str
     render: Callable[[], bytes]
+    needs: tuple[int, ...] = ()
+    parts: tuple[str, ...] = ()
+    join: Callable[[list[bytes]], bytes] | None = None
+
+
+@dataclass(slots=True)
+class Listing:
+    """What list pages need of a finding without loading it: its input key, page, week and tags."""
+
+    id: int
+    key: str
+    path: str
+    week: str
+    tags: list[tuple[str, float]]
+
+
+@dataclass
+class Build:
+    """A planned site: its pages, how to load the findings they need, and per-finding manifest rows."""
+
+    pages: dict[str, Page]
+    load: Callable[[Iterable[int]], None]
+    items: dict[str, list[str]]  # item id -> [key, path, week], kept in the build manifest
 
 
 def _key(*parts) -> str:
     return hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=16).hexdigest()
 
 
-def plan_site(views: list[ItemView], topics: list[Topic], site: SiteConfig) -> dict[str, Page]:
-    """Every page of the site with the digest of its inputs; rendering is deferred to the caller."""
+def finding_key(row: tuple, tags, claims, runs: dict, coverage, names: dict[str, str]) -> str:
+    """A finding's change signature: equal keys mean an equal item page and equal cards and feed entries."""
+    parts = (row, [(s, score, names.get(s)) for s, score in tags], claims, [runs.get(c[0]) for c in claims], coverage)
+    return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+
+def signatures_of(views: list[ItemView]) -> SiteSignatures:
+    """The change signatures of hand-built views (tests, previews), shaped like store.site_signatures'."""
+
+    def content(i) -> str:
+        fields = (i.title, i.summary, i.url, i.pdf_url, i.authors, i.code_urls, i.blog_tags, i.source, i.kind)
+        return getattr(i, "content_hash", "") or _key(*fields)
+
+    items, tags, claims, runs, coverage = [], {}, {}, {}, {}
+    for v in views:
+        i = v.item
+        items.append((i.id, i.published, i.updated, content(i), i.arxiv_version, i.arxiv_id))
+        tags[i.id] = list(v.tags)
+        claims[i.id] = [(c.id, c.value, c.value_hi, c.baseline, c.unit, c.kind, c.start, c.text) for c in v.claims]
+        runs.update(v.verdicts)
+        coverage[i.id] = [(p.id, content(p), p.published, p.updated) for p in v.coverage]
+    return SiteSignatures(items, tags, claims, runs, coverage)
+
+
+def plan_build(
+    sigs: SiteSignatures,
+    topics: list[Topic],
+    site: SiteConfig,
+    cached: dict[str, list],
+    load: Callable[[list[int] | None], list[ItemView]],
+) -> Build:
+    """Key every page from the change signatures; load (via `load`) only findings that changed, and later those
+    that the pages to re-render list. `cached` is the last build's item manifest (id -> [key, path, week])."""
+    names = {t.slug: t.name for t in topics}
+    found: dict[int, Finding] = {}
+    total = len(sigs.items)
+
+    def fetch(ids: Iterable[int]) -> None:
+        missing = [i for i in ids if i not in found]
+        if not missing:
+            return
+        for view in load(None if len(missing) > total // 2 else missing):
+            if view.item.id not in found:
+                found[view.item.id] = Finding(view, names)
+
+    keyed = []
+    no_tags: list = []
+    for row in sigs.items:
+        iid = row[0]
+        tags = sigs.tags.get(iid, no_tags)
+        claims = sigs.claims.get(iid, no_tags)
+        key = finding_key(row, tags, claims, sigs.runs, sigs.coverage.get(iid, no_tags), names)
+        hit = cached.get(str(iid))
+        keyed.append((iid, key, tags, hit if hit and hit[0] == key else None))
+    fetch([iid for iid, _, _, hit in keyed if hit is None])
+    listings = []
+    for iid, key, tags, hit in keyed:
+        if hit is not None:
+            listings.append(Listing(iid, key, hit[1], hit[2], tags))
+        elif iid in found:  # else deleted since the signatures were read
+            listings.append(Listing(iid, key, found[iid].path, found[iid].week, tags))
+    pages = plan(listings, topics, site, found)
+    return Build(pages, fetch, {str(x.id): [x.key, x.path, x.week] for x in listings})
+
+
+@cache
+def code_digest() -> str:
+    """The renderer's own code and templates: a change to either re-renders every page."""
+    from digest import claims, summarize
+
+    h = hashlib.blake2b(templates_digest().encode(), digest_size=16)
+    for module in (claims, summarize):
+        h.update(Path(module.__file__).read_bytes())
+    h.update(Path(__file__).read_bytes())
+    return h.hexdigest()
+
+
+def plan(listings: list[Listing], topics: list[Topic], site: SiteConfig, found: dict[int, Finding]) -> dict[str, Page]:
+    """Every page of the site keyed by its inputs; renderers read findings from `found` when they run."""
     env = environment()
     names = {t.slug: t.name for t in topics}
-    findings = [Finding(v, names) for v in views]
-    by_tag: dict[str, list[Finding]] = defaultdict(list)
-    by_week: dict[str, list[Finding]] = defaultdict(list)
-    for f in findings:
-        by_week[f.week].append(f)
-        for slug, _score in f.view.tags:
-            by_tag[slug].append(f)
-    tag_counts = Counter({slug: len(fs) for slug, fs in by_tag.items()})
+    by_tag: dict[str, list[Listing]] = defaultdict(list)
+    by_week: dict[str, list[Listing]] = defaultdict(list)
+    for x in listings:
+        by_week[x.week].append(x)
+        for slug, _score in x.tags:
+            by_tag[slug].append(x)
+    tag_counts = Counter({slug: len(xs) for slug, xs in by_tag.items()})
     weeks = sorted(by_week, reverse=True)
     base = site.base_url
-    salt = _key(templates_digest(), site.title, site.base_url, site.timezone)
+    salt = _key(code_digest(), site.title, site.base_url, site.timezone)
     common = {
         "site": site,
         "topic_names": names,
@@ -240,19 +333,25 @@ def plan_site(views: list[ItemView], topics: list[Topic], site: SiteConfig) -> d
 
     def card(f: Finding, root: str) -> Markup:
         """A finding's card, rendered once per folder depth and reused by home, tag and week pages."""
-        key = (id(f), root)
+        key = (f.item.id, root)
         if key not in cards:
             cards[key] = macros.finding_card(f, root, names, tag_path)
         return cards[key]
 
+    def members(xs: list[Listing]) -> list[Finding]:
+        return [found[x.id] for x in xs]
+
+    def ids(xs: list[Listing]) -> tuple[int, ...]:
+        return tuple(x.id for x in xs)
+
     loaded = {}
 
-    def html(path: str, template: str, **ctx) -> Callable[[], bytes]:
+    def html(path: str, template: str, ctx: Callable[[], dict]) -> Callable[[], bytes]:
         def render() -> bytes:
             root = "../" * path.count("/")
             if template not in loaded:
                 loaded[template] = env.get_template(template)
-            return loaded[template].render(root=root, card=card, **common, **ctx).encode("utf-8")
+            return loaded[template].render(root=root, card=card, **common, **ctx()).encode("utf-8")
 
         return render
 
@@ -260,62 +359,93 @@ def plan_site(views: list[ItemView], topics: list[Topic], site: SiteConfig) -> d
     tag_list = [(t, names.get(t, t), n) for t, n in sorted(tag_counts.items(), key=lambda kv: (-kv[1], kv[0]))]
     this_week = weeks[0] if weeks else ""
     home = by_week.get(this_week, [])
-    sections: dict[str, list[Finding]] = defaultdict(list)
-    for f in home:
-        sections[f.view.tags[0][0] if f.view.tags else ""].append(f)
+    sections: dict[str, list[Listing]] = defaultdict(list)
+    for x in home:
+        sections[x.tags[0][0] if x.tags else ""].append(x)
     ordered = sorted(sections.items(), key=lambda kv: (kv[0] == "", -len(kv[1]), kv[0]))
-    home_sections = [(slug, names.get(slug, "Other"), fs) for slug, fs in ordered]
+    home_sections = [(slug, names.get(slug, "Other"), xs) for slug, xs in ordered]
     pages["index.html"] = Page(
-        _key(salt, "index", tag_list, weeks, len(findings), *(f.key for f in home)),
+        _key(salt, "index", tag_list, weeks, len(listings), *(x.key for x in home)),
         html(
             "index.html",
             "index.html",
-            week=this_week,
-            sections=home_sections,
-            tags=tag_list,
-            all_weeks=weeks,
-            total=len(findings),
-            count=len(home),
+            lambda: {
+                "week": this_week,
+                "sections": [(slug, name, members(xs)) for slug, name, xs in home_sections],
+                "tags": tag_list,
+                "all_weeks": weeks,
+                "total": len(listings),
+                "count": len(home),
+            },
         ),
+        ids(home),
     )
-    for f in findings:
-        pages[f.path] = Page(_key(salt, "item", f.key), html(f.path, "item.html", f=f))
+    for x in listings:
+        pages[x.path] = Page(
+            _key(salt, "item", x.key), html(x.path, "item.html", lambda x=x: {"f": found[x.id]}), (x.id,)
+        )
     for topic in topics:
-        fs = by_tag.get(topic.slug, [])
+        xs = by_tag.get(topic.slug, [])
         tkey = (topic.slug, topic.name, topic.description)
         pages[tag_path(topic.slug)] = Page(
-            _key(salt, "tag", tkey, *(f.key for f in fs)),
-            html(tag_path(topic.slug), "tag.html", topic=topic, findings=fs),
+            _key(salt, "tag", tkey, *(x.key for x in xs)),
+            html(tag_path(topic.slug), "tag.html", lambda t=topic, xs=xs: {"topic": t, "findings": members(xs)}),
+            ids(xs),
         )
-        latest = fs[:TAG_FEED_ITEMS]
+        latest = xs[:TAG_FEED_ITEMS]
         pages[tag_feed_path(topic.slug)] = Page(
-            _key(salt, "tagfeed", tkey, *(f.key for f in latest)),
-            _tag_atom_renderer(site, latest, topic, names),
+            _key(salt, "tagfeed", tkey, *(x.key for x in latest)),
+            lambda topic=topic, latest=latest: tag_atom_feed(site, members(latest), topic, names),
+            ids(latest),
         )
+    claim_parts = []
     for week in weeks:
-        fs = by_week[week]
+        xs = by_week[week]
+        wkey = _key(*(x.key for x in xs))
         pages[week_path(week)] = Page(
-            _key(salt, "week", week, *(f.key for f in fs)), html(week_path(week), "week.html", week=week, findings=fs)
+            _key(salt, "week", week, wkey),
+            html(week_path(week), "week.html", lambda week=week, xs=xs: {"week": week, "findings": members(xs)}),
+            ids(xs),
+        )
+        claim_parts.append(claims_week_path(week))
+        pages[claim_parts[-1]] = Page(
+            _key(salt, "claims", week, wkey), lambda xs=xs: claims_json(members(xs), base), ids(xs)
         )
     tags_rows = [(t.slug, t.name, tag_counts.get(t.slug, 0)) for t in topics]
     pages["tags/index.html"] = Page(
-        _key(salt, "tags", tags_rows), html("tags/index.html", "tags_index.html", tags=tags_rows)
+        _key(salt, "tags", tags_rows), html("tags/index.html", "tags_index.html", lambda: {"tags": tags_rows})
     )
-    pages["search.html"] = Page(_key(salt, "search"), html("search.html", "search.html"))
-    latest = findings[:FEED_ITEMS]
-    latest_keys = [f.key for f in latest]
+    pages["search.html"] = Page(_key(salt, "search"), html("search.html", "search.html", dict))
+    latest = listings[:FEED_ITEMS]
+    latest_keys = [x.key for x in latest]
     pages["feed.atom"] = Page(
-        _key(salt, "atom", *latest_keys), _atom_renderer(site, latest, "feed.atom", site.title, names)
+        _key(salt, "atom", *latest_keys),
+        lambda: atom_feed(site, members(latest), "feed.atom", site.title, names),
+        ids(latest),
     )
-    pages["feed.json"] = Page(_key(salt, "json", *latest_keys), lambda: json_feed(site, latest, names))
-    all_keys = _key(*(f.key for f in findings))
+    pages["feed.json"] = Page(
+        _key(salt, "json", *latest_keys), lambda: json_feed(site, members(latest), names), ids(latest)
+    )
     html_paths = [p for p in pages if p.endswith(".html")]
-    pages["sitemap.xml"] = Page(_key(salt, "sitemap", all_keys, *html_paths), lambda: sitemap(base, html_paths))
-    pages["claims.json"] = Page(_key(salt, "claims", all_keys), lambda: claims_json(findings, base))
+    pages["sitemap.xml"] = Page(_key(salt, "sitemap", *html_paths), lambda: sitemap(base, html_paths))
+    parts = tuple(claim_parts)
+    pages["claims.json"] = Page(
+        _key(salt, "claims", *(pages[p].key for p in parts)),
+        lambda: join_json_arrays([pages[p].render() for p in parts]),
+        parts=parts,
+        join=join_json_arrays,
+    )
     for name in STATIC:
         data = (TEMPLATES / name).read_bytes()
         pages[name] = Page(_key(salt, name), lambda data=data: data)
     return pages
+
+
+def plan_site(views: list[ItemView], topics: list[Topic], site: SiteConfig) -> dict[str, Page]:
+    """Every page of the site from views already loaded (tests, previews): the same plan a build makes."""
+    by_id = {v.item.id: v for v in views}
+    build = plan_build(signatures_of(views), topics, site, {}, lambda ids: [by_id[i] for i in (ids or by_id)])
+    return build.pages
 
 
 def site_pages(views: list[ItemView], topics: list[Topic], site: SiteConfig) -> dict[str, bytes]:
@@ -323,12 +453,14 @@ def site_pages(views: list[ItemView], topics: list[Topic], site: SiteConfig) -> 
     return {path: page.render() for path, page in plan_site(views, topics, site).items()}
 
 
-def _atom_renderer(site: SiteConfig, findings: list[Finding], path: str, title: str, names: dict[str, str]):
-    return lambda: atom_feed(site, findings, path, title, names)
+def claims_week_path(week: str) -> str:
+    return f"claims/{slugify(week)}.json"
 
 
-def _tag_atom_renderer(site: SiteConfig, findings: list[Finding], topic: Topic, names: dict[str, str]):
-    return lambda: tag_atom_feed(site, findings, topic, names)
+def join_json_arrays(parts: list[bytes]) -> bytes:
+    """Compact JSON arrays joined into one, byte for byte what dumping all their rows at once gives."""
+    bodies = [p.strip()[1:-1] for p in parts]
+    return b"[" + b",".join(b for b in bodies if b) + b"]"
 
 
 def tag_atom_feed(site: SiteConfig, findings: list[Finding], topic: Topic, names: dict[str, str]) -> bytes:
@@ -440,21 +572,19 @@ def claims_json(findings: list[Finding], base: str) -> bytes:
     """Every claim with its finding, number, unit, kind, sentence and latest reproduction verdict."""
     rows = []
     for f in findings:
-        item, verdicts = f.item.__dict__, f.view.verdicts  # plain dict reads: 10,000s of claims
-        head = {"item_id": item.get("id"), "item_title": item.get("title"), "item_url": base + f.path}
-        head["arxiv_id"] = item.get("arxiv_id")
-        for claim in f.view.claims:
-            c = claim.__dict__
+        item, verdicts = f.item, f.view.verdicts
+        head = {"item_id": item.id, "item_title": item.title, "item_url": base + f.path, "arxiv_id": item.arxiv_id}
+        for c in f.view.claims:
             rows.append(
                 {
-                    "claim_id": c.get("id"),
+                    "claim_id": c.id,
                     **head,
-                    "value": c.get("value"),
-                    "value_hi": c.get("value_hi"),
-                    "unit": c.get("unit"),
-                    "kind": c.get("kind"),
-                    "sentence": c.get("text"),
-                    "verdict": verdicts.get(c.get("id")),
+                    "value": c.value,
+                    "value_hi": c.value_hi,
+                    "unit": c.unit,
+                    "kind": c.kind,
+                    "sentence": c.text,
+                    "verdict": verdicts.get(c.id),
                 }
             )
     return json.dumps(rows, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
