@@ -70,6 +70,11 @@ def external_url(url: str | None) -> str:
 
 
 @cache
+def macros():
+    return environment().get_template("_macros.html").module
+
+
+@cache
 def templates_digest() -> str:
     """Any change to a template or static file invalidates every page built from it."""
     h = hashlib.blake2b(digest_size=16)
@@ -229,10 +234,14 @@ def _key(*parts) -> str:
     return hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=16).hexdigest()
 
 
-def finding_key(row: tuple, tags, claims, runs: dict, coverage, names: dict[str, str]) -> str:
+def finding_key(salt: str, row: tuple, tags, claims, verdicts: list, coverage) -> str:
     """A finding's change signature: equal keys mean an equal item page and equal cards and feed entries."""
-    parts = (row, [(s, score, names.get(s)) for s, score in tags], claims, [runs.get(c[0]) for c in claims], coverage)
-    return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+    return hashlib.blake2b(repr((salt, row, tags, claims, verdicts, coverage)).encode(), digest_size=16).hexdigest()
+
+
+def site_salt(site: SiteConfig, topics: list[Topic]) -> str:
+    """What every page depends on: renderer code, templates, site settings and the taxonomy's names."""
+    return _key(code_digest(), site.title, site.base_url, site.timezone, [(t.slug, t.name) for t in topics])
 
 
 def signatures_of(views: list[ItemView]) -> SiteSignatures:
@@ -246,8 +255,8 @@ def signatures_of(views: list[ItemView]) -> SiteSignatures:
     for v in views:
         i = v.item
         items.append((i.id, i.published, i.updated, content(i), i.arxiv_version, i.arxiv_id))
-        tags[i.id] = list(v.tags)
-        claims[i.id] = [(c.id, c.value, c.value_hi, c.baseline, c.unit, c.kind, c.start, c.text) for c in v.claims]
+        tags[i.id] = [(i.id, slug, score) for slug, score in v.tags]
+        claims[i.id] = [(i.id, c.id, c.value, c.value_hi, c.unit, c.kind, c.start, c.text) for c in v.claims]
         runs.update(v.verdicts)
         coverage[i.id] = [(p.id, content(p), p.published, p.updated) for p in v.coverage]
     return SiteSignatures(items, tags, claims, runs, coverage)
@@ -274,15 +283,18 @@ def plan_build(
             if view.item.id not in found:
                 found[view.item.id] = Finding(view, names)
 
+    salt = site_salt(site, topics)
     keyed = []
-    no_tags: list = []
+    none: list = []
+    runs = sigs.runs
     for row in sigs.items:
         iid = row[0]
-        tags = sigs.tags.get(iid, no_tags)
-        claims = sigs.claims.get(iid, no_tags)
-        key = finding_key(row, tags, claims, sigs.runs, sigs.coverage.get(iid, no_tags), names)
+        tags = sigs.tags.get(iid, none)
+        claims = sigs.claims.get(iid, none)
+        verdicts = [runs[c[1]] for c in claims if c[1] in runs] if runs else none
+        key = finding_key(salt, row, tags, claims, verdicts, sigs.coverage.get(iid, none))
         hit = cached.get(str(iid))
-        keyed.append((iid, key, tags, hit if hit and hit[0] == key else None))
+        keyed.append((iid, key, [t[1:] for t in tags], hit if hit and hit[0] == key else None))
     fetch([iid for iid, _, _, hit in keyed if hit is None])
     listings = []
     for iid, key, tags, hit in keyed:
@@ -290,7 +302,7 @@ def plan_build(
             listings.append(Listing(iid, key, hit[1], hit[2], tags))
         elif iid in found:  # else deleted since the signatures were read
             listings.append(Listing(iid, key, found[iid].path, found[iid].week, tags))
-    pages = plan(listings, topics, site, found)
+    pages = plan(listings, topics, site, found, salt)
     return Build(pages, fetch, {str(x.id): [x.key, x.path, x.week] for x in listings})
 
 
@@ -306,8 +318,10 @@ def code_digest() -> str:
     return h.hexdigest()
 
 
-def plan(listings: list[Listing], topics: list[Topic], site: SiteConfig, found: dict[int, Finding]) -> dict[str, Page]:
-    """Every page of the site keyed by its inputs; renderers read findings from `found` when they run."""
+def plan(
+    listings: list[Listing], topics: list[Topic], site: SiteConfig, found: dict[int, Finding], salt: str
+) -> dict[str, Page]:
+    """Every page of the site keyed by its inputs (listing keys carry `salt`); renderers read `found` when run."""
     env = environment()
     names = {t.slug: t.name for t in topics}
     by_tag: dict[str, list[Listing]] = defaultdict(list)
@@ -319,7 +333,6 @@ def plan(listings: list[Listing], topics: list[Topic], site: SiteConfig, found: 
     tag_counts = Counter({slug: len(xs) for slug, xs in by_tag.items()})
     weeks = sorted(by_week, reverse=True)
     base = site.base_url
-    salt = _key(code_digest(), site.title, site.base_url, site.timezone)
     common = {
         "site": site,
         "topic_names": names,
@@ -328,14 +341,13 @@ def plan(listings: list[Listing], topics: list[Topic], site: SiteConfig, found: 
         "week_path": week_path,
         "css": CSS,
     }
-    macros = env.get_template("_macros.html").module
     cards: dict[tuple[int, str], Markup] = {}
 
     def card(f: Finding, root: str) -> Markup:
         """A finding's card, rendered once per folder depth and reused by home, tag and week pages."""
         key = (f.item.id, root)
         if key not in cards:
-            cards[key] = macros.finding_card(f, root, names, tag_path)
+            cards[key] = macros().finding_card(f, root, names, tag_path)
         return cards[key]
 
     def members(xs: list[Listing]) -> list[Finding]:
@@ -381,9 +393,7 @@ def plan(listings: list[Listing], topics: list[Topic], site: SiteConfig, found: 
         ids(home),
     )
     for x in listings:
-        pages[x.path] = Page(
-            _key(salt, "item", x.key), html(x.path, "item.html", lambda x=x: {"f": found[x.id]}), (x.id,)
-        )
+        pages[x.path] = Page(x.key, html(x.path, "item.html", lambda x=x: {"f": found[x.id]}), (x.id,))
     for topic in topics:
         xs = by_tag.get(topic.slug, [])
         tkey = (topic.slug, topic.name, topic.description)

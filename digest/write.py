@@ -47,6 +47,12 @@ def confined(root: Path, rel: str) -> Path:
     return root / norm
 
 
+def _check(rel: str) -> None:
+    """A relative path made only of plain names: what confined() allows, decided without building paths."""
+    if not rel or rel[0] == "/" or "\\" in rel or "\0" in rel or ".." in rel or "//" in rel or "/./" in rel:
+        raise DigestError(f"refusing to write outside the output folder: {rel!r}")
+
+
 def write_tree(out: Path, pages: dict[str, bytes]) -> int:
     """Write every page under `out`; a path that would escape `out` is refused. Returns files written."""
     root = Path(out).resolve()
@@ -136,7 +142,7 @@ def write_site(
     present = _present(root, pages)
     todo, joined = [], []
     for rel, page in pages.items():
-        confined(root, rel)
+        _check(rel)
         if old.get(rel) == page.key and rel in present:
             continue
         (joined if page.parts else todo).append(rel)
