@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.policy
 import hashlib
 import json
+import marshal
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -283,7 +284,12 @@ def _key(*parts) -> str:
 
 def finding_key(salt: str, row: tuple, tags, claims, verdicts: list, coverage) -> str:
     """A finding's change signature: equal keys mean an equal item page and equal cards and feed entries."""
-    return hashlib.blake2b(repr((salt, row, tags, claims, verdicts, coverage)).encode(), digest_size=16).hexdigest()
+    parts = (salt, row, tags, claims, verdicts, coverage)
+    try:
+        data = marshal.dumps(parts, 2)  # version 2: no back-references, so equal values give equal bytes
+    except ValueError:  # datetimes (PostgreSQL rows, hand-built views)
+        data = repr(parts).encode()
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def site_salt(site: SiteConfig, topics: list[Topic]) -> str:

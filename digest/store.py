@@ -852,8 +852,9 @@ def site_signatures(engine: Engine) -> SiteSignatures:
     with engine.connect() as conn:
         run = partial(_rows, conn)
         items = run(
-            "SELECT id, published, updated, content_hash, arxiv_version, arxiv_id FROM item "
-            "WHERE covers_item_id IS NULL ORDER BY published DESC, id"
+            # Times as text, so every value is a plain str, int, float or None on both databases.
+            "SELECT id, CAST(published AS TEXT), CAST(updated AS TEXT), content_hash, arxiv_version, arxiv_id "
+            "FROM item WHERE covers_item_id IS NULL ORDER BY published DESC, id"
         )
         by_item = itemgetter(0)
         tags = run("SELECT item_id, topic_slug, score FROM itemtopic ORDER BY item_id, score DESC, topic_slug")
@@ -865,7 +866,7 @@ def site_signatures(engine: Engine) -> SiteSignatures:
         claims = {k: list(g) for k, g in groupby(claims, by_item)}
         runs = dict(run("SELECT claim_id, MAX(id) FROM reprorun WHERE claim_id IS NOT NULL GROUP BY claim_id"))
         coverage = run(
-            "SELECT covers_item_id, id, content_hash, published, updated FROM item "
+            "SELECT covers_item_id, id, content_hash, CAST(published AS TEXT), CAST(updated AS TEXT) FROM item "
             "WHERE covers_item_id IS NOT NULL ORDER BY covers_item_id, published, id"
         )
         coverage = {k: list(g) for k, g in groupby(coverage, by_item)}
