@@ -288,9 +288,9 @@ def build_newsletter(engine: Engine, config: Config, week: str, out_dir: Path | 
     """One ISO week's issue as an .eml file (text part first, then HTML)."""
     from digest import render, write
 
-    start, end = parse_week(week)
-    views = [v for v in store.item_views(engine) if start <= v.item.published.date() <= end]
-    message = render.newsletter_message(week, views, store.topics(engine), config)
+    week = iso_week(parse_week(week)[0])
+    views, topics, extra = newsletter_inputs(engine, week)
+    message = render.newsletter_message(week, views, topics, config, **extra)
     out = Path(out_dir) if out_dir else config.newsletter.out_dir
     path = out / f"digest-{week}.eml"
     write.write_bytes(path, bytes(message))
@@ -301,17 +301,38 @@ def send_newsletter(engine: Engine, config: Config, week: str, dry_run_dir: Path
     """Deliver one week's issue to every subscriber (or write one .eml each with dry_run_dir)."""
     from digest import deliver, render
 
-    start, end = parse_week(week)
-    week = iso_week(start)
-    views = [v for v in store.item_views(engine) if start <= v.item.published.date() <= end]
+    week = iso_week(parse_week(week)[0])
+    views, topics, extra = newsletter_inputs(engine, week)
     if not views:
         raise DigestError(f"--week {week}: no findings that week, nothing to send")
-    issue = render.newsletter_message(week, views, store.topics(engine), config)
+    issue = render.newsletter_message(week, views, topics, config, **extra)
 
     def personalize(address: str, token: str):
         return render.for_recipient(issue, config, week, address, token)
 
     return deliver.send_issue(engine, config, week, personalize, dry_run_dir=dry_run_dir)
+
+
+def newsletter_inputs(engine: Engine, week: str) -> tuple[list, list, dict]:
+    """(the week's findings, topics, {"reproductions": [(view, claim, verdict)], "suggestions": [...]}): the
+    reproductions are the claims whose latest run that week started within it, whatever week their item is from."""
+    from datetime import datetime, time, timedelta
+
+    start, end = parse_week(week)
+    views = [v for v in store.site_views(engine) if start <= v.item.published.date() <= end]
+    since, until = datetime.combine(start, time()), datetime.combine(end + timedelta(days=1), time())
+    runs = store.runs_between(engine, since, until)
+    by_id = (
+        {v.item.id: v for v in store.site_views(engine, sorted({item_id for item_id, _, _ in runs}))} if runs else {}
+    )
+    reproductions = []
+    for item_id, claim_id, verdict in runs:
+        view = by_id.get(item_id)
+        claim = next((c for c in view.claims if c.id == claim_id), None) if view else None
+        if claim is not None:
+            reproductions.append((view, claim, verdict))
+    extra = {"reproductions": reproductions, "suggestions": store.suggested_topics_between(engine, since, until)}
+    return views, store.topics(engine), extra
 
 
 def parse_week(week: str) -> tuple[date, date]:

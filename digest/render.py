@@ -8,7 +8,7 @@ import json
 import marshal
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -661,8 +661,19 @@ def header_text(value: str, limit: int = 300) -> str:
     return clean_text(value, limit)
 
 
-def newsletter_message(week: str, views: list[ItemView], topics: list[Topic], config: Config) -> EmailMessage:
-    """multipart/alternative: plain text first, then HTML with absolute links; headers safe from feed data."""
+def newsletter_message(
+    week: str,
+    views: list[ItemView],
+    topics: list[Topic],
+    config: Config,
+    *,
+    reproductions: Sequence[tuple[ItemView, object, str]] = (),
+    suggestions: Sequence = (),
+) -> EmailMessage:
+    """multipart/alternative: plain text first, then HTML with absolute links; headers safe from feed data.
+
+    `reproductions`: (finding, claim, verdict) of the claims whose latest run that week started in it;
+    `suggestions`: the suggested topics (SuggestedTopic rows) first seen that week."""
     env = environment()
     names = {t.slug: t.name for t in topics}
     sections: dict[str, list[Finding]] = defaultdict(list)
@@ -674,9 +685,7 @@ def newsletter_message(week: str, views: list[ItemView], topics: list[Topic], co
     subject = f"Digest, week {week}: {len(views)} findings" + (f" in {', '.join(top)}" if top else "")
     if len([s for s, _ in ordered if s in names]) > 3:
         subject += ", ..."
-    checked = [
-        (Finding(v, names), c, v.verdicts[c.id]) for v in views for c in v.claims if v.verdicts.get(c.id) is not None
-    ]
+    checked = [(Finding(v, names), c, verdict) for v, c, verdict in reproductions]
     ctx = {
         "week": week,
         "sections": [(slug, names.get(slug, "Other"), fs[:5]) for slug, fs in ordered],
@@ -686,6 +695,7 @@ def newsletter_message(week: str, views: list[ItemView], topics: list[Topic], co
         "item_path": item_path,
         "tag_path": tag_path,
         "total": len(views),
+        "suggestions": [_suggestion(s) for s in suggestions],
         "unsubscribe_url": "{{UNSUBSCRIBE_URL}}",
     }
     html = env.get_template("newsletter.html").render(**ctx)
@@ -702,6 +712,17 @@ def newsletter_message(week: str, views: list[ItemView], topics: list[Topic], co
     msg.add_alternative(html.replace("{{UNSUBSCRIBE_URL}}", _unsubscribe_url(config, "")), subtype="html")
     msg._digest_parts = (text, html)  # type: ignore[attr-defined]  # the templates, for per-recipient copies
     return msg
+
+
+def _suggestion(row) -> dict:
+    """A suggested topic as the newsletter shows it: label, size, top terms and a few member titles."""
+    return {
+        "id": row.id,
+        "label": clean_text(row.label, 200),
+        "size": row.size,
+        "terms": [clean_text(t, 60) for t in json.loads(row.terms or "[]")[:6]],
+        "titles": [clean_text(t, 200) for t in json.loads(row.titles or "[]")[:3]],
+    }
 
 
 def _domain(config: Config) -> str:

@@ -628,9 +628,14 @@ def save_topic_vectors(engine: Engine, rows: Sequence[TopicVector]) -> None:
 
 
 def replace_suggested_topics(engine: Engine, rows: Sequence[SuggestedTopic]) -> None:
-    """Swap in the latest clustering's suggestions in one transaction."""
+    """Swap in the latest clustering's suggestions in one transaction (a suggestion seen before keeps its first date,
+    so the newsletter can tell the week's new ones)."""
     with session(engine) as s:
+        first_seen = dict(s.exec(select(SuggestedTopic.id, SuggestedTopic.created_at)).all())
         s.exec(delete(SuggestedTopic))
+        for row in rows:
+            if row.id in first_seen:
+                row.created_at = first_seen[row.id]
         s.add_all(rows)
         s.commit()
 
@@ -928,3 +933,31 @@ def site_views(engine: Engine, item_ids: Sequence[int] | None = None) -> list[It
     if item_ids is not None and len(views) > 1:
         views.sort(key=lambda v: (-v.item.published.timestamp(), v.item.id))
     return views
+
+
+# --- the newsletter (issue #5) -----------------------------------------------
+
+
+def suggested_topics_between(engine: Engine, start: datetime, end: datetime) -> list[SuggestedTopic]:
+    """Suggested topics first seen in [start, end), largest first: the week's emerging topics."""
+    with session(engine) as s:
+        stmt = select(SuggestedTopic).where(SuggestedTopic.created_at >= start, SuggestedTopic.created_at < end)
+        return list(s.exec(stmt.order_by(SuggestedTopic.size.desc(), SuggestedTopic.id)))
+
+
+def runs_between(engine: Engine, start: datetime, end: datetime) -> list[tuple[int, int, str]]:
+    """(item id, claim id, verdict) of each claim's latest run started in [start, end), oldest first."""
+    with session(engine) as s:
+        latest = (
+            select(func.max(ReproRun.id).label("rid"))
+            .where(ReproRun.claim_id.is_not(None), ReproRun.started_at >= start, ReproRun.started_at < end)
+            .group_by(ReproRun.claim_id)
+            .subquery()
+        )
+        stmt = (
+            select(Claim.item_id, ReproRun.claim_id, ReproRun.verdict)
+            .join(latest, ReproRun.id == latest.c.rid)
+            .join(Claim, Claim.id == ReproRun.claim_id)
+            .order_by(ReproRun.id)
+        )
+        return [tuple(r) for r in s.exec(stmt)]
