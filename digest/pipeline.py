@@ -322,9 +322,8 @@ def newsletter_inputs(engine: Engine, week: str) -> tuple[list, list, dict]:
     views = [v for v in store.site_views(engine) if start <= v.item.published.date() <= end]
     since, until = datetime.combine(start, time()), datetime.combine(end + timedelta(days=1), time())
     runs = store.runs_between(engine, since, until)
-    by_id = (
-        {v.item.id: v for v in store.site_views(engine, sorted({item_id for item_id, _, _ in runs}))} if runs else {}
-    )
+    ran = sorted({item_id for item_id, _, _ in runs})
+    by_id = {v.item.id: v for v in store.site_views(engine, ran)} if ran else {}
     reproductions = []
     for item_id, claim_id, verdict in runs:
         view = by_id.get(item_id)

@@ -47,8 +47,9 @@ def test_new_suggested_topics_of_the_week_only(tmp_path, db):
     assert "suggested topics" not in text.lower() and "suggested topics" not in html.lower()  # none: no section
 
     def suggestion(cid: str, label: str, created: datetime) -> SuggestedTopic:
-        return SuggestedTopic(id=cid, label=label, terms=json.dumps(label.split()), size=4,
-                              members="[]", titles=json.dumps([f"A paper about {label}"]), created_at=created)  # fmt: skip
+        titles = json.dumps([f"A paper about {label}"])
+        terms = json.dumps(label.split())
+        return SuggestedTopic(id=cid, label=label, terms=terms, size=4, titles=titles, created_at=created)
 
     store.replace_suggested_topics(engine, [suggestion("cold", "photonic chips", datetime(2026, 11, 2, 8))])
     # A later clustering run finds the old cluster again (it keeps its first date) and a new one this week.
