@@ -267,7 +267,7 @@ def build_site(engine: Engine, config: Config, out_dir: Path | None = None, sear
     try:
         sigs = store.site_signatures(engine)
         load = partial(store.site_views, engine)
-        build = render.plan_build(sigs, store.topics(engine), config.site, manifest.get("items", {}), load)
+        build = render.plan_build(sigs, sigs.topics, config.site, manifest.get("items", {}), load)
         extra = {"items": build.items}
         _rendered, written = write.write_site(out, build.pages, load=build.load, manifest=manifest, extra=extra)
     finally:

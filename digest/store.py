@@ -809,6 +809,7 @@ SITE_CLAIM_COLUMNS = (
 SiteItem = namedtuple("SiteItem", SITE_ITEM_COLUMNS)
 SiteClaim = namedtuple("SiteClaim", SITE_CLAIM_COLUMNS)
 SitePost = namedtuple("SitePost", ("id", "covers_item_id", "title", "url", "source", "published"))
+SiteTopic = namedtuple("SiteTopic", ("slug", "name", "description"))
 SiteRun = namedtuple("SiteRun", ("id", "claim_id", "verdict", "measured", "claimed", "note"))
 
 
@@ -821,6 +822,7 @@ class SiteSignatures:
     claims: dict[int, list[tuple]]  # item id -> (item id, claim id, value, value_hi, baseline, unit, kind, start)
     runs: dict[int, object]  # claim id -> its latest run id
     coverage: dict[int, list[tuple]]  # item id -> (post id, content_hash, published, updated)
+    topics: list = field(default_factory=list)  # SiteTopic rows, by slug
 
 
 def _datetime(value):
@@ -872,10 +874,11 @@ def site_signatures(engine: Engine) -> SiteSignatures:
         runs = dict(run("SELECT claim_id, MAX(id) FROM reprorun WHERE claim_id IS NOT NULL GROUP BY claim_id"))
         coverage = run(
             "SELECT covers_item_id, id, content_hash, CAST(published AS TEXT), CAST(updated AS TEXT) FROM item "
-            "WHERE covers_item_id IS NOT NULL ORDER BY covers_item_id, published, id"
+            "WHERE covers_item_id > 0 ORDER BY covers_item_id, published, id"  # > 0: the index, not a table scan
         )
         coverage = {k: list(g) for k, g in groupby(coverage, by_item)}
-    return SiteSignatures(items, tags, claims, runs, coverage)
+        topics = [SiteTopic(*r) for r in run("SELECT slug, name, description FROM topic ORDER BY slug")]
+    return SiteSignatures(items, tags, claims, runs, coverage, topics)
 
 
 def site_views(engine: Engine, item_ids: Sequence[int] | None = None) -> list[ItemView]:
@@ -917,7 +920,7 @@ def site_views(engine: Engine, item_ids: Sequence[int] | None = None) -> list[It
             coverage: dict[int, list] = {r[0]: [] for r in rows}
             for p in run(
                 "SELECT id, covers_item_id, title, url, source, published FROM item "
-                f"WHERE covers_item_id IS NOT NULL{covers} ORDER BY published, id"
+                f"WHERE covers_item_id > 0{covers} ORDER BY published, id"
             ):
                 if p[1] in coverage:
                     coverage[p[1]].append(SitePost(*p[:5], _datetime(p[5])))
