@@ -219,6 +219,19 @@ class Finding:
         return [(tag_path(slug), self.names.get(slug, slug), score) for slug, score in self.view.tags]
 
     @cached_property
+    def atom_entry(self) -> dict:
+        """This finding as an Atom entry (templates/atom.xml); one finding sits in several feeds."""
+        return {
+            "f": self,
+            "title": _xml_text(self.item.title, 500),
+            "published": self.item.published.replace(tzinfo=UTC).isoformat(),
+            "updated": _when(self).isoformat(),
+            "summary": _xml_text(self.one_line, 1000) or _xml_text(self.item.title, 500),
+            "authors": [_xml_text(a, 200) for a in self.authors[:10]],
+            "categories": [(slug, _xml_text(self.names.get(slug, slug), 200)) for slug, _ in self.view.tags],
+        }
+
+    @cached_property
     def headline_badge(self) -> Markup:
         return verdict_badge(self.view.verdicts.get(self.headline.id)) if self.headline else Markup("")
 
@@ -458,7 +471,9 @@ def plan(
         latest = xs[:TAG_FEED_ITEMS]
         pages[tag_feed_path(topic.slug)] = Page(
             _key(salt, "tagfeed", tkey, *(x.key for x in latest)),
-            lambda topic=topic, latest=latest: tag_atom_feed(site, members(latest), topic, names),
+            lambda t=topic, latest=latest: atom_feed(
+                site, members(latest), tag_feed_path(t.slug), tag_path(t.slug), f"{site.title}: {t.name}"
+            ),
             ids(latest),
         )
     claim_parts = []
@@ -483,7 +498,7 @@ def plan(
     latest_keys = [x.key for x in latest]
     pages["feed.atom"] = Page(
         _key(salt, "atom", *latest_keys),
-        lambda: atom_feed(site, members(latest), "feed.atom", site.title, names),
+        lambda: atom_feed(site, members(latest), "feed.atom", "index.html", site.title),
         ids(latest),
     )
     pages["feed.json"] = Page(
@@ -526,31 +541,19 @@ def join_json_arrays(parts: list[bytes]) -> bytes:
     return b"[" + b",".join(b for b in bodies if b) + b"]"
 
 
-def tag_atom_feed(site: SiteConfig, findings: list[Finding], topic: Topic, names: dict[str, str]) -> bytes:
-    """A topic's Atom feed from templates/atom.xml: the same entries as feedgen writes, ~10x cheaper for 500 topics."""
-    entries = [
-        {
-            "f": f,
-            "title": _xml_text(f.item.title, 500),
-            "published": f.item.published.replace(tzinfo=UTC).isoformat(),
-            "updated": _when(f).isoformat(),
-            "summary": _xml_text(f.one_line, 1000) or _xml_text(f.item.title, 500),
-            "authors": [_xml_text(a, 200) for a in f.view.authors[:10]],
-            "categories": [(slug, _xml_text(names.get(slug, slug), 200)) for slug, _ in f.view.tags],
-        }
-        for f in findings
-    ]
+def atom_feed(site: SiteConfig, findings: list[Finding], path: str, html_path: str, title: str) -> bytes:
+    """Atom 1.0 from templates/atom.xml, newest first, links absolute from base_url (~10x cheaper than feedgen)."""
     updated = max((_when(f) for f in findings), default=datetime(2000, 1, 1, tzinfo=UTC))
     return (
         environment()
         .get_template("atom.xml")
         .render(
             base=site.base_url,
-            path=tag_feed_path(topic.slug),
-            html_path=tag_path(topic.slug),
-            title=_xml_text(f"{site.title}: {topic.name}", 300),
+            path=path,
+            html_path=html_path,
+            title=_xml_text(title, 300),
             updated=updated.isoformat(),
-            entries=entries,
+            entries=[f.atom_entry for f in findings],
         )
         .encode("utf-8")
     )
@@ -563,33 +566,6 @@ def _when(f: Finding) -> datetime:
 def _xml_text(text: str, limit: int = 2000) -> str:
     """Feed text without the control characters XML 1.0 forbids."""
     return clean_text(text, limit)
-
-
-def atom_feed(site: SiteConfig, findings: list[Finding], path: str, title: str, names: dict[str, str]) -> bytes:
-    """Atom 1.0 via feedgen: one entry per finding, links absolute from base_url."""
-    from feedgen.feed import FeedGenerator
-
-    base = site.base_url
-    fg = FeedGenerator()
-    fg.id(base + path)
-    fg.title(_xml_text(title, 300))
-    fg.link(href=base + path, rel="self")
-    fg.link(href=base + "index.html", rel="alternate")
-    fg.updated(max((_when(f) for f in findings), default=datetime(2000, 1, 1, tzinfo=UTC)))
-    fg.generator("Digest")
-    for f in reversed(findings):  # feedgen prepends: add oldest first so the newest is on top
-        e = fg.add_entry()
-        e.id(base + f.path)
-        e.title(_xml_text(f.item.title, 500))
-        e.link(href=base + f.path)
-        e.published(f.item.published.replace(tzinfo=UTC))
-        e.updated(_when(f))
-        e.summary(_xml_text(f.one_line, 1000) or _xml_text(f.item.title, 500))
-        for author in f.view.authors[:10]:
-            e.author(name=_xml_text(author, 200))
-        for slug, _ in f.view.tags:
-            e.category(term=slug, label=_xml_text(names.get(slug, slug), 200))
-    return fg.atom_str(pretty=True)
 
 
 def json_feed(site: SiteConfig, findings: list[Finding], names: dict[str, str]) -> bytes:
@@ -623,8 +599,13 @@ def json_feed(site: SiteConfig, findings: list[Finding], names: dict[str, str]) 
     return json.dumps(feed, ensure_ascii=False, indent=1).encode("utf-8")
 
 
+_XML_SPECIAL = re.compile(r"[&<>]")
+
+
 def sitemap(base: str, paths: list[str]) -> bytes:
-    rows = "".join(f"<url><loc>{xml_escape(base + p)}</loc></url>\n" for p in sorted(paths))
+    esc = xml_escape(base)
+    locs = (xml_escape(p) if _XML_SPECIAL.search(p) else p for p in sorted(paths))  # slugs: nothing to escape
+    rows = "".join(f"<url><loc>{esc}{p}</loc></url>\n" for p in locs)
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n' + rows + "</urlset>\n"

@@ -13,7 +13,7 @@ from digest.errors import DigestError
 
 MANIFEST = ".digest-build.json"
 MANIFEST_VERSION = 2
-PARALLEL_MIN_PAGES = 400  # below this, forking workers costs more than it saves
+PARALLEL_MIN_WORK = 600  # pages + findings they list: below this, forking workers costs more than it saves
 
 
 def write_bytes(path: Path, data: bytes) -> bool:
@@ -173,7 +173,8 @@ def write_site(
 
 def _run(root: Path, pages: dict, todo: list[str], workers: int | None, present: set[str]) -> tuple[int, int]:
     workers = workers or len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (workers or 1)
-    if workers <= 1 or len(todo) < PARALLEL_MIN_PAGES or not hasattr(os, "fork"):
+    weight = {rel: 1 + len(pages[rel].needs) for rel in todo}  # a list page costs about one item page per entry
+    if workers <= 1 or sum(weight.values()) < PARALLEL_MIN_WORK or not hasattr(os, "fork"):
         return _render_and_write(root, pages, todo, present)
     import multiprocessing
 
@@ -181,7 +182,12 @@ def _run(root: Path, pages: dict, todo: list[str], workers: int | None, present:
     _FORK_STATE = (root, pages, present)
     try:
         ctx = multiprocessing.get_context("fork")
-        chunks = [todo[i::workers] for i in range(workers)]
+        chunks: list[list[str]] = [[] for _ in range(workers)]
+        loads = [0] * workers
+        for rel in sorted(todo, key=weight.__getitem__, reverse=True):  # heaviest first, to the least loaded
+            n = loads.index(min(loads))
+            chunks[n].append(rel)
+            loads[n] += weight[rel]
         with ctx.Pool(workers) as pool:
             results = pool.map(_forked, chunks)
     finally:
