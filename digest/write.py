@@ -13,7 +13,7 @@ from digest.errors import DigestError
 
 MANIFEST = ".digest-build.json"
 MANIFEST_VERSION = 2
-PARALLEL_MIN_WORK = 600  # pages + findings they list: below this, forking workers costs more than it saves
+PARALLEL_MIN_WORK = 4000  # pages + findings they list: below this, forking workers costs more than it saves
 
 
 def write_bytes(path: Path, data: bytes) -> bool:
@@ -138,7 +138,8 @@ def write_site(
     """
     root = Path(out).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    old = (read_manifest(root) if manifest is None else manifest).get("pages", {})
+    manifest = read_manifest(root) if manifest is None else manifest
+    old = manifest.get("pages", {})
     present = _present(root, pages)
     todo, joined = [], []
     for rel, page in pages.items():
@@ -165,6 +166,8 @@ def write_site(
             target.unlink()
             written += 1
     data = {"version": MANIFEST_VERSION, "pages": {rel: p.key for rel, p in pages.items()}, **(extra or {})}
+    if data == manifest and not (todo or joined or written):
+        return rendered, written
     fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{MANIFEST}.")
     os.close(fd)
     replace_with(root / MANIFEST, json.dumps(data, separators=(",", ":")).encode(), tmp)
