@@ -298,7 +298,7 @@ class Listing:
     key: str
     path: str
     week: str
-    tags: list[tuple[str, float]]
+    tags: list[tuple[int, str, float]]  # (item id, topic slug, score), best first
 
 
 @dataclass
@@ -369,26 +369,32 @@ def plan_build(
                 found[view.item.id] = Finding(view, names)
 
     salt = site_salt(site, topics)
-    keyed = []
     none: list = []
     runs = sigs.runs
+    tags_of, claims_of, coverage_of = sigs.tags.get, sigs.claims.get, sigs.coverage.get
+    keyed, stale = [], []
     for row in sigs.items:
         iid = row[0]
-        tags = sigs.tags.get(iid, none)
-        claims = sigs.claims.get(iid, none)
+        tags, claims = tags_of(iid, none), claims_of(iid, none)
         verdicts = [runs[c[1]] for c in claims if c[1] in runs] if runs else none
-        key = finding_key(salt, row, tags, claims, verdicts, sigs.coverage.get(iid, none))
-        hit = cached.get(str(iid))
-        keyed.append((iid, key, [t[1:] for t in tags], hit if hit and hit[0] == key else None))
-    fetch([iid for iid, _, _, hit in keyed if hit is None])
-    listings = []
-    for iid, key, tags, hit in keyed:
-        if hit is not None:
-            listings.append(Listing(iid, key, hit[1], hit[2], tags))
-        elif iid in found:  # else deleted since the signatures were read
-            listings.append(Listing(iid, key, found[iid].path, found[iid].week, tags))
-    pages = plan(listings, topics, site, found, salt)
-    return Build(pages, fetch, {str(x.id): [x.key, x.path, x.week] for x in listings})
+        key = finding_key(salt, row, tags, claims, verdicts, coverage_of(iid, none))
+        sid = str(iid)
+        hit = cached.get(sid)
+        if hit is None or hit[0] != key:
+            hit = None
+            stale.append(iid)
+        keyed.append((iid, sid, key, tags, hit))
+    fetch(stale)
+    listings, items = [], {}
+    for iid, sid, key, tags, hit in keyed:
+        if hit is None:
+            f = found.get(iid)
+            if f is None:  # deleted since the signatures were read
+                continue
+            hit = [key, f.path, f.week]
+        listings.append(Listing(iid, key, hit[1], hit[2], tags))
+        items[sid] = hit
+    return Build(plan(listings, topics, site, found, salt), fetch, items)
 
 
 @cache
@@ -413,7 +419,7 @@ def plan(
     by_week: dict[str, list[Listing]] = defaultdict(list)
     for x in listings:
         by_week[x.week].append(x)
-        for slug, _score in x.tags:
+        for _id, slug, _score in x.tags:
             by_tag[slug].append(x)
     tag_counts = Counter({slug: len(xs) for slug, xs in by_tag.items()})
     weeks = sorted(by_week, reverse=True)
@@ -458,7 +464,7 @@ def plan(
     home = by_week.get(this_week, [])
     sections: dict[str, list[Listing]] = defaultdict(list)
     for x in home:
-        sections[x.tags[0][0] if x.tags else ""].append(x)
+        sections[x.tags[0][1] if x.tags else ""].append(x)
     ordered = sorted(sections.items(), key=lambda kv: (kv[0] == "", -len(kv[1]), kv[0]))
     home_sections = [(slug, names.get(slug, "Other"), xs) for slug, xs in ordered]
     pages["index.html"] = Page(
