@@ -86,10 +86,18 @@ def external_url(url: str | None) -> str:
     return url if HTTP_URL.fullmatch(url) else ""
 
 
+def _esc(value) -> str:
+    """markupsafe.escape's output as a plain str (no Markup object per value): & < > ' " become entities."""
+    if isinstance(value, Markup):
+        return str(value)
+    s = str(value)
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("'", "&#39;").replace('"', "&#34;")
+
+
 def finding_card(f: Finding, root: str) -> Markup:
     """A finding's card on the home, topic and week pages. Built here, not in a template: a full build
-    renders ~20,000 of them and a Jinja macro call costs 3x more. Every value goes through escape()."""
-    e = escape
+    renders ~20,000 of them and a Jinja macro call costs 3x more. Every value goes through _esc()."""
+    e = _esc
     out = [
         f'<article class="finding">\n  <h3><a href="{e(root)}{e(f.path)}">{e(f.title_300)}</a></h3>\n'
         f'  <p class="meta">{e(f.date)} · {e(f.item.source)}'
@@ -100,7 +108,7 @@ def finding_card(f: Finding, root: str) -> Markup:
     if f.headline:
         out.append(
             f'<p class="headline"><span class="num">{e(format_claim(f.headline))}</span> '
-            f"{e(f.headline.kind)}{f.headline_badge}</p>"
+            f"{e(f.headline.kind)}{e(f.headline_badge)}</p>"
         )
     out.append("\n  ")
     if f.tag_links:
@@ -225,7 +233,7 @@ class Finding:
 
     @cached_property
     def date(self) -> str:
-        return self.item.published.strftime("%Y-%m-%d")
+        return self.item.published.date().isoformat()  # YYYY-MM-DD, 20x cheaper than strftime
 
     @cached_property
     def links(self) -> tuple[str, str]:
