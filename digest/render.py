@@ -19,7 +19,7 @@ from xml.sax.saxutils import escape as xml_escape
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from jinja2.filters import do_truncate
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from digest.config import REPO_ROOT, Config, SiteConfig
 from digest.models import Topic
