@@ -263,6 +263,7 @@ def build_site(engine: Engine, config: Config, out_dir: Path | None = None, sear
 
     out = Path(out_dir) if out_dir else config.site.out_dir
     manifest = write.read_manifest(out)
+    collecting = gc.isenabled()
     gc.disable()  # ~10^5 short-lived objects and no cycles worth collecting: the collector only costs time here
     try:
         sigs = store.site_signatures(engine)
@@ -271,7 +272,8 @@ def build_site(engine: Engine, config: Config, out_dir: Path | None = None, sear
         extra = {"items": build.items}
         _rendered, written = write.write_site(out, build.pages, load=build.load, manifest=manifest, extra=extra)
     finally:
-        gc.enable()
+        if collecting:
+            gc.enable()
     if search and (written or not (out / "pagefind" / "pagefind.js").exists()):
         build_search(out)
     return out, written

@@ -13,6 +13,7 @@ from digest.errors import DigestError
 
 MANIFEST = ".digest-build.json"
 MANIFEST_VERSION = 2
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)  # never write through a link
 PARALLEL_MIN_WORK = 4000  # pages + findings they list: below this, forking workers costs more than it saves
 
 
@@ -71,7 +72,7 @@ class _Writer:
         if rel not in self.present:
             # A new file: written in place (no reader can depend on it yet, and the manifest, saved
             # last, makes an interrupted build render it again). Existing files are replaced atomically.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            fd = os.open(path, _NEW_FILE, 0o666)
             try:
                 view = memoryview(data)
                 while view:
