@@ -105,7 +105,11 @@ def read_manifest(out: Path) -> dict:
         data = json.loads((Path(out) / MANIFEST).read_bytes())
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) and data.get("version") == MANIFEST_VERSION else {}
+    if not isinstance(data, dict):
+        return {}
+    if "version" not in data and all(isinstance(v, str) for v in data.values()):
+        return {"pages": data}  # the first format (path -> key): its pages are still removed when gone
+    return data if data.get("version") == MANIFEST_VERSION else {}
 
 
 def _present(root: Path, rels) -> set[str]:

@@ -146,3 +146,14 @@ def test_a_changed_site_setting_rebuilds_every_page(tmp_path, db):
     _out, written = pipeline.build_site(engine, config, out, search=False)
     assert written >= sum(p.endswith((".html", ".atom")) for p in manifest["pages"])  # JSON files hold no title
     assert all(b"Renamed Digest" in (out / p).read_bytes() for p in manifest["pages"] if p.endswith(".html"))
+
+
+def test_a_site_from_the_first_manifest_format_is_rebuilt_and_stale_pages_removed(tmp_path, db):
+    config, engine = seeded(tmp_path, db, 3)
+    out = tmp_path / "site"
+    (out / "items").mkdir(parents=True)
+    (out / "items" / "99-gone.html").write_text("old")
+    (out / ".digest-build.json").write_text(json.dumps({"items/99-gone.html": "k", "index.html": "k"}))
+    _out, written = pipeline.build_site(engine, config, out, search=False)
+    assert not (out / "items" / "99-gone.html").exists() and (out / "index.html").exists()
+    assert write.read_manifest(out)["version"] == write.MANIFEST_VERSION
