@@ -154,6 +154,6 @@ def test_a_site_from_the_first_manifest_format_is_rebuilt_and_stale_pages_remove
     (out / "items").mkdir(parents=True)
     (out / "items" / "99-gone.html").write_text("old")
     (out / ".digest-build.json").write_text(json.dumps({"items/99-gone.html": "k", "index.html": "k"}))
-    _out, written = pipeline.build_site(engine, config, out, search=False)
+    pipeline.build_site(engine, config, out, search=False)
     assert not (out / "items" / "99-gone.html").exists() and (out / "index.html").exists()
     assert write.read_manifest(out)["version"] == write.MANIFEST_VERSION
