@@ -77,6 +77,7 @@ class SmtpConfig:
     user: str = ""
     password: str = field(default="", repr=False)
     timeout_s: float = 30.0
+    ca_file: str = ""  # extra CA certificates (PEM) to trust, e.g. a private CA; verification is never off
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,9 @@ def _smtp(raw: dict, path: Path) -> SmtpConfig:
     """[smtp] from the file, each field overridable by DIGEST_SMTP_<FIELD> (e.g. DIGEST_SMTP_PASSWORD)."""
     _check_unknown(raw, SmtpConfig.__dataclass_fields__, path, "[smtp]")
     raw = dict(raw)
-    for name, kind in (("host", str), ("port", int), ("security", str), ("user", str), ("password", str)):
+    for name, kind in (
+        ("host", str), ("port", int), ("security", str), ("user", str), ("password", str), ("ca_file", str),
+    ):  # fmt: skip
         env = os.environ.get(f"DIGEST_SMTP_{name.upper()}")
         if env is None:
             continue
@@ -229,7 +232,18 @@ def _smtp(raw: dict, path: Path) -> SmtpConfig:
         user=_typed(raw, "user", str, path, "[smtp]", ""),
         password=_typed(raw, "password", str, path, "[smtp]", ""),
         timeout_s=_typed(raw, "timeout_s", float, path, "[smtp]", 30.0),
+        ca_file=_ca_file(_typed(raw, "ca_file", str, path, "[smtp]", ""), path),
     )
+
+
+def _ca_file(value: str, path: Path) -> str:
+    """A CA bundle path, relative to the config file's folder; it must exist."""
+    if not value:
+        return ""
+    ca = (path.parent / value).expanduser() if not Path(value).is_absolute() else Path(value)
+    if not ca.is_file():
+        raise ConfigError(f"{path}: [smtp]: field 'ca_file': no such file {str(ca)!r}")
+    return str(ca)
 
 
 def _source(raw: object, index: int, path: Path) -> SourceConfig:

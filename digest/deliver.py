@@ -50,22 +50,28 @@ class SendReport:
 
 @contextmanager
 def smtp_connection(cfg: SmtpConfig) -> Iterator[smtplib.SMTP]:
-    """A logged-in connection: implicit TLS (ssl), STARTTLS (starttls, certificate checked) or plain (none)."""
+    """A logged-in connection: implicit TLS (ssl), STARTTLS (starttls) or plain (none).
+
+    TLS always verifies the server's certificate and host name, against the system's CAs plus `ca_file`."""
     where = f"SMTP {cfg.host}:{cfg.port}"
+    conn = None
     try:
+        context = tls_context(cfg) if cfg.security != "none" else None
         if cfg.security == "ssl":
-            conn = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout_s, context=ssl.create_default_context())
+            conn = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout_s, context=context)
         else:
             conn = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_s)
         if cfg.security == "starttls":
             conn.ehlo()
-            conn.starttls(context=ssl.create_default_context())
+            conn.starttls(context=context)
             conn.ehlo()
         if cfg.user:
             conn.login(cfg.user, cfg.password)
-    except smtplib.SMTPAuthenticationError:
-        raise DigestError(f"{where}: login refused for user {cfg.user!r}") from None
     except (OSError, smtplib.SMTPException) as exc:
+        if conn is not None:
+            conn.close()
+        if isinstance(exc, smtplib.SMTPAuthenticationError):
+            raise DigestError(f"{where}: login refused for user {cfg.user!r}") from None
         raise DigestError(f"{where}: cannot connect ({exc})") from None
     try:
         yield conn
@@ -74,6 +80,15 @@ def smtp_connection(cfg: SmtpConfig) -> Iterator[smtplib.SMTP]:
             conn.quit()
         except (OSError, smtplib.SMTPException):
             conn.close()
+
+
+def tls_context(cfg: SmtpConfig) -> ssl.SSLContext:
+    """The client's TLS settings: certificate and host name checked (CERT_REQUIRED), TLS 1.2 at least."""
+    context = ssl.create_default_context()
+    if cfg.ca_file:
+        context.load_verify_locations(cafile=cfg.ca_file)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 Personalize = Callable[[str, str], EmailMessage]  # (address, token) -> message for that subscriber

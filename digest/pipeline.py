@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -260,8 +262,18 @@ def build_site(engine: Engine, config: Config, out_dir: Path | None = None, sear
     from digest import render, write
 
     out = Path(out_dir) if out_dir else config.site.out_dir
-    pages = render.plan_site(store.item_views(engine), store.topics(engine), config.site)
-    _rendered, written = write.write_site(out, pages)
+    manifest = write.read_manifest(out)
+    collecting = gc.isenabled()
+    gc.disable()  # ~10^5 short-lived objects and no cycles worth collecting: the collector only costs time here
+    try:
+        sigs = store.site_signatures(engine)
+        load = partial(store.site_views, engine)
+        build = render.plan_build(sigs, sigs.topics, config.site, manifest.get("items", {}), load)
+        extra = {"items": build.items}
+        _rendered, written = write.write_site(out, build.pages, load=build.load, manifest=manifest, extra=extra)
+    finally:
+        if collecting:
+            gc.enable()
     if search and (written or not (out / "pagefind" / "pagefind.js").exists()):
         build_search(out)
     return out, written
@@ -278,9 +290,9 @@ def build_newsletter(engine: Engine, config: Config, week: str, out_dir: Path | 
     """One ISO week's issue as an .eml file (text part first, then HTML)."""
     from digest import render, write
 
-    start, end = parse_week(week)
-    views = [v for v in store.item_views(engine) if start <= v.item.published.date() <= end]
-    message = render.newsletter_message(week, views, store.topics(engine), config)
+    week = iso_week(parse_week(week)[0])
+    views, topics, extra = newsletter_inputs(engine, week)
+    message = render.newsletter_message(week, views, topics, config, **extra)
     out = Path(out_dir) if out_dir else config.newsletter.out_dir
     path = out / f"digest-{week}.eml"
     write.write_bytes(path, bytes(message))
@@ -291,17 +303,37 @@ def send_newsletter(engine: Engine, config: Config, week: str, dry_run_dir: Path
     """Deliver one week's issue to every subscriber (or write one .eml each with dry_run_dir)."""
     from digest import deliver, render
 
-    start, end = parse_week(week)
-    week = iso_week(start)
-    views = [v for v in store.item_views(engine) if start <= v.item.published.date() <= end]
+    week = iso_week(parse_week(week)[0])
+    views, topics, extra = newsletter_inputs(engine, week)
     if not views:
         raise DigestError(f"--week {week}: no findings that week, nothing to send")
-    issue = render.newsletter_message(week, views, store.topics(engine), config)
+    issue = render.newsletter_message(week, views, topics, config, **extra)
 
     def personalize(address: str, token: str):
         return render.for_recipient(issue, config, week, address, token)
 
     return deliver.send_issue(engine, config, week, personalize, dry_run_dir=dry_run_dir)
+
+
+def newsletter_inputs(engine: Engine, week: str) -> tuple[list, list, dict]:
+    """(the week's findings, topics, {"reproductions": [(view, claim, verdict)], "suggestions": [...]}): the
+    reproductions are the claims whose latest run that week started within it, whatever week their item is from."""
+    from datetime import datetime, time, timedelta
+
+    start, end = parse_week(week)
+    views = [v for v in store.site_views(engine) if start <= v.item.published.date() <= end]
+    since, until = datetime.combine(start, time()), datetime.combine(end + timedelta(days=1), time())
+    runs = store.runs_between(engine, since, until)
+    ran = sorted({item_id for item_id, _, _ in runs})
+    by_id = {v.item.id: v for v in store.site_views(engine, ran)} if ran else {}
+    reproductions = []
+    for item_id, claim_id, verdict in runs:
+        view = by_id.get(item_id)
+        claim = next((c for c in view.claims if c.id == claim_id), None) if view else None
+        if claim is not None:
+            reproductions.append((view, claim, verdict))
+    extra = {"reproductions": reproductions, "suggestions": store.suggested_topics_between(engine, since, until)}
+    return views, store.topics(engine), extra
 
 
 def parse_week(week: str) -> tuple[date, date]:

@@ -17,9 +17,14 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for s in split_sentences(text) if s.strip()]
 
 
-def one_line(summary: str, limit: int = 240) -> str:
-    """The first sentence, cut at a word boundary if it runs long (only the head of the text is split)."""
-    parts = sentences((summary or "")[: limit * 4])
+ONE_LINE_HEAD = 960  # one_line splits only this much of the text
+
+
+def one_line(summary: str, limit: int = 240, parts: list[str] | None = None) -> str:
+    """The first sentence, cut at a word boundary if it runs long (only the head of the text is split).
+
+    `parts`: the sentences of the whole summary, when it is no longer than ONE_LINE_HEAD (the same split)."""
+    parts = sentences((summary or "")[:ONE_LINE_HEAD]) if parts is None else parts
     if not parts:
         return ""
     first = parts[0]
@@ -28,9 +33,9 @@ def one_line(summary: str, limit: int = 240) -> str:
     return first[:limit].rsplit(" ", 1)[0] + "…"
 
 
-def key_points(summary: str, claim_sentences: list[str], limit: int = 4) -> list[str]:
+def key_points(summary: str, claim_sentences: list[str], limit: int = 4, parts: list[str] | None = None) -> list[str]:
     """Up to `limit` sentences after the first: claim-bearing ones first, then method ones, in text order."""
-    parts = sentences(summary)[1:]
+    parts = (sentences(summary) if parts is None else parts)[1:]
     claimed = {s.strip() for s in claim_sentences}
     ranked = sorted(
         range(len(parts)),

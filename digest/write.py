@@ -6,12 +6,15 @@ import json
 import os
 import posixpath
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from digest.errors import DigestError
 
 MANIFEST = ".digest-build.json"
-PARALLEL_MIN_PAGES = 400  # below this, forking workers costs more than it saves
+MANIFEST_VERSION = 2
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)  # never write through a link
+PARALLEL_MIN_WORK = 4000  # pages + findings they list: below this, forking workers costs more than it saves
 
 
 def write_bytes(path: Path, data: bytes) -> bool:
@@ -45,6 +48,12 @@ def confined(root: Path, rel: str) -> Path:
     return root / norm
 
 
+def _check(rel: str) -> None:
+    """A relative path made only of plain names: what confined() allows, decided without building paths."""
+    if not rel or rel[0] == "/" or "\\" in rel or "\0" in rel or ".." in rel or "//" in rel or "/./" in rel:
+        raise DigestError(f"refusing to write outside the output folder: {rel!r}")
+
+
 def write_tree(out: Path, pages: dict[str, bytes]) -> int:
     """Write every page under `out`; a path that would escape `out` is refused. Returns files written."""
     root = Path(out).resolve()
@@ -52,60 +61,107 @@ def write_tree(out: Path, pages: dict[str, bytes]) -> int:
 
 
 class _Writer:
-    """Fast path for many files: folders created once, temp name per process, compare only existing files."""
+    """Many files fast: a new file is one open and write; an existing one is compared, then replaced atomically."""
 
-    def __init__(self):
-        self.dirs: set[str] = set()
+    def __init__(self, present: set[str]):
+        self.present = present  # relative paths that existed when the build started
         self.suffix = f".tmp{os.getpid()}"
 
-    def write(self, path: Path, data: bytes) -> bool:
-        parent = str(path.parent)
-        if parent not in self.dirs:
-            os.makedirs(parent, exist_ok=True)
-            self.dirs.add(parent)
+    def write(self, root: Path, rel: str, data: bytes) -> bool:
+        path = f"{root}/{rel}"
+        if rel not in self.present:
+            # A new file: written in place (no reader can depend on it yet, and the manifest, saved
+            # last, makes an interrupted build render it again). Existing files are replaced atomically.
+            fd = os.open(path, _NEW_FILE, 0o666)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            return True
         try:
             with open(path, "rb") as fh:
                 if fh.read() == data:
                     return False
         except FileNotFoundError:
-            # A new file: written in place (no reader can depend on it yet, and the manifest, saved
-            # last, makes an interrupted build render it again). Existing files are replaced atomically.
-            with open(path, "wb") as fh:
-                fh.write(data)
-            return True
-        replace_with(path, data, f"{parent}/.{path.name}{self.suffix}")
+            pass
+        parent, name = path.rsplit("/", 1)
+        replace_with(Path(path), data, f"{parent}/.{name}{self.suffix}")
         return True
 
 
-def _render_and_write(root: Path, pages: dict, paths: list[str]) -> tuple[int, int]:
-    writer = _Writer()
+def _render_and_write(root: Path, pages: dict, paths: list[str], present: set[str]) -> tuple[int, int]:
+    writer = _Writer(present)
     written = 0
     for rel in paths:
-        written += writer.write(root / rel, pages[rel].render())
+        written += writer.write(root, rel, pages[rel].render())
     return len(paths), written
 
 
-def write_site(out: Path, pages: dict, workers: int | None = None) -> tuple[int, int]:
+def read_manifest(out: Path) -> dict:
+    """The last build's manifest ({} when missing, unreadable or of another format: everything is rebuilt)."""
+    try:
+        data = json.loads((Path(out) / MANIFEST).read_bytes())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    if "version" not in data and all(isinstance(v, str) for v in data.values()):
+        return {"pages": data}  # the first format (path -> key): its pages are still removed when gone
+    return data if data.get("version") == MANIFEST_VERSION else {}
+
+
+def _present(root: Path, rels) -> set[str]:
+    """Which of these relative paths exist, from one directory listing per folder (not one stat per file)."""
+    found: set[str] = set()
+    for folder in {rel.rpartition("/")[0] for rel in rels}:
+        try:
+            names = os.listdir(root / folder if folder else root)
+        except OSError:
+            continue
+        prefix = f"{folder}/" if folder else ""
+        found.update(prefix + n for n in names)
+    return found
+
+
+def write_site(
+    out: Path,
+    pages: dict,
+    workers: int | None = None,
+    *,
+    load: Callable[[set[int]], None] | None = None,
+    manifest: dict | None = None,
+    extra: dict | None = None,
+) -> tuple[int, int]:
     """Render and write only pages whose input key changed since the last build (or whose file is gone).
 
-    `pages` maps relative path -> object with `.key` and `.render()`. Returns (rendered, written).
-    Many pages are rendered by forked workers, one per core. The manifest of keys is saved last,
-    so an interrupted build re-renders what it did not finish.
+    `pages` maps relative path -> render.Page. Before rendering, `load` gets the ids of every finding the
+    pages to render need. Many pages are rendered by forked workers, one per core. Pages joined from
+    other pages (`parts`) are assembled last from the written files. The manifest of keys (plus `extra`)
+    is saved last, so an interrupted build re-renders what it did not finish. Returns (rendered, written).
     """
     root = Path(out).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    manifest_path = root / MANIFEST
-    try:
-        old = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        old = {}
-    todo = []
+    manifest = read_manifest(root) if manifest is None else manifest
+    old = manifest.get("pages", {})
+    present = _present(root, pages)
+    todo, joined = [], []
     for rel, page in pages.items():
-        target = confined(root, rel)
-        if old.get(rel) == page.key and target.exists():
+        _check(rel)
+        if old.get(rel) == page.key and rel in present:
             continue
-        todo.append(rel)
-    rendered, written = _run(root, pages, todo, workers)
+        (joined if page.parts else todo).append(rel)
+    for folder in {rel.rpartition("/")[0] for rel in todo + joined} - {""}:
+        os.makedirs(root / folder, exist_ok=True)
+    if load is not None:
+        load({i for rel in todo for i in pages[rel].needs})
+    rendered, written = _run(root, pages, todo, workers, present)
+    writer = _Writer(present)
+    for rel in joined:
+        page = pages[rel]
+        written += writer.write(root, rel, page.join([(root / part).read_bytes() for part in page.parts]))
+    rendered += len(joined)
     for rel in set(old) - set(pages):
         try:
             target = confined(root, rel)
@@ -114,21 +170,32 @@ def write_site(out: Path, pages: dict, workers: int | None = None) -> tuple[int,
         if target.is_file():
             target.unlink()
             written += 1
-    write_bytes(manifest_path, json.dumps({rel: p.key for rel, p in pages.items()}, sort_keys=True).encode())
+    data = {"version": MANIFEST_VERSION, "pages": {rel: p.key for rel, p in pages.items()}, **(extra or {})}
+    if data == manifest and not (todo or joined or written):
+        return rendered, written
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{MANIFEST}.")
+    os.close(fd)
+    replace_with(root / MANIFEST, json.dumps(data, separators=(",", ":")).encode(), tmp)
     return rendered, written
 
 
-def _run(root: Path, pages: dict, todo: list[str], workers: int | None) -> tuple[int, int]:
+def _run(root: Path, pages: dict, todo: list[str], workers: int | None, present: set[str]) -> tuple[int, int]:
     workers = workers or len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (workers or 1)
-    if workers <= 1 or len(todo) < PARALLEL_MIN_PAGES or not hasattr(os, "fork"):
-        return _render_and_write(root, pages, todo)
+    weight = {rel: 1 + len(pages[rel].needs) for rel in todo}  # a list page costs about one item page per entry
+    if workers <= 1 or sum(weight.values()) < PARALLEL_MIN_WORK or not hasattr(os, "fork"):
+        return _render_and_write(root, pages, todo, present)
     import multiprocessing
 
     global _FORK_STATE
-    _FORK_STATE = (root, pages)
+    _FORK_STATE = (root, pages, present)
     try:
         ctx = multiprocessing.get_context("fork")
-        chunks = [todo[i::workers] for i in range(workers)]
+        chunks: list[list[str]] = [[] for _ in range(workers)]
+        loads = [0] * workers
+        for rel in sorted(todo, key=weight.__getitem__, reverse=True):  # heaviest first, to the least loaded
+            n = loads.index(min(loads))
+            chunks[n].append(rel)
+            loads[n] += weight[rel]
         with ctx.Pool(workers) as pool:
             results = pool.map(_forked, chunks)
     finally:
@@ -140,5 +207,5 @@ _FORK_STATE = None
 
 
 def _forked(paths: list[str]) -> tuple[int, int]:
-    root, pages = _FORK_STATE
-    return _render_and_write(root, pages, paths)
+    root, pages, present = _FORK_STATE
+    return _render_and_write(root, pages, paths, present)

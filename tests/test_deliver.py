@@ -234,3 +234,102 @@ def test_empty_week_and_bad_smtp_config_are_refused(runner, cfg, smtp, db, monke
     result = cli(runner, cfg, "newsletter", "--week", WEEK, "--send")
     assert result.exit_code == 1 and "DIGEST_SMTP_PORT: must be an integer" in result.output
     assert smtp.accepted == []
+
+
+# --- TLS: STARTTLS and implicit SSL against a server whose certificate comes from a CA made at test time ---
+
+USER, PASSWORD = "digest-sender", "s3cret pass"
+# aiosmtpd warns about AUTH without STARTTLS even when the whole connection is TLS (implicit SSL).
+TLS_WARNING = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+
+
+class TlsServer:
+    """aiosmtpd on 127.0.0.1 with a trustme certificate, requiring TLS and a login (user/password above)."""
+
+    def __init__(self, tmp_path, mode: str):
+        import ssl
+
+        import trustme
+        from aiosmtpd.smtp import AuthResult
+
+        self.ca = trustme.CA()
+        cert = self.ca.issue_cert("127.0.0.1", "localhost")
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(server_ctx)
+        self.ca_file = tmp_path / "test-ca.pem"
+        self.ca.cert_pem.write_to_path(str(self.ca_file))
+        self.box = Mailbox()
+        self.logins: list[tuple[bytes, bool]] = []
+
+        def authenticate(server, session, envelope, mechanism, auth_data):
+            ok = (auth_data.login, auth_data.password) == (USER.encode(), PASSWORD.encode())
+            self.logins.append((auth_data.login, ok))
+            return AuthResult(success=ok, handled=False)  # handled=False: the server answers 535 itself
+
+        self.port = free_port()
+        if mode == "ssl":  # the whole connection is TLS; aiosmtpd's AUTH-needs-TLS check only knows STARTTLS
+            tls = {"ssl_context": server_ctx, "auth_require_tls": False}
+        else:
+            tls = {"tls_context": server_ctx, "require_starttls": True}
+        self.controller = Controller(
+            self.box, hostname="127.0.0.1", port=self.port, authenticator=authenticate, auth_required=True, **tls
+        )
+        self.controller.start()
+
+
+@pytest.fixture(params=["starttls", "ssl"])
+def tls_cfg(request, httpserver, tmp_path, db, monkeypatch):
+    server = TlsServer(tmp_path, request.param)
+    extra = f"""
+[newsletter]
+sender = "Digest <digest@digest.test>"
+[smtp]
+host = "127.0.0.1"
+port = {server.port}
+security = "{request.param}"
+ca_file = "{server.ca_file.name}"
+timeout_s = 10
+"""
+    monkeypatch.setenv("DIGEST_SMTP_USER", USER)  # the login comes from the environment, not the file
+    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", PASSWORD)
+    config = published(httpserver, tmp_path, extra=extra)
+    yield config, server
+    server.controller.stop()
+
+
+@TLS_WARNING
+def test_tls_send_verifies_the_certificate_and_logs_in(runner, tls_cfg, db):
+    cfg, server = tls_cfg
+    assert "password" not in cfg.read_text()
+    subscribe(runner, cfg, PEOPLE[:2])
+    result = cli(runner, cfg, "newsletter", "--week", WEEK, "--send")
+    assert result.exit_code == 0, result.output
+    assert sorted(r for rcpt, _ in server.box.accepted for r in rcpt) == PEOPLE[:2]
+    assert server.logins == [(USER.encode(), True)]
+    msg = email.message_from_bytes(server.box.accepted[0][1], policy=email.policy.default)
+    assert msg["Subject"].startswith(f"Digest, week {WEEK}:") and msg.get_body(("html",)) is not None
+    assert db.one("SELECT count(*) FROM sendledger") == 2
+
+
+@TLS_WARNING
+def test_tls_refuses_a_wrong_password_and_an_unknown_certificate(runner, tls_cfg, db, monkeypatch, tmp_path):
+    import trustme
+
+    cfg, server = tls_cfg
+    subscribe(runner, cfg, PEOPLE[:1])
+    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "wrong")
+    result = cli(runner, cfg, "newsletter", "--week", WEEK, "--send")
+    assert result.exit_code == 1 and f"login refused for user '{USER}'" in result.output
+    assert server.logins and not any(ok for _, ok in server.logins)  # smtplib tries PLAIN, then LOGIN
+    attempts = len(server.logins)
+    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", PASSWORD)
+    monkeypatch.setenv("DIGEST_SMTP_CA_FILE", str(tmp_path / "missing.pem"))
+    result = cli(runner, cfg, "newsletter", "--week", WEEK, "--send")
+    assert result.exit_code == 1 and "field 'ca_file': no such file" in result.output
+    # A CA that did not sign the server's certificate: the client refuses the server before logging in.
+    trustme.CA().cert_pem.write_to_path(str(tmp_path / "other-ca.pem"))
+    monkeypatch.setenv("DIGEST_SMTP_CA_FILE", str(tmp_path / "other-ca.pem"))
+    result = cli(runner, cfg, "newsletter", "--week", WEEK, "--send")
+    assert result.exit_code == 1 and "certificate verify failed" in result.output, result.output
+    assert "Traceback" not in result.output and len(server.logins) == attempts
+    assert server.box.accepted == [] and db.one("SELECT count(*) FROM sendledger") == 0

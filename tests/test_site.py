@@ -148,7 +148,8 @@ def test_hostile_strings_render_inert_in_site_feeds_and_email():
 def test_verdicts_of_the_week_appear_in_the_newsletter():
     config = Config(FIXTURES, SITE, None, NewsletterConfig(), FIXTURES, FIXTURES, "fake-hash-64", ())
     views = [view(1, verdicts={10: "reproduced"}), view(2, verdicts={20: "failed"}), view(3)]
-    msg = render.newsletter_message("2026-W48", views, TOPICS, config)
+    runs = [(views[0], views[0].claims[0], "reproduced"), (views[1], views[1].claims[0], "failed")]
+    msg = render.newsletter_message("2026-W48", views, TOPICS, config, reproductions=runs)
     text = msg.get_body(("plain",)).get_content()
     assert "Reproduced: 2.1x in Paper 1" in text and "Failed: 2.2x in Paper 2" in text
     assert "2.3x in Paper 3" not in text.split("Reproductions this week")[1]
@@ -166,7 +167,7 @@ def test_rebuild_renders_only_changed_pages(tmp_path):
     new = view(99, day=24, tags=(("kv-cache", 0.7),))
     rendered, written = write.write_site(out, render.plan_site([new, *views], TOPICS, SITE))
     changed = {"index.html", render.item_path(new), "tags/kv-cache.html", "tags/kv-cache.atom", "weeks/2026-w48.html"}
-    changed |= {"tags/index.html", "feed.atom", "feed.json", "sitemap.xml", "claims.json"}
+    changed |= {"tags/index.html", "feed.atom", "feed.json", "sitemap.xml", "claims.json", "claims/2026-w48.json"}
     assert rendered == len(changed), rendered
     assert untouched.stat().st_mtime_ns == before
     # A new reproduction verdict re-renders that item's page (and the pages listing it), nothing else.

@@ -1,0 +1,159 @@
+"""Incremental site builds: only changed findings are loaded, and the result equals a full build byte for byte."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import delete, update
+
+from digest import pipeline, store, write
+from digest.config import load_config
+from digest.models import Claim, Item, ItemTopic, ReproHook, ReproRun, Topic
+from tests.conftest import write_config
+
+NOW = datetime(2026, 11, 25, 12)
+SLUGS = ("quantization", *(f"topic-{n}" for n in range(39)))
+
+
+def add_items(engine, first: int, count: int, when: datetime) -> None:
+    with store.session(engine) as s:
+        for n in range(first, first + count):
+            arxiv = n % 3 != 0
+            s.add(
+                Item(
+                    id=n,
+                    key=f"k{n}",
+                    kind="paper" if arxiv else "post",
+                    source="arxiv-test" if arxiv else "blog-test",
+                    arxiv_id=f"2611.{n:05d}" if arxiv else None,
+                    arxiv_version=1 if arxiv else None,
+                    title=f"Finding {n} on <speculative> decoding & caches",
+                    authors=json.dumps([f"Author {n}", "Ada Lovelace"]),
+                    summary=f"We propose method {n}. It achieves a {n % 7 + 2}x speedup on Llama. Code is out.",
+                    url=f"https://arxiv.org/abs/2611.{n:05d}" if arxiv else f"https://blog.test/p/{n}",
+                    pdf_url=f"https://arxiv.org/pdf/2611.{n:05d}" if arxiv else "",
+                    published=when - timedelta(days=n % 140, hours=n % 24),
+                    content_hash=f"h{n}",
+                )
+            )
+        s.flush()
+        for n in range(first, first + count):
+            for k in range(1 + n % 2):
+                s.add(ItemTopic(item_id=n, topic_slug=SLUGS[(n + k) % len(SLUGS)], score=round(0.9 - k / 10, 2)))
+            s.add(
+                Claim(item_id=n, value=n % 7 + 2, unit="x", kind="speedup", text=f"a {n % 7 + 2}x speedup", key=f"c{n}")
+            )
+        s.commit()
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def seeded(tmp_path: Path, db, count: int):
+    """(config, engine) with the topics and `count` findings."""
+    config = load_config(write_config(tmp_path, ""))
+    engine = store.open_engine(db.url)
+    store.init_db(engine)
+    with store.session(engine) as s:
+        s.add_all([Topic(slug=slug, name=slug.replace("-", " ").title(), keywords="[]") for slug in SLUGS])
+        s.commit()
+    add_items(engine, 1, count, NOW)
+    return config, engine
+
+
+def test_incremental_rebuild_equals_a_full_build(tmp_path, db, monkeypatch):
+    config, engine = seeded(tmp_path, db, 200)
+    out = tmp_path / "site"
+    pipeline.build_site(engine, config, out, search=False)
+    first = files(out)
+    untouched = out / next(p for p in first if p.startswith("items/3-"))
+    stamp = untouched.stat().st_mtime_ns
+
+    # New findings, a blog post covering one paper, a reproduction verdict, a deleted finding, a retitled one.
+    add_items(engine, 201, 3, NOW + timedelta(days=1))
+    with store.session(engine) as s:
+        s.add(Item(id=600, key="post", kind="post", source="blog-test", title="Coverage of 2", url="https://b.test/c",
+                   published=NOW, covers_item_id=2, content_hash="p600"))  # fmt: skip
+        hook = ReproHook(command="true", name="h")
+        s.add(hook)
+        s.flush()
+        claim = s.exec(store.select(Claim).where(Claim.item_id == 5)).one()
+        s.add(ReproRun(hook_id=hook.id, claim_id=claim.id, verdict="reproduced", measured=2.0))
+        s.exec(delete(ItemTopic).where(ItemTopic.item_id == 7))
+        s.exec(delete(Claim).where(Claim.item_id == 7))
+        s.exec(delete(Item).where(Item.id == 7))
+        s.exec(update(Item).where(Item.id == 9).values(title="Finding 9, retitled", content_hash="h9b"))
+        s.commit()
+    loaded = build_counting_loads(engine, config, out, monkeypatch)
+    assert loaded and all(ids is not None for ids in loaded)  # never the whole table on a rebuild
+    assert sum(len(ids) for ids in loaded) < 100  # only changed findings and members of changed list pages
+    assert untouched.stat().st_mtime_ns == stamp
+
+    fresh = tmp_path / "fresh"
+    pipeline.build_site(engine, config, fresh, search=False)
+    assert files(out) == files(fresh)
+    site = files(out)
+    assert not any(p.startswith("items/7-") for p in site)
+    listing = b"".join(data for p, data in site.items() if not p.startswith("items/"))
+    assert b"items/7-" not in listing and b"Finding 7 " not in listing
+    assert b"Finding 9, retitled" in site["feed.json"] or b"Finding 9, retitled" in listing
+    item2 = next(data for p, data in site.items() if p.startswith("items/2-"))
+    assert b"Coverage of 2" in item2
+    claims = json.loads(site["claims.json"])
+    assert {c["verdict"] for c in claims if c["item_id"] == 5} == {"reproduced"}
+    assert len(claims) == 202 and 7 not in {c["item_id"] for c in claims}
+
+    # A deleted topic takes its pages and links with it (a taxonomy change re-renders everything).
+    with store.session(engine) as s:
+        s.exec(delete(ItemTopic).where(ItemTopic.topic_slug == "quantization"))
+        s.exec(delete(Topic).where(Topic.slug == "quantization"))
+        s.commit()
+    pipeline.build_site(engine, config, out, search=False)
+    site = files(out)
+    assert "tags/quantization.html" not in site and "tags/quantization.atom" not in site
+    assert not any(b"tags/quantization" in data for data in site.values())
+    fresh2 = tmp_path / "fresh2"
+    pipeline.build_site(engine, config, fresh2, search=False)
+    assert site == files(fresh2)
+
+
+def build_counting_loads(engine, config, out: Path, monkeypatch) -> list:
+    """Build, recording the ids of every findings load (None: the whole table)."""
+    loaded: list = []
+    real = store.site_views
+
+    def counting(engine_, ids=None):
+        loaded.append(ids)
+        return real(engine_, ids)
+
+    monkeypatch.setattr(store, "site_views", counting)
+    pipeline.build_site(engine, config, out, search=False)
+    monkeypatch.undo()
+    return loaded
+
+
+def test_a_changed_site_setting_rebuilds_every_page(tmp_path, db):
+    config, engine = seeded(tmp_path, db, 5)
+    out = tmp_path / "site"
+    pipeline.build_site(engine, config, out, search=False)
+    manifest = write.read_manifest(out)
+    assert manifest["items"] and all(len(v) == 3 for v in manifest["items"].values())
+    config = dataclasses.replace(config, site=dataclasses.replace(config.site, title="Renamed Digest"))
+    _out, written = pipeline.build_site(engine, config, out, search=False)
+    assert written >= sum(p.endswith((".html", ".atom")) for p in manifest["pages"])  # JSON files hold no title
+    assert all(b"Renamed Digest" in (out / p).read_bytes() for p in manifest["pages"] if p.endswith(".html"))
+
+
+def test_a_site_from_the_first_manifest_format_is_rebuilt_and_stale_pages_removed(tmp_path, db):
+    config, engine = seeded(tmp_path, db, 3)
+    out = tmp_path / "site"
+    (out / "items").mkdir(parents=True)
+    (out / "items" / "99-gone.html").write_text("old")
+    (out / ".digest-build.json").write_text(json.dumps({"items/99-gone.html": "k", "index.html": "k"}))
+    pipeline.build_site(engine, config, out, search=False)
+    assert not (out / "items" / "99-gone.html").exists() and (out / "index.html").exists()
+    assert write.read_manifest(out)["version"] == write.MANIFEST_VERSION
