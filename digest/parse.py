@@ -415,7 +415,7 @@ def _arxiv_entries_flat(root, body: bytes) -> tuple[list[Entry], int] | None:
                 arxiv_id=arxiv_id,
                 arxiv_version=version or 1,
                 tags=terms.split(_ITEM)[:-1],
-                code_urls=code_urls_in(f"{summary} {comment}"),
+                code_urls=code_urls_in(summary, comment),
             )
         )
     return entries, skipped
@@ -459,7 +459,7 @@ def _arxiv_entry(node) -> Entry | None:
         arxiv_id=arxiv_id,
         arxiv_version=version or 1,
         tags=categories,
-        code_urls=code_urls_in(f"{summary} {fields.get('comment', '')}"),
+        code_urls=code_urls_in(summary, fields.get("comment", "")),
     )
 
 

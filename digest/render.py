@@ -531,7 +531,7 @@ def plan(
     latest_keys = [x.key for x in latest]
     pages["feed.atom"] = Page(
         _key(salt, "atom", *latest_keys),
-        lambda: atom_feed(site, members(latest), "feed.atom", "index.html", site.title),
+        lambda: global_atom_feed(site, members(latest)),
         ids(latest),
     )
     pages["feed.json"] = Page(
@@ -590,6 +590,34 @@ def atom_feed(site: SiteConfig, findings: list[Finding], path: str, html_path: s
         )
         .encode("utf-8")
     )
+
+
+def global_atom_feed(site: SiteConfig, findings: list[Finding]) -> bytes:
+    """The site-wide Atom feed through feedgen, from the same entry fields as the per-topic feeds' template
+    (500 topic feeds through feedgen would cost ~1.5 s of a full build; one feed costs ~30 ms)."""
+    from feedgen.feed import FeedGenerator
+
+    base = site.base_url
+    fg = FeedGenerator()
+    fg.id(base + "feed.atom")
+    fg.title(_xml_text(site.title, 300))
+    fg.link(href=base + "feed.atom", rel="self")
+    fg.link(href=base + "index.html", rel="alternate")
+    fg.updated(max((_when(f) for f in findings), default=datetime(2000, 1, 1, tzinfo=UTC)))
+    fg.generator("Digest")
+    for f in reversed(findings):  # feedgen prepends: add the oldest first so the newest is on top
+        e, entry = fg.add_entry(), f.atom_entry
+        e.id(base + f.path)
+        e.title(entry["title"])
+        e.link(href=base + f.path)
+        e.published(f.item.published.replace(tzinfo=UTC))
+        e.updated(_when(f))
+        e.summary(entry["summary"])
+        for name in entry["authors"]:
+            e.author(name=name)
+        for slug, label in entry["categories"]:
+            e.category(term=slug, label=label)
+    return fg.atom_str(pretty=True)
 
 
 def _when(f: Finding) -> datetime:

@@ -47,6 +47,11 @@ def test_links_found_in_text():
     text = 'see <a href="https://arxiv.org/abs/2602.06036v1">x</a> and https://github.com/z-lab/dflash.'
     assert arxiv_ids_in(text) == ["2602.06036"]
     assert code_urls_in(text) == ["https://github.com/z-lab/dflash"]
+    comment = "Code: https://github.com/z-lab/dflash.git, weights https://huggingface.co/z-lab/dflash-8b"
+    assert code_urls_in("no links here", text, comment) == [
+        "https://github.com/z-lab/dflash",
+        "https://huggingface.co/z-lab/dflash-8b",
+    ]
     assert slugify("../../etc/passwd <b>") == "etc-passwd-b"
 
 
