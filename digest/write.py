@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,10 +22,23 @@ def write_bytes(path: Path, data: bytes) -> bool:
     if path.exists() and path.read_bytes() == data:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
+    tmp = temp_beside(path)
+    if path.exists():  # a user's file (topics.toml) keeps its mode
+        os.chmod(tmp, path.stat().st_mode & 0o7777)
     replace_with(path, data, tmp)
     return True
+
+
+def temp_beside(path: Path) -> str:
+    """A new empty temp file next to `path`, mode 0666 less the umask like any file Digest writes (mkstemp's 0600
+    would leave site pages unreadable to the web server that serves them)."""
+    while True:
+        tmp = f"{path.parent}/.{path.name}.{os.urandom(6).hex()}"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
 
 
 def replace_with(path: Path, data: bytes, tmp: str) -> None:
@@ -173,9 +185,7 @@ def write_site(
     data = {"version": MANIFEST_VERSION, "pages": {rel: p.key for rel, p in pages.items()}, **(extra or {})}
     if data == manifest and not (todo or joined or written):
         return rendered, written
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{MANIFEST}.")
-    os.close(fd)
-    replace_with(root / MANIFEST, json.dumps(data, separators=(",", ":")).encode(), tmp)
+    replace_with(root / MANIFEST, json.dumps(data, separators=(",", ":")).encode(), temp_beside(root / MANIFEST))
     return rendered, written
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.policy
 import json
+import os
 import xml.etree.ElementTree as ET
 from datetime import datetime
 
@@ -208,3 +209,23 @@ def test_build_from_a_hostile_feed_via_cli(runner, httpserver, tmp_path, db):
         assert not feedparser.parse(feed.read_bytes()).bozo, feed
     again = runner.invoke(main, ["--config", str(cfg), "build", "--out", str(out)])
     assert "(0 files written)" in again.output and "Search index" not in again.output
+
+
+def test_written_files_are_readable_by_the_web_server(tmp_path):
+    """Site pages, rewritten pages and the manifest get 0666 less the umask; a user's file keeps its own mode."""
+    old = os.umask(0o022)
+    try:
+        views = [view(n, day=10 + n % 14) for n in range(1, 6)]
+        out = tmp_path / "site"
+        write.write_site(out, render.plan_site(views, TOPICS, SITE))
+        views[0].verdicts = {views[0].claims[0].id: "reproduced"}  # rewrites existing pages in place
+        write.write_site(out, render.plan_site(views, TOPICS, SITE))
+        modes = {p.stat().st_mode & 0o777 for p in out.rglob("*") if p.is_file()}
+        assert modes == {0o644}, modes
+        private = tmp_path / "topics.toml"
+        private.write_text("a")
+        private.chmod(0o600)
+        assert write.write_bytes(private, b"b") and private.stat().st_mode & 0o777 == 0o600
+        assert write.write_bytes(tmp_path / "new.eml", b"x") and (tmp_path / "new.eml").stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(old)
