@@ -321,8 +321,9 @@ def newsletter_inputs(engine: Engine, week: str) -> tuple[list, list, dict]:
     from datetime import datetime, time, timedelta
 
     start, end = parse_week(week)
-    views = [v for v in store.site_views(engine) if start <= v.item.published.date() <= end]
     since, until = datetime.combine(start, time()), datetime.combine(end + timedelta(days=1), time())
+    week_ids = store.finding_ids_between(engine, since, until)
+    views = store.site_views(engine, week_ids) if week_ids else []
     runs = store.runs_between(engine, since, until)
     ran = sorted({item_id for item_id, _, _ in runs})
     by_id = {v.item.id: v for v in store.site_views(engine, ran)} if ran else {}

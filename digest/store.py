@@ -1026,6 +1026,13 @@ def site_views(engine: Engine, item_ids: Sequence[int] | None = None) -> list[It
 # --- the newsletter (issue #5) -----------------------------------------------
 
 
+def finding_ids_between(engine: Engine, start: datetime, end: datetime) -> list[int]:
+    """Ids of the findings (not coverage posts) published in [start, end): a week's newsletter, from the index."""
+    with session(engine) as s:
+        stmt = select(Item.id).where(Item.covers_item_id.is_(None), Item.published >= start, Item.published < end)
+        return list(s.exec(stmt.order_by(Item.id)))
+
+
 def suggested_topics_between(engine: Engine, start: datetime, end: datetime) -> list[SuggestedTopic]:
     """Suggested topics first seen in [start, end), largest first: the week's emerging topics."""
     with session(engine) as s:
