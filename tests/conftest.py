@@ -176,6 +176,16 @@ def browser():
         b.close()
 
 
+def open_tag_then_item(page) -> None:
+    """From a site's home page in Chromium: follow the first tag, then that tag's first finding."""
+    page.locator("section.taglist a.tag").first.click()
+    page.wait_for_load_state()
+    assert "/tags/" in page.url and page.locator("article.finding").count() > 0
+    page.locator("article.finding h3 a").first.click()
+    page.wait_for_load_state()
+    assert "/items/" in page.url and page.locator("h1").count() == 1
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from digest.cli import main
-from tests.conftest import serve_folder
+from tests.conftest import open_tag_then_item, serve_folder
 from tests.publish_data import published
 
 
@@ -35,12 +35,7 @@ def test_site_in_chromium_search_and_links(served_site, browser):
     assert len(hrefs) >= 2
     for href in set(hrefs):
         assert page.request.get(href).status == 200, href
-    page.locator("section.taglist a.tag").first.click()
-    page.wait_for_load_state()
-    assert "/tags/" in page.url and page.locator("article.finding").count() > 0
-    page.locator("article.finding h3 a").first.click()
-    page.wait_for_load_state()
-    assert "/items/" in page.url and page.locator("h1").count() == 1
+    open_tag_then_item(page)
     # Nothing overflows sideways on a phone, even with a 10,000-character title somewhere.
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 

@@ -5,7 +5,7 @@ import email
 import pytest
 
 from digest.cli import main
-from tests.conftest import ROOT
+from tests.conftest import ROOT, open_tag_then_item
 
 pytestmark = pytest.mark.slow
 
@@ -88,12 +88,7 @@ def test_site_in_headless_chromium(demo_run, browser):
         page.goto(f"{base}/index.html")
         assert page.locator("article.finding").count() > 10
         page.screenshot(path=str(ROOT / "docs" / "screenshot-home.png"))
-        page.locator("section.taglist a.tag").first.click()
-        page.wait_for_load_state()
-        assert "/tags/" in page.url and page.locator("article.finding").count() > 0
-        page.locator("article.finding h3 a").first.click()
-        page.wait_for_load_state()
-        assert "/items/" in page.url and page.locator("h1").count() == 1
+        open_tag_then_item(page)
         page.screenshot(path=str(ROOT / "docs" / "screenshot-item.png"), full_page=False)
         # Client-side search (Pagefind) finds a known finding by a word of its title.
         page.goto(f"{base}/search.html?q=DFlash")
