@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from digest import store
 from digest.config import Config, SourceConfig
 from digest.errors import FetchError
-from digest.fetch import DeferredError, Fetcher, GoneError, Validators, arxiv_page_url
+from digest.fetch import DeferredError, Fetcher, GoneError, Validators, arxiv_page_url, warm_up
 from digest.lock import exclusive, lock_path
 from digest.models import SourceRun, utcnow
 from digest.parse import parse_arxiv_page, parse_feed, parse_html
@@ -41,11 +41,14 @@ def ingest(
     engine: Engine, config: Config, only: str | None = None, progress: Progress | None = None
 ) -> list[SourceReport]:
     """Fetch every source (arXiv first) under the ingest lock; one report per source, recorded as a SourceRun."""
+    warm = warm_up()
     with exclusive(lock_path(engine.url.render_as_string(hide_password=False), config.workspace)):
-        return _ingest(engine, config, only, progress)
+        return _ingest(engine, config, only, progress, warm)
 
 
-def _ingest(engine: Engine, config: Config, only: str | None, progress: Progress | None) -> list[SourceReport]:
+def _ingest(
+    engine: Engine, config: Config, only: str | None, progress: Progress | None, warm: threading.Thread
+) -> list[SourceReport]:
     sources = [config.source(only)] if only else sorted(config.sources, key=lambda s: s.kind != "arxiv")
     store.sync_sources(engine, config.sources)
     disabled = store.disabled_sources(engine)
@@ -53,6 +56,7 @@ def _ingest(engine: Engine, config: Config, only: str | None, progress: Progress
     reports: list[SourceReport] = []
     queue = deque(sources)
     requeued: set[str] = set()  # sources moved to the end of the run by a short Retry-After
+    warm.join()
     with Fetcher(config.fetch, holds=store.host_holds(engine)) as fetcher:
         while queue:
             source = queue.popleft()
@@ -181,12 +185,13 @@ SWITCH_INTERVAL_S = 0.001
 
 class PageWriter:
     """Commits pages on a second thread while the next one is fetched and parsed: sqlite3, psycopg and lxml
-    release the GIL, so the two cores overlap. Pages commit in order, each in its own transaction; leaving the
-    `with` block waits for every queued page and re-raises the first error, so a caller saves its cursor only
-    after all of its pages are stored."""
+    release the GIL, so the two cores overlap. A page goes to the writer in chunks of `chunk` entries, each
+    committed in order in its own transaction, so writing starts before a whole page's rows are ready and the
+    run's last write is short. Leaving the `with` block waits for every queued chunk and re-raises the first
+    error, so a caller saves its cursor only after all of its pages are stored."""
 
-    def __init__(self, engine: Engine, source: str, depth: int = 2):
-        self.engine, self.source = engine, source
+    def __init__(self, engine: Engine, source: str, depth: int = 4, chunk: int = 500):
+        self.engine, self.source, self.chunk = engine, source, chunk
         self.counts = store.UpsertCounts()
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
@@ -201,12 +206,15 @@ class PageWriter:
         return self
 
     def put(self, entries: list) -> None:
-        """Queue one page (blocks while `depth` pages wait); a write that already failed is raised here. The
-        rows' values, ready for the driver, are computed here on the caller's thread: the writer only looks up
-        existing rows and writes."""
-        if self._error is not None:
-            raise self._error
-        self._queue.put((entries, store.new_item_rows(self.engine, self.source, entries)))
+        """Queue one page, chunk by chunk (blocks while `depth` chunks wait); a write that already failed is
+        raised here. The rows' values, ready for the driver, are computed on whichever thread has less to do:
+        here while chunks wait for the writer, on the writer when it has caught up."""
+        for i in range(0, len(entries), self.chunk):
+            if self._error is not None:
+                raise self._error
+            part = entries[i : i + self.chunk]
+            rows = store.new_item_rows(self.engine, self.source, part) if self._queue.qsize() else None
+            self._queue.put((part, rows))
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._queue.put(None)
