@@ -12,6 +12,7 @@ import json
 import math
 import os
 import platform
+import re
 import shlex
 import shutil
 import signal
@@ -222,6 +223,17 @@ def run_dir(workspace: Path, hook_id: int) -> Path:
     return path
 
 
+SECRET_ENV = re.compile(
+    r"^DIGEST_SMTP_|(^|_)(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_KEY|CREDENTIALS?)(_|$)", re.IGNORECASE
+)
+
+
+def hook_environ(environ) -> dict[str, str]:
+    """The caller's environment less Digest's SMTP settings and anything named like a secret: a hook may run
+    code from a paper's repository, which has no business with the newsletter's password or an API token."""
+    return {k: v for k, v in environ.items() if not SECRET_ENV.search(k)}
+
+
 def execute(
     argv: list[str],
     cwd: Path,
@@ -235,7 +247,7 @@ def execute(
     extra_env: dict[str, str] | None = None,
 ) -> Outcome:
     """One run of a hook whose hardware requirement is met: process, output, measured value, verdict."""
-    env = dict(os.environ)
+    env = hook_environ(os.environ)
     env.update(extra_env or {})
     env["DIGEST_RUN_DIR"] = str(cwd)
     env["PYTHONUNBUFFERED"] = "1"

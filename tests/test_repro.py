@@ -442,3 +442,25 @@ def test_sync_moves_a_hook_to_the_claim_still_in_the_text(env, db, tmp_path):
     assert db.one("SELECT claim_id FROM reprohook WHERE name = 'mla'") == new
     invoke("repro", "run", "mla")
     assert store.item_views(engine)[0].verdicts == {new: "reproduced"}
+
+
+def test_hooks_do_not_see_the_smtp_password_or_tokens(env, db, tmp_path, monkeypatch):
+    invoke, _, tmp = env
+    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "hunter2")
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    monkeypatch.setenv("DIGEST_KEEP_ME", "visible")
+    monkeypatch.setenv("HF_TOKENIZERS_NOTE", "not a secret")
+    probe = script(
+        tmp,
+        "env_probe.py",
+        """
+        import json, os
+        print(json.dumps({"value": 57.0, "seen": sorted(k for k in os.environ if k.startswith(("DIGEST", "HF_")))}))
+        """,
+    )
+    invoke("repro", "add", str(claim_id(db, 57)), "--script", str(probe))
+    invoke("repro", "run", "1")
+    out = Path(db.one("SELECT run_dir FROM reprorun ORDER BY id DESC")) / "stdout.txt"
+    seen = json.loads(out.read_text().splitlines()[-1])["seen"]
+    assert {"DIGEST_KEEP_ME", "DIGEST_CLAIMED", "HF_TOKENIZERS_NOTE"} <= set(seen)
+    assert "DIGEST_SMTP_PASSWORD" not in seen and "HF_TOKEN" not in seen
