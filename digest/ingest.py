@@ -185,10 +185,11 @@ SWITCH_INTERVAL_S = 0.001
 
 class PageWriter:
     """Commits pages on a second thread while the next one is fetched and parsed: sqlite3, psycopg and lxml
-    release the GIL, so the two cores overlap. A page goes to the writer in chunks of `chunk` entries, each
-    committed in order in its own transaction, so writing starts before a whole page's rows are ready and the
-    run's last write is short. Leaving the `with` block waits for every queued chunk and re-raises the first
-    error, so a caller saves its cursor only after all of its pages are stored."""
+    release the GIL, so the two cores overlap. A page reaches the writer in chunks of `chunk` entries, written
+    as they come and committed together, in order, one transaction per page: writing starts before a whole
+    page's rows are ready and the run's last write is short, without the cost of more commits. Leaving the
+    `with` block waits for every queued chunk and re-raises the first error, so a caller saves its cursor only
+    after all of its pages are stored."""
 
     def __init__(self, engine: Engine, source: str, depth: int = 4, chunk: int = 500):
         self.engine, self.source, self.chunk = engine, source, chunk
@@ -214,7 +215,7 @@ class PageWriter:
                 raise self._error
             part = entries[i : i + self.chunk]
             rows = store.new_item_rows(self.engine, self.source, part) if self._queue.qsize() else None
-            self._queue.put((part, rows))
+            self._queue.put((part, rows, i + self.chunk >= len(entries)))
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._queue.put(None)
@@ -224,17 +225,29 @@ class PageWriter:
             raise self._error
 
     def _run(self) -> None:
-        while (page := self._queue.get()) is not None:
-            if self._error is not None:
-                continue  # drain: nothing after a failed page is written
-            try:
-                counts = store.save_entries(self.engine, self.source, page[0], fresh=page[1])
-            except BaseException as exc:  # handed to the ingest thread, which raises it
-                self._error = exc
-                continue
-            self.counts.new += counts.new
-            self.counts.updated += counts.updated
-            self.counts.unchanged += counts.unchanged
+        chunk = self._queue.get()
+        while chunk is not None:
+            with store.session(self.engine) as s:  # one page: its chunks, then its commit
+                page = store.UpsertCounts()
+                while chunk is not None:
+                    part, rows, last = chunk
+                    if self._error is None:  # after a failed page nothing is written: the queue is drained
+                        try:
+                            _add(page, store.upsert_entries(s, self.source, part, rows))
+                            if last:
+                                s.commit()
+                                _add(self.counts, page)
+                        except BaseException as exc:  # handed to the ingest thread, which raises it
+                            self._error = exc
+                    chunk = self._queue.get()
+                    if last:
+                        break
+
+
+def _add(total: store.UpsertCounts, more: store.UpsertCounts) -> None:
+    total.new += more.new
+    total.updated += more.updated
+    total.unchanged += more.unchanged
 
 
 def _arxiv_page(fetcher: Fetcher, api: SourceConfig, url: str, delay_s: float, wait_ok: float):

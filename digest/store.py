@@ -130,41 +130,47 @@ def save_entries(
 ) -> UpsertCounts:
     """Upsert entries and, in the same transaction, the validators that came with them (bulk driver-level SQL).
     `fresh` (new_item_rows) holds each entry's values as a new row, computed beforehand on another thread."""
-    counts = UpsertCounts()
-    now = utcnow()
     with session(engine) as s:
-        existing = _existing_rows(s, entries)
-        inserts: dict[str, dict] = {}
-        updates: dict[int, dict] = {}
-        ready: dict[str, tuple] = {}  # driver-ready rows from `fresh`, by key
-        for i, entry in enumerate(entries):
-            row = existing.get(entry.key) or (existing.get(f"arxiv-id:{entry.arxiv_id}") if entry.arxiv_id else None)
-            if row is None and fresh is not None:
-                outcome, values = "new", fresh.values[i]
-                ready[entry.key] = fresh.bound[i]
-            else:
-                outcome, values = _upsert_values(source, entry, row, now)
-                ready.pop(entry.key, None)
-            setattr(counts, outcome, getattr(counts, outcome) + 1)
-            if outcome == "unchanged":
-                continue
-            if row is not None and row.get("id") is not None:
-                updates[row["id"]] = values
-            else:
-                inserts[values["key"]] = values
-            existing[entry.key] = values if row is None else {**row, **values}  # what a repeat in the batch sees
-        if inserts and fresh is not None and len(ready) == len(inserts):
-            _insert_items(s, fresh.names, list(ready.values()), bound=True)
-        elif inserts:
-            names = list(dict.fromkeys(chain.from_iterable(inserts.values())))  # a batch repeat lacks covers_item_id
-            _insert_items(s, names, [tuple(map(vals.get, names)) for vals in inserts.values()])
-        if updates:
-            names = [k for k in next(iter(updates.values())) if k not in ("key", "source", "created_at")]
-            rows = [(*(vals[k] for k in names), i) for i, vals in updates.items()]
-            _update_items(s, names, rows)
+        counts = upsert_entries(s, source, entries, fresh)
         if state is not None:
             s.merge(state)
         s.commit()
+    return counts
+
+
+def upsert_entries(s: Session, source: str, entries: Sequence[Entry], fresh: NewRows | None = None) -> UpsertCounts:
+    """save_entries inside the caller's transaction: several calls can make up one commit."""
+    counts = UpsertCounts()
+    now = utcnow()
+    existing = _existing_rows(s, entries)
+    inserts: dict[str, dict] = {}
+    updates: dict[int, dict] = {}
+    ready: dict[str, tuple] = {}  # driver-ready rows from `fresh`, by key
+    for i, entry in enumerate(entries):
+        row = existing.get(entry.key) or (existing.get(f"arxiv-id:{entry.arxiv_id}") if entry.arxiv_id else None)
+        if row is None and fresh is not None:
+            outcome, values = "new", fresh.values[i]
+            ready[entry.key] = fresh.bound[i]
+        else:
+            outcome, values = _upsert_values(source, entry, row, now)
+            ready.pop(entry.key, None)
+        setattr(counts, outcome, getattr(counts, outcome) + 1)
+        if outcome == "unchanged":
+            continue
+        if row is not None and row.get("id") is not None:
+            updates[row["id"]] = values
+        else:
+            inserts[values["key"]] = values
+        existing[entry.key] = values if row is None else {**row, **values}  # what a repeat in the batch sees
+    if inserts and fresh is not None and len(ready) == len(inserts):
+        _insert_items(s, fresh.names, list(ready.values()), bound=True)
+    elif inserts:
+        names = list(dict.fromkeys(chain.from_iterable(inserts.values())))  # a batch repeat lacks covers_item_id
+        _insert_items(s, names, [tuple(map(vals.get, names)) for vals in inserts.values()])
+    if updates:
+        names = [k for k in next(iter(updates.values())) if k not in ("key", "source", "created_at")]
+        rows = [(*(vals[k] for k in names), i) for i, vals in updates.items()]
+        _update_items(s, names, rows)
     return counts
 
 

@@ -221,20 +221,21 @@ def test_a_paper_twice_in_one_page_is_one_row_with_the_newest_version(httpserver
     assert db.one("SELECT count(*) FROM item") == 2
 
 
-def test_the_page_writer_commits_a_page_chunk_by_chunk_and_stops_at_a_failed_chunk(db):
+def test_the_page_writer_writes_a_page_in_chunks_and_commits_it_whole(db):
     import pytest
     from sqlalchemy.exc import DatabaseError
 
     from digest.ingest import PageWriter
     from digest.parse import parse_arxiv_page
 
-    entries = parse_arxiv_page(feed([paper(f"2611.{i:05d}", day=20 - i) for i in range(5)]).encode()).entries
+    entries = parse_arxiv_page(feed([paper(f"2611.{i:05d}", day=20 - i) for i in range(6)]).encode()).entries
     engine = store.open_engine(db.url)
     store.init_db(engine)
     with PageWriter(engine, "arxiv-a", chunk=2) as writer:
-        writer.put(entries[:3])
-    assert (writer.counts.new, writer.counts.unchanged) == (3, 0)
-    refuse = "new.arxiv_id = '2611.00004'"
+        writer.put(entries[:3])  # chunks of 2 and 1
+        writer.put(entries[:1])  # a repeat: unchanged
+    assert (writer.counts.new, writer.counts.unchanged) == (3, 1)
+    refuse = "new.arxiv_id = '2611.00005'"
     with engine.begin() as conn:
         if db.dialect == "sqlite":
             conn.exec_driver_sql(
@@ -247,6 +248,8 @@ def test_the_page_writer_commits_a_page_chunk_by_chunk_and_stops_at_a_failed_chu
             )
             conn.exec_driver_sql("CREATE TRIGGER refuse BEFORE INSERT ON item FOR EACH ROW EXECUTE FUNCTION refuse()")
     with pytest.raises(DatabaseError, match="refused"), PageWriter(engine, "arxiv-a", chunk=1) as writer:
-        writer.put(entries)  # 0-2 unchanged, 3 new, 4 refused: its chunk rolls back, the others stay
+        writer.put(entries[3:4])  # a page of its own: committed
+        writer.put(entries[4:])  # 00004 written, then 00005 refused in the same page: both roll back
+        writer.put(entries[:1])  # nothing after a failed page is written
     engine.dispose()
     assert db.rows("SELECT arxiv_id FROM item ORDER BY arxiv_id") == [(f"2611.{i:05d}",) for i in range(4)]
