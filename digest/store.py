@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import namedtuple
 from collections.abc import Iterable, Sequence
@@ -255,19 +256,28 @@ _EXISTING_COLUMNS = ("id", "key", "arxiv_id", "arxiv_version", "versions", "cont
 
 
 def _existing_rows(s: Session, entries: Sequence[Entry], chunk: int = 1000) -> dict[str, dict]:
-    """Stored rows for a batch of entries in a few IN queries, by key and (papers) by arXiv id."""
-    table = Item.__table__
-    cols = [table.c[name] for name in _EXISTING_COLUMNS]
+    """Stored rows for a batch of entries in a few IN queries, by key and (papers) by arXiv id. The queries are
+    built once with an expanding parameter: `in_(list)` would coerce every value in Python on each call."""
+    by_key, by_id = _existing_queries()
     found: dict[str, dict] = {}
     keys = list({e.key for e in entries})
     for i in range(0, len(keys), chunk):
-        for row in s.execute(select(*cols).where(table.c.key.in_(keys[i : i + chunk]))):
+        for row in s.execute(by_key, {"values": keys[i : i + chunk]}):
             found[row.key] = dict(row._mapping)
     ids = list({e.arxiv_id for e in entries if e.arxiv_id and e.key not in found})
     for i in range(0, len(ids), chunk):
-        for row in s.execute(select(*cols).where(table.c.arxiv_id.in_(ids[i : i + chunk]))):
+        for row in s.execute(by_id, {"values": ids[i : i + chunk]}):
             found[f"arxiv-id:{row.arxiv_id}"] = dict(row._mapping)
     return found
+
+
+@functools.cache
+def _existing_queries():
+    from sqlalchemy import bindparam
+
+    table = Item.__table__
+    cols = [table.c[name] for name in _EXISTING_COLUMNS]
+    return tuple(select(*cols).where(table.c[c].in_(bindparam("values", expanding=True))) for c in ("key", "arxiv_id"))
 
 
 def _upsert_values(source: str, entry: Entry, row: dict | None, now: datetime) -> tuple[str, dict]:
