@@ -270,7 +270,9 @@ def build_site(engine: Engine, config: Config, out_dir: Path | None = None, sear
         load = partial(store.site_views, engine)
         build = render.plan_build(sigs, sigs.topics, config.site, manifest.get("items", {}), load)
         extra = {"items": build.items}
-        _rendered, written = write.write_site(out, build.pages, load=build.load, manifest=manifest, extra=extra)
+        _rendered, written = write.write_site(
+            out, build.pages, load=build.load, manifest=manifest, extra=extra, fragments=build.fragments
+        )
     finally:
         if collecting:
             gc.enable()

@@ -287,8 +287,9 @@ def finding(view: ItemView, names: dict[str, str] | None = None) -> Finding:
 class Page:
     """One output file: `key` digests its inputs, `render` produces its bytes only when asked.
 
-    `needs`: the findings `render` reads (loaded just before rendering). A page with `parts` is the
-    `join` of those pages' bytes: it is assembled after them, from the files just written.
+    `needs`: the findings `render` reads (loaded just before rendering); `cards` and `entries`: the findings
+    whose card or Atom entry it shows (taken from the fragment cache, else loaded). A page with `parts` is
+    the `join` of those pages' bytes: it is assembled after them, from the files just written.
     """
 
     key: str
@@ -296,6 +297,28 @@ class Page:
     needs: tuple[int, ...] = ()
     parts: tuple[str, ...] = ()
     join: Callable[[list[bytes]], bytes] | None = None
+    cards: tuple[int, ...] = ()
+    entries: tuple[int, ...] = ()
+
+
+class ItemPage:
+    """An item page, as write_site sees a Page: 10,000 of them are planned on every build, so no closures."""
+
+    __slots__ = ("_render", "id", "key")
+    parts: tuple[str, ...] = ()
+    join = None
+    cards: tuple[int, ...] = ()
+    entries: tuple[int, ...] = ()
+
+    def __init__(self, key: str, iid: int, render: Callable[[int], bytes]):
+        self.key, self.id, self._render = key, iid, render
+
+    @property
+    def needs(self) -> tuple[int, ...]:
+        return (self.id,)
+
+    def render(self) -> bytes:
+        return self._render(self.id)
 
 
 @dataclass(slots=True)
@@ -311,11 +334,16 @@ class Listing:
 
 @dataclass
 class Build:
-    """A planned site: its pages, how to load the findings they need, and per-finding manifest rows."""
+    """A planned site: its pages, how to load the findings they need, per-finding manifest rows, and the
+    fragments (cards, feed entries) rendered in this process that the fragment cache lacks."""
 
     pages: dict[str, Page]
-    load: Callable[[Iterable[int]], None]
+    load: Callable[..., None]
     items: dict[str, list[str]]  # item id -> [key, path, week], kept in the build manifest
+    fragments: Callable[[], dict[tuple[int, str], tuple[str, str]]] = dict  # drains {(id, kind): (key, body)}
+
+
+CARD_ROOT = "../"  # cards are cached as tag and week pages show them; other depths rewrite the prefix
 
 
 def _key(*parts) -> str:
@@ -323,7 +351,8 @@ def _key(*parts) -> str:
 
 
 def finding_key(salt: str, row: tuple, tags, claims, verdicts: list, coverage) -> str:
-    """A finding's change signature: equal keys mean an equal item page and equal cards and feed entries."""
+    """A finding's change signature: equal keys mean an equal item page and equal cards and feed entries
+    (plan_build computes the same inline)."""
     parts = (salt, row, tags, claims, verdicts, coverage)
     try:
         data = marshal.dumps(parts, 2)  # version 2: no back-references, so equal values give equal bytes
@@ -378,31 +407,74 @@ def plan_build(
 
     salt = site_salt(site, topics)
     none: list = []
-    runs = sigs.runs
-    tags_of, claims_of, coverage_of = sigs.tags.get, sigs.claims.get, sigs.coverage.get
-    keyed, stale = [], []
-    for row in sigs.items:
+    runs, coverage = sigs.runs, sigs.coverage
+    tags_of, claims_of, coverage_of, hit_of = sigs.tags.get, sigs.claims.get, coverage.get, cached.get
+    dumps, blake2b = marshal.dumps, hashlib.blake2b
+    listings, items, keys, stale = [], {}, {}, []
+    for row in sigs.items:  # finding_key, inlined: this loop runs over every finding on every build
         iid = row[0]
         tags, claims = tags_of(iid, none), claims_of(iid, none)
         verdicts = [runs[c[1]] for c in claims if c[1] in runs] if runs else none
-        key = finding_key(salt, row, tags, claims, verdicts, coverage_of(iid, none))
+        parts = (salt, row, tags, claims, verdicts, coverage_of(iid, none) if coverage else none)
+        try:
+            data = dumps(parts, 2)
+        except ValueError:
+            data = repr(parts).encode()
+        key = blake2b(data, digest_size=16).hexdigest()
         sid = str(iid)
-        hit = cached.get(sid)
+        hit = hit_of(sid)
         if hit is None or hit[0] != key:
+            stale.append(len(listings))
             hit = None
-            stale.append(iid)
-        keyed.append((iid, sid, key, tags, hit))
-    fetch(stale)
-    listings, items = [], {}
-    for iid, sid, key, tags, hit in keyed:
-        if hit is None:
-            f = found.get(iid)
-            if f is None:  # deleted since the signatures were read
-                continue
-            hit = [key, f.path, f.week]
-        listings.append(Listing(iid, key, hit[1], hit[2], tags))
+            listings.append(Listing(iid, key, "", "", tags))
+        else:
+            listings.append(Listing(iid, key, hit[1], hit[2], tags))
         items[sid] = hit
-    return Build(plan(listings, topics, site, found, salt), fetch, items)
+        keys[iid] = key
+    if stale:
+        fetch([listings[n].id for n in stale])
+        for n in stale:
+            x = listings[n]
+            f = found.get(x.id)
+            if f is None:  # deleted since the signatures were read
+                listings[n] = None  # type: ignore[call-overload]
+                del items[str(x.id)], keys[x.id]
+                continue
+            x.path, x.week = f.path, f.week
+            items[str(x.id)] = [x.key, f.path, f.week]
+        listings = [x for x in listings if x is not None]
+
+    frags: dict[tuple[int, str], str] = {}  # (id, "card" | "entry") -> body, valid for this build
+    fresh: dict[tuple[int, str], tuple[str, str]] = {}  # the ones rendered here: (id, kind) -> (key, body)
+    makers = {"card": lambda f: str(finding_card(f, CARD_ROOT)), "entry": lambda f: atom_entry(site, f)}
+
+    def fragment(iid: int, kind: str) -> str:
+        """A finding's card or feed entry: from the cache when its signature matches, else rendered now."""
+        body = frags.get((iid, kind))
+        if body is None:
+            body = frags[iid, kind] = makers[kind](found[iid])
+            fresh[iid, kind] = (keys[iid], body)
+        return body
+
+    def load_pages(needs: Iterable[int], cards: Iterable[int] = (), entries: Iterable[int] = (), cached=None) -> None:
+        """Load what the pages to render read: the findings in `needs`, and those in `cards` / `entries` whose
+        fragment `cached(ids)` (rows of id, kind, key, body) lacks or holds for an older signature."""
+        want = set(needs)
+        wanted = [(i, "card") for i in cards if i not in want] + [(i, "entry") for i in entries if i not in want]
+        wanted = [k for k in wanted if k not in frags and k[0] not in found]
+        if wanted and cached is not None:
+            for iid, kind, key, body in cached(sorted({i for i, _ in wanted})):
+                if keys.get(iid) == key:
+                    frags[iid, kind] = body
+        want.update(i for i, kind in wanted if (i, kind) not in frags)
+        fetch(want)
+
+    def drain() -> dict[tuple[int, str], tuple[str, str]]:
+        taken = dict(fresh)
+        fresh.clear()
+        return taken
+
+    return Build(plan(listings, topics, site, found, salt, fragment), load_pages, items, drain)
 
 
 @cache
@@ -418,9 +490,15 @@ def code_digest() -> str:
 
 
 def plan(
-    listings: list[Listing], topics: list[Topic], site: SiteConfig, found: dict[int, Finding], salt: str
+    listings: list[Listing],
+    topics: list[Topic],
+    site: SiteConfig,
+    found: dict[int, Finding],
+    salt: str,
+    fragment: Callable[[int, str], str],
 ) -> dict[str, Page]:
-    """Every page of the site keyed by its inputs (listing keys carry `salt`); renderers read `found` when run."""
+    """Every page of the site keyed by its inputs (listing keys carry `salt`); renderers read `found` and
+    `fragment(id, "card" | "entry")` when run."""
     env = environment()
     names = {t.slug: t.name for t in topics}
     by_tag: dict[str, list[Listing]] = defaultdict(list)
@@ -440,20 +518,17 @@ def plan(
         "week_path": week_path,
         "css": CSS,
     }
-    cards: dict[tuple[int, str], Markup] = {}
 
-    def card(f: Finding, root: str) -> Markup:
-        """A finding's card, rendered once per folder depth and reused by home, tag and week pages."""
-        key = (f.item.id, root)
-        if key not in cards:
-            cards[key] = finding_card(f, root)
-        return cards[key]
+    def card(x: Listing, root: str) -> Markup:
+        """A finding's card as the page at depth `root` shows it (cached for CARD_ROOT; hrefs start with root)."""
+        body = fragment(x.id, "card")
+        return Markup(body if root == CARD_ROOT else body.replace(f'href="{CARD_ROOT}', f'href="{_esc(root)}'))
 
     def members(xs: list[Listing]) -> list[Finding]:
         return [found[x.id] for x in xs]
 
     def ids(xs: list[Listing]) -> tuple[int, ...]:
-        return tuple(x.id for x in xs)
+        return tuple([x.id for x in xs])
 
     loaded = {}
 
@@ -466,7 +541,12 @@ def plan(
 
         return render
 
-    pages: dict[str, Page] = {}
+    def item_page(iid: int) -> bytes:
+        if "item.html" not in loaded:
+            loaded["item.html"] = env.get_template("item.html")
+        return loaded["item.html"].render(root="../", card=card, **common, f=found[iid]).encode("utf-8")
+
+    pages: dict[str, Page | ItemPage] = {}
     tag_list = [(t, names.get(t, t), n) for t, n in sorted(tag_counts.items(), key=lambda kv: (-kv[1], kv[0]))]
     this_week = weeks[0] if weeks else ""
     home = by_week.get(this_week, [])
@@ -482,32 +562,36 @@ def plan(
             "index.html",
             lambda: {
                 "week": this_week,
-                "sections": [(slug, name, members(xs)) for slug, name, xs in home_sections],
+                "sections": home_sections,
                 "tags": tag_list,
                 "all_weeks": weeks,
                 "total": len(listings),
                 "count": len(home),
             },
         ),
-        ids(home),
+        cards=ids(home),
     )
     for x in listings:
-        pages[x.path] = Page(x.key, html(x.path, "item.html", lambda x=x: {"f": found[x.id]}), (x.id,))
+        pages[x.path] = ItemPage(x.key, x.id, item_page)  # items/<file>: root "../" like html() gives it
     for topic in topics:
         xs = by_tag.get(topic.slug, [])
         tkey = (topic.slug, topic.name, topic.description)
         pages[tag_path(topic.slug)] = Page(
             _key(salt, "tag", tkey, *(x.key for x in xs)),
-            html(tag_path(topic.slug), "tag.html", lambda t=topic, xs=xs: {"topic": t, "findings": members(xs)}),
-            ids(xs),
+            html(tag_path(topic.slug), "tag.html", lambda t=topic, xs=xs: {"topic": t, "findings": xs}),
+            cards=ids(xs),
         )
         latest = xs[:TAG_FEED_ITEMS]
         pages[tag_feed_path(topic.slug)] = Page(
             _key(salt, "tagfeed", tkey, *(x.key for x in latest)),
             lambda t=topic, latest=latest: atom_feed(
-                site, members(latest), tag_feed_path(t.slug), tag_path(t.slug), f"{site.title}: {t.name}"
+                site,
+                [fragment(x.id, "entry") for x in latest],
+                tag_feed_path(t.slug),
+                tag_path(t.slug),
+                f"{site.title}: {t.name}",
             ),
-            ids(latest),
+            entries=ids(latest),
         )
     claim_parts = []
     for week in weeks:
@@ -515,8 +599,8 @@ def plan(
         wkey = _key(*(x.key for x in xs))
         pages[week_path(week)] = Page(
             _key(salt, "week", week, wkey),
-            html(week_path(week), "week.html", lambda week=week, xs=xs: {"week": week, "findings": members(xs)}),
-            ids(xs),
+            html(week_path(week), "week.html", lambda week=week, xs=xs: {"week": week, "findings": xs}),
+            cards=ids(xs),
         )
         claim_parts.append(claims_week_path(week))
         pages[claim_parts[-1]] = Page(
@@ -574,9 +658,10 @@ def join_json_arrays(parts: list[bytes]) -> bytes:
     return b"[" + b",".join(b for b in bodies if b) + b"]"
 
 
-def atom_feed(site: SiteConfig, findings: list[Finding], path: str, html_path: str, title: str) -> bytes:
-    """Atom 1.0 from templates/atom.xml, newest first, links absolute from base_url (~10x cheaper than feedgen)."""
-    updated = max((_when(f) for f in findings), default=datetime(2000, 1, 1, tzinfo=UTC))
+def atom_feed(site: SiteConfig, entries: list[str], path: str, html_path: str, title: str) -> bytes:
+    """Atom 1.0 from templates/atom.xml and entries made by atom_entry, newest first, links absolute from base_url
+    (~10x cheaper than feedgen)."""
+    updated = max((datetime.fromisoformat(e.partition("\n")[0]) for e in entries), default=None)
     return (
         environment()
         .get_template("atom.xml")
@@ -585,11 +670,18 @@ def atom_feed(site: SiteConfig, findings: list[Finding], path: str, html_path: s
             path=path,
             html_path=html_path,
             title=_xml_text(title, 300),
-            updated=updated.isoformat(),
-            entries=[f.atom_entry for f in findings],
+            updated=(updated or datetime(2000, 1, 1, tzinfo=UTC)).isoformat(),
+            entries=[Markup(e.partition("\n")[2]) for e in entries],
         )
         .encode("utf-8")
     )
+
+
+def atom_entry(site: SiteConfig, f: Finding) -> str:
+    """One finding's Atom entry (templates/_atom_entry.xml) after its updated time and a newline: the
+    fragment topic feeds are joined from (a finding sits in several feeds; the cache keeps it between builds)."""
+    entry = environment().get_template("_atom_entry.xml").render(base=site.base_url, e=f.atom_entry)
+    return f"{_when(f).isoformat()}\n{entry}"
 
 
 def global_atom_feed(site: SiteConfig, findings: list[Finding]) -> bytes:

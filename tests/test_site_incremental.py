@@ -50,7 +50,9 @@ def add_items(engine, first: int, count: int, when: datetime) -> None:
 
 
 def files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """Every file of a built site, the manifest included; not the fragment cache (a SQLite file's bytes vary)."""
+    paths = [p for p in sorted(root.rglob("*")) if p.is_file() and p.name != write.CACHE]
+    return {str(p.relative_to(root)): p.read_bytes() for p in paths}
 
 
 def seeded(tmp_path: Path, db, count: int):
