@@ -9,7 +9,7 @@ import marshal
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -341,8 +341,10 @@ class Build:
     load: Callable[..., None]
     items: dict[str, list[str]]  # item id -> [key, path, week], kept in the build manifest
     fragments: Callable[[], dict[tuple[int, str], tuple[str, str]]] = dict  # drains {(id, kind): (key, body)}
+    groups: dict[str, str] = field(default_factory=dict)  # id // GROUP -> digest of its findings' signatures
 
 
+GROUP = 64  # findings (by id) whose signatures are digested together: only a changed group is keyed finding by finding
 CARD_ROOT = "../"  # cards are cached as tag and week pages show them; other depths rewrite the prefix
 
 
@@ -350,14 +352,13 @@ def _key(*parts) -> str:
     return hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=16).hexdigest()
 
 
-def finding_key(salt: str, row: tuple, tags, claims, verdicts: list, coverage) -> str:
-    """A finding's change signature: equal keys mean an equal item page and equal cards and feed entries
-    (plan_build computes the same inline)."""
-    parts = (salt, row, tags, claims, verdicts, coverage)
+def signature_key(salt: str, parts) -> str:
+    """The digest of change signatures (one finding's, or a group's): equal keys mean an equal item page and equal
+    cards and feed entries."""
     try:
-        data = marshal.dumps(parts, 2)  # version 2: no back-references, so equal values give equal bytes
+        data = marshal.dumps((salt, parts), 2)  # version 2: no back-references, so equal values give equal bytes
     except ValueError:  # datetimes (PostgreSQL rows, hand-built views)
-        data = repr(parts).encode()
+        data = repr((salt, parts)).encode()
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
@@ -390,9 +391,12 @@ def plan_build(
     site: SiteConfig,
     cached: dict[str, list],
     load: Callable[[list[int] | None], list[ItemView]],
+    old_groups: dict[str, str] | None = None,
 ) -> Build:
     """Key every page from the change signatures; load (via `load`) only findings that changed, and later those
-    that the pages to re-render list. `cached` is the last build's item manifest (id -> [key, path, week])."""
+    that the pages to re-render list. `cached` is the last build's item manifest (id -> [key, path, week]),
+    `old_groups` its digest per group of GROUP findings by id: a finding in an unchanged group keeps its key
+    without being hashed on its own."""
     names = {t.slug: t.name for t in topics}
     found: dict[int, Finding] = {}
     total = len(sigs.items)
@@ -409,23 +413,30 @@ def plan_build(
     none: list = []
     runs, coverage = sigs.runs, sigs.coverage
     tags_of, claims_of, coverage_of, hit_of = sigs.tags.get, sigs.claims.get, coverage.get, cached.get
-    dumps, blake2b = marshal.dumps, hashlib.blake2b
-    listings, items, keys, stale = [], {}, {}, []
-    for row in sigs.items:  # finding_key, inlined: this loop runs over every finding on every build
+    rows, groups = [], defaultdict(list)
+    for row in sigs.items:  # this loop runs over every finding on every build: nothing in it but lookups
         iid = row[0]
-        tags, claims = tags_of(iid, none), claims_of(iid, none)
+        claims = claims_of(iid, none)
         verdicts = [runs[c[1]] for c in claims if c[1] in runs] if runs else none
-        parts = (salt, row, tags, claims, verdicts, coverage_of(iid, none) if coverage else none)
-        try:
-            data = dumps(parts, 2)
-        except ValueError:
-            data = repr(parts).encode()
-        key = blake2b(data, digest_size=16).hexdigest()
+        parts = (row, tags_of(iid, none), claims, verdicts, coverage_of(iid, none) if coverage else none)
+        rows.append(parts)
+        groups[iid // GROUP].append(parts)
+    # A group whose digest equals the last build's holds findings whose keys are those in the manifest.
+    digests = {str(g): signature_key(salt, members) for g, members in groups.items()}
+    same = {int(g) for g, d in digests.items() if (old_groups or {}).get(g) == d}
+    listings, items, keys, stale = [], {}, {}, []
+    for parts in rows:
+        iid, tags = parts[0][0], parts[1]
         sid = str(iid)
         hit = hit_of(sid)
-        if hit is None or hit[0] != key:
+        if hit is not None and iid // GROUP in same:
+            key = hit[0]
+        else:
+            key = signature_key(salt, parts)
+            if hit is not None and hit[0] != key:
+                hit = None
+        if hit is None:
             stale.append(len(listings))
-            hit = None
             listings.append(Listing(iid, key, "", "", tags))
         else:
             listings.append(Listing(iid, key, hit[1], hit[2], tags))
@@ -460,8 +471,8 @@ def plan_build(
         """Load what the pages to render read: the findings in `needs`, and those in `cards` / `entries` whose
         fragment `cached(ids)` (rows of id, kind, key, body) lacks or holds for an older signature."""
         want = set(needs)
-        wanted = [(i, "card") for i in cards if i not in want] + [(i, "entry") for i in entries if i not in want]
-        wanted = [k for k in wanted if k not in frags and k[0] not in found]
+        wanted = [(i, "card") for i in cards] + [(i, "entry") for i in entries]
+        wanted = [k for k in wanted if k not in frags]
         if wanted and cached is not None:
             for iid, kind, key, body in cached(sorted({i for i, _ in wanted})):
                 if keys.get(iid) == key:
@@ -474,7 +485,7 @@ def plan_build(
         fresh.clear()
         return taken
 
-    return Build(plan(listings, topics, site, found, salt, fragment), load_pages, items, drain)
+    return Build(plan(listings, topics, site, found, salt, fragment), load_pages, items, drain, digests)
 
 
 @cache
