@@ -95,8 +95,8 @@ class _Writer:
                 os.close(fd)
             return True
         try:
-            with open(path, "rb") as fh:
-                if fh.read() == data:
+            with open(path, "rb") as fh:  # another size: changed, without reading it (claims.json is MBs)
+                if os.fstat(fh.fileno()).st_size == len(data) and fh.read() == data:
                     return False
         except FileNotFoundError:
             pass
@@ -116,11 +116,13 @@ def _render_and_write(root: Path, pages: dict, paths: list[str], present: set[st
 class FragmentCache:
     """Cards and feed entries of findings rendered by earlier builds, in a SQLite file beside the manifest.
 
-    Rows are (id, kind, key, body): a row serves a build only while its key equals the finding's current
-    signature, so a stale row is never used; rows of deleted findings are dropped. Any SQLite error (a
-    corrupt or locked file) makes the cache empty for that build: it only ever saves work."""
+    A row holds one fragment of one finding with the finding's signature (key) when it was rendered: it
+    serves a build only while that key equals the finding's current one, so a stale row is never used;
+    rows of deleted findings are dropped. Any SQLite error (a corrupt or locked file) makes the cache
+    empty for that build and the file is started again: it only ever saves work."""
 
-    VERSION = 1
+    VERSION = 2
+    KINDS = ("card", "entry")  # row id = finding id * 2 + kind's index: integer keys, SQLite's fastest table
 
     def __init__(self, root: Path):
         self.path = Path(root) / CACHE
@@ -132,10 +134,7 @@ class FragmentCache:
         db.execute("PRAGMA synchronous=OFF")  # a cache: losing the last write to a power cut costs only time
         if db.execute("PRAGMA user_version").fetchone()[0] != self.VERSION:
             db.execute("DROP TABLE IF EXISTS fragment")
-            db.execute(
-                "CREATE TABLE fragment (id INTEGER NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, "
-                "body TEXT NOT NULL, PRIMARY KEY (id, kind)) WITHOUT ROWID"
-            )
+            db.execute("CREATE TABLE fragment (slot INTEGER PRIMARY KEY, key TEXT NOT NULL, body TEXT NOT NULL)")
             db.execute(f"PRAGMA user_version={self.VERSION}")
         return db
 
@@ -145,14 +144,19 @@ class FragmentCache:
 
         if not ids or not self.path.exists():
             return []
+        kinds = self.KINDS
+        slots = [i * 2 + k for i in ids for k in (0, 1)]
         rows: list = []
         try:
             db = self._connect()
             try:
-                for n in range(0, len(ids), 500):
-                    chunk = ids[n : n + 500]
+                for n in range(0, len(slots), 900):
+                    chunk = slots[n : n + 900]
                     marks = ",".join("?" * len(chunk))
-                    rows += db.execute(f"SELECT id, kind, key, body FROM fragment WHERE id IN ({marks})", chunk)
+                    for slot, key, body in db.execute(
+                        f"SELECT slot, key, body FROM fragment WHERE slot IN ({marks})", chunk
+                    ):
+                        rows.append((slot >> 1, kinds[slot & 1], key, body))
             finally:
                 db.close()
         except sqlite3.Error:
@@ -165,14 +169,15 @@ class FragmentCache:
 
         if not rows and not drop:
             return
+        kind_of = {k: n for n, k in enumerate(self.KINDS)}
         try:
             db = self._connect()
             try:
                 db.execute("BEGIN")
-                db.executemany("DELETE FROM fragment WHERE id = ?", [(i,) for i in drop])
+                db.executemany("DELETE FROM fragment WHERE slot IN (?, ?)", [(i * 2, i * 2 + 1) for i in drop])
                 db.executemany(
-                    "INSERT OR REPLACE INTO fragment VALUES (?, ?, ?, ?)",
-                    [(i, kind, key, body) for (i, kind), (key, body) in rows.items()],
+                    "INSERT OR REPLACE INTO fragment VALUES (?, ?, ?)",
+                    sorted((i * 2 + kind_of[kind], key, body) for (i, kind), (key, body) in rows.items()),
                 )
                 db.execute("COMMIT")
             finally:
@@ -234,9 +239,9 @@ def write_site(
     present = _present(root, pages)
     todo, joined = [], []
     for rel, page in pages.items():
-        _check(rel)
         if old.get(rel) == page.key and rel in present:
-            continue
+            continue  # left alone: its path was checked when it was written
+        _check(rel)
         (joined if page.parts else todo).append(rel)
     for folder in {rel.rpartition("/")[0] for rel in todo + joined} - {""}:
         os.makedirs(root / folder, exist_ok=True)
