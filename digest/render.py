@@ -567,7 +567,7 @@ def plan(
     ordered = sorted(sections.items(), key=lambda kv: (kv[0] == "", -len(kv[1]), kv[0]))
     home_sections = [(slug, names.get(slug, "Other"), xs) for slug, xs in ordered]
     pages["index.html"] = Page(
-        _key(salt, "index", tag_list, weeks, len(listings), *(x.key for x in home)),
+        _key(salt, "index", tag_list, weeks, len(listings), *[x.key for x in home]),
         html(
             "index.html",
             "index.html",
@@ -588,13 +588,13 @@ def plan(
         xs = by_tag.get(topic.slug, [])
         tkey = (topic.slug, topic.name, topic.description)
         pages[tag_path(topic.slug)] = Page(
-            _key(salt, "tag", tkey, *(x.key for x in xs)),
+            _key(salt, "tag", tkey, *[x.key for x in xs]),
             html(tag_path(topic.slug), "tag.html", lambda t=topic, xs=xs: {"topic": t, "findings": xs}),
             cards=ids(xs),
         )
         latest = xs[:TAG_FEED_ITEMS]
         pages[tag_feed_path(topic.slug)] = Page(
-            _key(salt, "tagfeed", tkey, *(x.key for x in latest)),
+            _key(salt, "tagfeed", tkey, *[x.key for x in latest]),
             lambda t=topic, latest=latest: atom_feed(
                 site,
                 [fragment(x.id, "entry") for x in latest],
@@ -607,7 +607,7 @@ def plan(
     claim_parts = []
     for week in weeks:
         xs = by_week[week]
-        wkey = _key(*(x.key for x in xs))
+        wkey = _key(*[x.key for x in xs])
         pages[week_path(week)] = Page(
             _key(salt, "week", week, wkey),
             html(week_path(week), "week.html", lambda week=week, xs=xs: {"week": week, "findings": xs}),
