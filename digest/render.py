@@ -185,14 +185,15 @@ def bibtex(view: ItemView) -> str:
     def field(text: str) -> str:
         return clean_text(re.sub(r"[{}\\]", "", text), 2000)
 
-    first = (view.authors[0].split()[-1] if view.authors and view.authors[0].split() else "anon").lower()
+    authors = view.authors  # parsed from JSON on each access
+    first = (authors[0].split()[-1] if authors and authors[0].split() else "anon").lower()
     key = (
         f"{slugify(first, 30).replace('-', '')}{item.published.year}{slugify(item.arxiv_id or '', 20).replace('-', '')}"
     )
     lines = [
         f"@misc{{{key},",
         f"  title = {{{{{field(item.title)}}}}},",
-        f"  author = {{{field(' and '.join(view.authors)) or 'Anonymous'}}},",
+        f"  author = {{{field(' and '.join(authors)) or 'Anonymous'}}},",
         f"  year = {{{item.published.year}}},",
         f"  eprint = {{{field(item.arxiv_id or '')}}},",
         "  archivePrefix = {arXiv},",
@@ -751,7 +752,7 @@ def json_feed(site: SiteConfig, findings: list[Finding], names: dict[str, str]) 
                 "content_text": f.item.summary or f.item.title,
                 "date_published": f.item.published.replace(tzinfo=UTC).isoformat(),
                 "date_modified": _when(f).isoformat(),
-                "authors": [{"name": a} for a in f.view.authors[:10]],
+                "authors": [{"name": a} for a in f.authors[:10]],
                 "tags": [names.get(s, s) for s, _ in f.view.tags],
             }
             for f in findings
