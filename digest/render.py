@@ -672,7 +672,7 @@ def join_json_arrays(parts: list[bytes]) -> bytes:
 
 def atom_feed(site: SiteConfig, entries: list[str], path: str, html_path: str, title: str) -> bytes:
     """Atom 1.0 from templates/atom.xml and entries made by atom_entry, newest first, links absolute from base_url
-    (~10x cheaper than feedgen)."""
+    (~10x cheaper than feedgen). Each entry starts with its updated time and a newline."""
     updated = max((datetime.fromisoformat(e.partition("\n")[0]) for e in entries), default=None)
     return (
         environment()
@@ -690,10 +690,20 @@ def atom_feed(site: SiteConfig, entries: list[str], path: str, html_path: str, t
 
 
 def atom_entry(site: SiteConfig, f: Finding) -> str:
-    """One finding's Atom entry (templates/_atom_entry.xml) after its updated time and a newline: the
-    fragment topic feeds are joined from (a finding sits in several feeds; the cache keeps it between builds)."""
-    entry = environment().get_template("_atom_entry.xml").render(base=site.base_url, e=f.atom_entry)
-    return f"{_when(f).isoformat()}\n{entry}"
+    """One finding's Atom entry after its updated time and a newline: the fragment topic feeds are joined from
+    (a finding sits in several feeds; the cache keeps it between builds). Built here like finding_card, with
+    the escaping Jinja's autoescape applies (a template call per entry cost ~5x more)."""
+    e, x = f.atom_entry, _esc
+    link = x(site.base_url) + x(f.path)
+    out = [
+        f'<entry>\n<id>{link}</id>\n<title>{x(e["title"])}</title>\n<link href="{link}"/>\n'
+        f"<published>{x(e['published'])}</published>\n<updated>{x(e['updated'])}</updated>\n"
+        f"<summary>{x(e['summary'])}</summary>\n"
+    ]
+    out += [f"<author><name>{x(a)}</name></author>\n" for a in e["authors"]]
+    out += [f'<category term="{x(slug)}" label="{x(label)}"/>\n' for slug, label in e["categories"]]
+    out.append("</entry>")
+    return f"{e['updated']}\n{''.join(out)}"
 
 
 def global_atom_feed(site: SiteConfig, findings: list[Finding]) -> bytes:
