@@ -271,7 +271,7 @@ def write_site(
         gone = {int(i) for i in old_items if i not in new_items} if new_items is not None else set()
         cache.update(made, gone)
     data = {"version": MANIFEST_VERSION, "pages": {rel: p.key for rel, p in pages.items()}, **(extra or {})}
-    if data == manifest and not (todo or joined or written):
+    if not (todo or joined or written) and data == manifest:
         return rendered, written
     replace_with(root / MANIFEST, orjson.dumps(data), temp_beside(root / MANIFEST))
     return rendered, written
