@@ -268,9 +268,13 @@ def build_site(engine: Engine, config: Config, out_dir: Path | None = None, sear
     try:
         sigs = store.site_signatures(engine)
         load = partial(store.site_views, engine)
-        build = render.plan_build(sigs, sigs.topics, config.site, manifest.get("items", {}), load)
-        extra = {"items": build.items}
-        _rendered, written = write.write_site(out, build.pages, load=build.load, manifest=manifest, extra=extra)
+        build = render.plan_build(
+            sigs, sigs.topics, config.site, manifest.get("items", {}), load, manifest.get("groups")
+        )
+        extra = {"items": build.items, "groups": build.groups}
+        _rendered, written = write.write_site(
+            out, build.pages, load=build.load, manifest=manifest, extra=extra, fragments=build.fragments
+        )
     finally:
         if collecting:
             gc.enable()

@@ -9,7 +9,7 @@ import marshal
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -185,14 +185,15 @@ def bibtex(view: ItemView) -> str:
     def field(text: str) -> str:
         return clean_text(re.sub(r"[{}\\]", "", text), 2000)
 
-    first = (view.authors[0].split()[-1] if view.authors and view.authors[0].split() else "anon").lower()
+    authors = view.authors  # parsed from JSON on each access
+    first = (authors[0].split()[-1] if authors and authors[0].split() else "anon").lower()
     key = (
         f"{slugify(first, 30).replace('-', '')}{item.published.year}{slugify(item.arxiv_id or '', 20).replace('-', '')}"
     )
     lines = [
         f"@misc{{{key},",
         f"  title = {{{{{field(item.title)}}}}},",
-        f"  author = {{{field(' and '.join(view.authors)) or 'Anonymous'}}},",
+        f"  author = {{{field(' and '.join(authors)) or 'Anonymous'}}},",
         f"  year = {{{item.published.year}}},",
         f"  eprint = {{{field(item.arxiv_id or '')}}},",
         "  archivePrefix = {arXiv},",
@@ -287,8 +288,9 @@ def finding(view: ItemView, names: dict[str, str] | None = None) -> Finding:
 class Page:
     """One output file: `key` digests its inputs, `render` produces its bytes only when asked.
 
-    `needs`: the findings `render` reads (loaded just before rendering). A page with `parts` is the
-    `join` of those pages' bytes: it is assembled after them, from the files just written.
+    `needs`: the findings `render` reads (loaded just before rendering); `cards` and `entries`: the findings
+    whose card or Atom entry it shows (taken from the fragment cache, else loaded). A page with `parts` is
+    the `join` of those pages' bytes: it is assembled after them, from the files just written.
     """
 
     key: str
@@ -296,6 +298,28 @@ class Page:
     needs: tuple[int, ...] = ()
     parts: tuple[str, ...] = ()
     join: Callable[[list[bytes]], bytes] | None = None
+    cards: tuple[int, ...] = ()
+    entries: tuple[int, ...] = ()
+
+
+class ItemPage:
+    """An item page, as write_site sees a Page: 10,000 of them are planned on every build, so no closures."""
+
+    __slots__ = ("_render", "id", "key")
+    parts: tuple[str, ...] = ()
+    join = None
+    cards: tuple[int, ...] = ()
+    entries: tuple[int, ...] = ()
+
+    def __init__(self, key: str, iid: int, render: Callable[[int], bytes]):
+        self.key, self.id, self._render = key, iid, render
+
+    @property
+    def needs(self) -> tuple[int, ...]:
+        return (self.id,)
+
+    def render(self) -> bytes:
+        return self._render(self.id)
 
 
 @dataclass(slots=True)
@@ -311,24 +335,31 @@ class Listing:
 
 @dataclass
 class Build:
-    """A planned site: its pages, how to load the findings they need, and per-finding manifest rows."""
+    """A planned site: its pages, how to load the findings they need, per-finding manifest rows, and the
+    fragments (cards, feed entries) rendered in this process that the fragment cache lacks."""
 
     pages: dict[str, Page]
-    load: Callable[[Iterable[int]], None]
+    load: Callable[..., None]
     items: dict[str, list[str]]  # item id -> [key, path, week], kept in the build manifest
+    fragments: Callable[[], dict[tuple[int, str], tuple[str, str]]] = dict  # drains {(id, kind): (key, body)}
+    groups: dict[str, str] = field(default_factory=dict)  # id // GROUP -> digest of its findings' signatures
+
+
+GROUP = 64  # findings (by id) whose signatures are digested together: only a changed group is keyed finding by finding
+CARD_ROOT = "../"  # cards are cached as tag and week pages show them; other depths rewrite the prefix
 
 
 def _key(*parts) -> str:
     return hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=16).hexdigest()
 
 
-def finding_key(salt: str, row: tuple, tags, claims, verdicts: list, coverage) -> str:
-    """A finding's change signature: equal keys mean an equal item page and equal cards and feed entries."""
-    parts = (salt, row, tags, claims, verdicts, coverage)
+def signature_key(salt: str, parts) -> str:
+    """The digest of change signatures (one finding's, or a group's): equal keys mean an equal item page and equal
+    cards and feed entries."""
     try:
-        data = marshal.dumps(parts, 2)  # version 2: no back-references, so equal values give equal bytes
+        data = marshal.dumps((salt, parts), 2)  # version 2: no back-references, so equal values give equal bytes
     except ValueError:  # datetimes (PostgreSQL rows, hand-built views)
-        data = repr(parts).encode()
+        data = repr((salt, parts)).encode()
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
@@ -361,9 +392,12 @@ def plan_build(
     site: SiteConfig,
     cached: dict[str, list],
     load: Callable[[list[int] | None], list[ItemView]],
+    old_groups: dict[str, str] | None = None,
 ) -> Build:
     """Key every page from the change signatures; load (via `load`) only findings that changed, and later those
-    that the pages to re-render list. `cached` is the last build's item manifest (id -> [key, path, week])."""
+    that the pages to re-render list. `cached` is the last build's item manifest (id -> [key, path, week]),
+    `old_groups` its digest per group of GROUP findings by id: a finding in an unchanged group keeps its key
+    without being hashed on its own."""
     names = {t.slug: t.name for t in topics}
     found: dict[int, Finding] = {}
     total = len(sigs.items)
@@ -378,49 +412,105 @@ def plan_build(
 
     salt = site_salt(site, topics)
     none: list = []
-    runs = sigs.runs
-    tags_of, claims_of, coverage_of = sigs.tags.get, sigs.claims.get, sigs.coverage.get
-    keyed, stale = [], []
-    for row in sigs.items:
+    runs, coverage = sigs.runs, sigs.coverage
+    tags_of, claims_of, coverage_of, hit_of = sigs.tags.get, sigs.claims.get, coverage.get, cached.get
+    rows, groups = [], defaultdict(list)
+    for row in sigs.items:  # this loop runs over every finding on every build: nothing in it but lookups
         iid = row[0]
-        tags, claims = tags_of(iid, none), claims_of(iid, none)
+        claims = claims_of(iid, none)
         verdicts = [runs[c[1]] for c in claims if c[1] in runs] if runs else none
-        key = finding_key(salt, row, tags, claims, verdicts, coverage_of(iid, none))
+        parts = (row, tags_of(iid, none), claims, verdicts, coverage_of(iid, none) if coverage else none)
+        rows.append(parts)
+        groups[iid // GROUP].append(parts)
+    # A group whose digest equals the last build's holds findings whose keys are those in the manifest.
+    digests = {str(g): signature_key(salt, members) for g, members in groups.items()}
+    same = {int(g) for g, d in digests.items() if (old_groups or {}).get(g) == d}
+    listings, items, keys, stale = [], {}, {}, []
+    for parts in rows:
+        iid, tags = parts[0][0], parts[1]
         sid = str(iid)
-        hit = cached.get(sid)
-        if hit is None or hit[0] != key:
-            hit = None
-            stale.append(iid)
-        keyed.append((iid, sid, key, tags, hit))
-    fetch(stale)
-    listings, items = [], {}
-    for iid, sid, key, tags, hit in keyed:
+        hit = hit_of(sid)
+        if hit is not None and iid // GROUP in same:
+            key = hit[0]
+        else:
+            key = signature_key(salt, parts)
+            if hit is not None and hit[0] != key:
+                hit = None
         if hit is None:
-            f = found.get(iid)
-            if f is None:  # deleted since the signatures were read
-                continue
-            hit = [key, f.path, f.week]
-        listings.append(Listing(iid, key, hit[1], hit[2], tags))
+            stale.append(len(listings))
+            listings.append(Listing(iid, key, "", "", tags))
+        else:
+            listings.append(Listing(iid, key, hit[1], hit[2], tags))
         items[sid] = hit
-    return Build(plan(listings, topics, site, found, salt), fetch, items)
+        keys[iid] = key
+    if stale:
+        fetch([listings[n].id for n in stale])
+        for n in stale:
+            x = listings[n]
+            f = found.get(x.id)
+            if f is None:  # deleted since the signatures were read
+                listings[n] = None  # type: ignore[call-overload]
+                del items[str(x.id)], keys[x.id]
+                continue
+            x.path, x.week = f.path, f.week
+            items[str(x.id)] = [x.key, f.path, f.week]
+        listings = [x for x in listings if x is not None]
+
+    frags: dict[tuple[int, str], str] = {}  # (id, "card" | "entry") -> body, valid for this build
+    fresh: dict[tuple[int, str], tuple[str, str]] = {}  # the ones rendered here: (id, kind) -> (key, body)
+    makers = {"card": lambda f: str(finding_card(f, CARD_ROOT)), "entry": lambda f: atom_entry(site, f)}
+
+    def fragment(iid: int, kind: str) -> str:
+        """A finding's card or feed entry: from the cache when its signature matches, else rendered now."""
+        body = frags.get((iid, kind))
+        if body is None:
+            body = frags[iid, kind] = makers[kind](found[iid])
+            fresh[iid, kind] = (keys[iid], body)
+        return body
+
+    def load_pages(needs: Iterable[int], cards: Iterable[int] = (), entries: Iterable[int] = (), cached=None) -> None:
+        """Load what the pages to render read: the findings in `needs`, and those in `cards` / `entries` whose
+        fragment `cached(ids)` (rows of id, kind, key, body) lacks or holds for an older signature."""
+        want = set(needs)
+        wanted = [(i, "card") for i in cards] + [(i, "entry") for i in entries]
+        wanted = [k for k in wanted if k not in frags]
+        if wanted and cached is not None:
+            for iid, kind, key, body in cached(sorted({i for i, _ in wanted})):
+                if keys.get(iid) == key:
+                    frags[iid, kind] = body
+        want.update(i for i, kind in wanted if (i, kind) not in frags)
+        fetch(want)
+
+    def drain() -> dict[tuple[int, str], tuple[str, str]]:
+        taken = dict(fresh)
+        fresh.clear()
+        return taken
+
+    return Build(plan(listings, topics, site, found, salt, fragment), load_pages, items, drain, digests)
 
 
 @cache
 def code_digest() -> str:
-    """The renderer's own code and templates: a change to either re-renders every page."""
-    from digest import claims, summarize
-
+    """The renderer's own code and templates: a change to either re-renders every page (sources read, not
+    imported: importing digest.claims costs ~50 ms that a build never needs; digest.sentences splits summaries)."""
+    here = Path(__file__).parent
     h = hashlib.blake2b(templates_digest().encode(), digest_size=16)
-    for module in (claims, summarize):
-        h.update(Path(module.__file__).read_bytes())
+    for name in ("claims.py", "sentences.py", "summarize.py"):
+        h.update((here / name).read_bytes())
     h.update(Path(__file__).read_bytes())
     return h.hexdigest()
 
 
 def plan(
-    listings: list[Listing], topics: list[Topic], site: SiteConfig, found: dict[int, Finding], salt: str
+    listings: list[Listing],
+    topics: list[Topic],
+    site: SiteConfig,
+    found: dict[int, Finding],
+    salt: str,
+    fragment: Callable[[int, str], str],
 ) -> dict[str, Page]:
-    """Every page of the site keyed by its inputs (listing keys carry `salt`); renderers read `found` when run."""
+    """Every page of the site keyed by its inputs (listing keys carry `salt`); renderers read `found` and
+    `fragment(id, "card" | "entry")` when run."""
     env = environment()
     names = {t.slug: t.name for t in topics}
     by_tag: dict[str, list[Listing]] = defaultdict(list)
@@ -440,20 +530,17 @@ def plan(
         "week_path": week_path,
         "css": CSS,
     }
-    cards: dict[tuple[int, str], Markup] = {}
 
-    def card(f: Finding, root: str) -> Markup:
-        """A finding's card, rendered once per folder depth and reused by home, tag and week pages."""
-        key = (f.item.id, root)
-        if key not in cards:
-            cards[key] = finding_card(f, root)
-        return cards[key]
+    def card(x: Listing, root: str) -> Markup:
+        """A finding's card as the page at depth `root` shows it (cached for CARD_ROOT; hrefs start with root)."""
+        body = fragment(x.id, "card")
+        return Markup(body if root == CARD_ROOT else body.replace(f'href="{CARD_ROOT}', f'href="{_esc(root)}'))
 
     def members(xs: list[Listing]) -> list[Finding]:
         return [found[x.id] for x in xs]
 
     def ids(xs: list[Listing]) -> tuple[int, ...]:
-        return tuple(x.id for x in xs)
+        return tuple([x.id for x in xs])
 
     loaded = {}
 
@@ -466,7 +553,12 @@ def plan(
 
         return render
 
-    pages: dict[str, Page] = {}
+    def item_page(iid: int) -> bytes:
+        if "item.html" not in loaded:
+            loaded["item.html"] = env.get_template("item.html")
+        return loaded["item.html"].render(root="../", card=card, **common, f=found[iid]).encode("utf-8")
+
+    pages: dict[str, Page | ItemPage] = {}
     tag_list = [(t, names.get(t, t), n) for t, n in sorted(tag_counts.items(), key=lambda kv: (-kv[1], kv[0]))]
     this_week = weeks[0] if weeks else ""
     home = by_week.get(this_week, [])
@@ -476,47 +568,51 @@ def plan(
     ordered = sorted(sections.items(), key=lambda kv: (kv[0] == "", -len(kv[1]), kv[0]))
     home_sections = [(slug, names.get(slug, "Other"), xs) for slug, xs in ordered]
     pages["index.html"] = Page(
-        _key(salt, "index", tag_list, weeks, len(listings), *(x.key for x in home)),
+        _key(salt, "index", tag_list, weeks, len(listings), *[x.key for x in home]),
         html(
             "index.html",
             "index.html",
             lambda: {
                 "week": this_week,
-                "sections": [(slug, name, members(xs)) for slug, name, xs in home_sections],
+                "sections": home_sections,
                 "tags": tag_list,
                 "all_weeks": weeks,
                 "total": len(listings),
                 "count": len(home),
             },
         ),
-        ids(home),
+        cards=ids(home),
     )
     for x in listings:
-        pages[x.path] = Page(x.key, html(x.path, "item.html", lambda x=x: {"f": found[x.id]}), (x.id,))
+        pages[x.path] = ItemPage(x.key, x.id, item_page)  # items/<file>: root "../" like html() gives it
     for topic in topics:
         xs = by_tag.get(topic.slug, [])
         tkey = (topic.slug, topic.name, topic.description)
         pages[tag_path(topic.slug)] = Page(
-            _key(salt, "tag", tkey, *(x.key for x in xs)),
-            html(tag_path(topic.slug), "tag.html", lambda t=topic, xs=xs: {"topic": t, "findings": members(xs)}),
-            ids(xs),
+            _key(salt, "tag", tkey, *[x.key for x in xs]),
+            html(tag_path(topic.slug), "tag.html", lambda t=topic, xs=xs: {"topic": t, "findings": xs}),
+            cards=ids(xs),
         )
         latest = xs[:TAG_FEED_ITEMS]
         pages[tag_feed_path(topic.slug)] = Page(
-            _key(salt, "tagfeed", tkey, *(x.key for x in latest)),
+            _key(salt, "tagfeed", tkey, *[x.key for x in latest]),
             lambda t=topic, latest=latest: atom_feed(
-                site, members(latest), tag_feed_path(t.slug), tag_path(t.slug), f"{site.title}: {t.name}"
+                site,
+                [fragment(x.id, "entry") for x in latest],
+                tag_feed_path(t.slug),
+                tag_path(t.slug),
+                f"{site.title}: {t.name}",
             ),
-            ids(latest),
+            entries=ids(latest),
         )
     claim_parts = []
     for week in weeks:
         xs = by_week[week]
-        wkey = _key(*(x.key for x in xs))
+        wkey = _key(*[x.key for x in xs])
         pages[week_path(week)] = Page(
             _key(salt, "week", week, wkey),
-            html(week_path(week), "week.html", lambda week=week, xs=xs: {"week": week, "findings": members(xs)}),
-            ids(xs),
+            html(week_path(week), "week.html", lambda week=week, xs=xs: {"week": week, "findings": xs}),
+            cards=ids(xs),
         )
         claim_parts.append(claims_week_path(week))
         pages[claim_parts[-1]] = Page(
@@ -574,9 +670,10 @@ def join_json_arrays(parts: list[bytes]) -> bytes:
     return b"[" + b",".join(b for b in bodies if b) + b"]"
 
 
-def atom_feed(site: SiteConfig, findings: list[Finding], path: str, html_path: str, title: str) -> bytes:
-    """Atom 1.0 from templates/atom.xml, newest first, links absolute from base_url (~10x cheaper than feedgen)."""
-    updated = max((_when(f) for f in findings), default=datetime(2000, 1, 1, tzinfo=UTC))
+def atom_feed(site: SiteConfig, entries: list[str], path: str, html_path: str, title: str) -> bytes:
+    """Atom 1.0 from templates/atom.xml and entries made by atom_entry, newest first, links absolute from base_url
+    (~10x cheaper than feedgen). Each entry starts with its updated time and a newline."""
+    updated = max((datetime.fromisoformat(e.partition("\n")[0]) for e in entries), default=None)
     return (
         environment()
         .get_template("atom.xml")
@@ -585,11 +682,28 @@ def atom_feed(site: SiteConfig, findings: list[Finding], path: str, html_path: s
             path=path,
             html_path=html_path,
             title=_xml_text(title, 300),
-            updated=updated.isoformat(),
-            entries=[f.atom_entry for f in findings],
+            updated=(updated or datetime(2000, 1, 1, tzinfo=UTC)).isoformat(),
+            entries=[Markup(e.partition("\n")[2]) for e in entries],
         )
         .encode("utf-8")
     )
+
+
+def atom_entry(site: SiteConfig, f: Finding) -> str:
+    """One finding's Atom entry after its updated time and a newline: the fragment topic feeds are joined from
+    (a finding sits in several feeds; the cache keeps it between builds). Built here like finding_card, with
+    the escaping Jinja's autoescape applies (a template call per entry cost ~5x more)."""
+    e, x = f.atom_entry, _esc
+    link = x(site.base_url) + x(f.path)
+    out = [
+        f'<entry>\n<id>{link}</id>\n<title>{x(e["title"])}</title>\n<link href="{link}"/>\n'
+        f"<published>{x(e['published'])}</published>\n<updated>{x(e['updated'])}</updated>\n"
+        f"<summary>{x(e['summary'])}</summary>\n"
+    ]
+    out += [f"<author><name>{x(a)}</name></author>\n" for a in e["authors"]]
+    out += [f'<category term="{x(slug)}" label="{x(label)}"/>\n' for slug, label in e["categories"]]
+    out.append("</entry>")
+    return f"{e['updated']}\n{''.join(out)}"
 
 
 def global_atom_feed(site: SiteConfig, findings: list[Finding]) -> bytes:
@@ -648,7 +762,7 @@ def json_feed(site: SiteConfig, findings: list[Finding], names: dict[str, str]) 
                 "content_text": f.item.summary or f.item.title,
                 "date_published": f.item.published.replace(tzinfo=UTC).isoformat(),
                 "date_modified": _when(f).isoformat(),
-                "authors": [{"name": a} for a in f.view.authors[:10]],
+                "authors": [{"name": a} for a in f.authors[:10]],
                 "tags": [names.get(s, s) for s, _ in f.view.tags],
             }
             for f in findings

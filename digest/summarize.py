@@ -12,7 +12,7 @@ METHOD_CUES = re.compile(
 
 
 def sentences(text: str) -> list[str]:
-    from digest.claims import split_sentences
+    from digest.sentences import split_sentences
 
     return [s.strip() for s in split_sentences(text) if s.strip()]
 

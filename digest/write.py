@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
+
 from digest.errors import DigestError
 
 MANIFEST = ".digest-build.json"
+CACHE = ".digest-cache.sqlite"  # rendered fragments of findings (cards, feed entries) by signature, beside the manifest
 MANIFEST_VERSION = 2
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)  # never write through a link
 PARALLEL_MIN_WORK = 4000  # pages + findings they list: below this, forking workers costs more than it saves
@@ -93,8 +95,8 @@ class _Writer:
                 os.close(fd)
             return True
         try:
-            with open(path, "rb") as fh:
-                if fh.read() == data:
+            with open(path, "rb") as fh:  # another size: changed, without reading it (claims.json is MBs)
+                if os.fstat(fh.fileno()).st_size == len(data) and fh.read() == data:
                     return False
         except FileNotFoundError:
             pass
@@ -111,10 +113,83 @@ def _render_and_write(root: Path, pages: dict, paths: list[str], present: set[st
     return len(paths), written
 
 
+class FragmentCache:
+    """Cards and feed entries of findings rendered by earlier builds, in a SQLite file beside the manifest.
+
+    A row holds one fragment of one finding with the finding's signature (key) when it was rendered: it
+    serves a build only while that key equals the finding's current one, so a stale row is never used;
+    rows of deleted findings are dropped. Any SQLite error (a corrupt or locked file) makes the cache
+    empty for that build and the file is started again: it only ever saves work."""
+
+    VERSION = 2
+    KINDS = ("card", "entry")  # row id = finding id * 2 + kind's index: integer keys, SQLite's fastest table
+
+    def __init__(self, root: Path):
+        self.path = Path(root) / CACHE
+
+    def _connect(self):
+        import sqlite3
+
+        db = sqlite3.connect(self.path, isolation_level=None)
+        db.execute("PRAGMA synchronous=OFF")  # a cache: losing the last write to a power cut costs only time
+        if db.execute("PRAGMA user_version").fetchone()[0] != self.VERSION:
+            db.execute("DROP TABLE IF EXISTS fragment")
+            db.execute("CREATE TABLE fragment (slot INTEGER PRIMARY KEY, key TEXT NOT NULL, body TEXT NOT NULL)")
+            db.execute(f"PRAGMA user_version={self.VERSION}")
+        return db
+
+    def get(self, ids: list[int]) -> list[tuple[int, str, str, str]]:
+        """Rows (id, kind, key, body) of these findings; [] when there is no readable cache."""
+        import sqlite3
+
+        if not ids or not self.path.exists():
+            return []
+        kinds = self.KINDS
+        slots = [i * 2 + k for i in ids for k in (0, 1)]
+        rows: list = []
+        try:
+            db = self._connect()
+            try:
+                for n in range(0, len(slots), 900):
+                    chunk = slots[n : n + 900]
+                    marks = ",".join("?" * len(chunk))
+                    for slot, key, body in db.execute(
+                        f"SELECT slot, key, body FROM fragment WHERE slot IN ({marks})", chunk
+                    ):
+                        rows.append((slot >> 1, kinds[slot & 1], key, body))
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return []
+        return rows
+
+    def update(self, rows: dict[tuple[int, str], tuple[str, str]], drop: set[int]) -> None:
+        """Store new fragments ((id, kind) -> (key, body)) and forget deleted findings, in one transaction."""
+        import sqlite3
+
+        if not rows and not drop:
+            return
+        kind_of = {k: n for n, k in enumerate(self.KINDS)}
+        try:
+            db = self._connect()
+            try:
+                db.execute("BEGIN")
+                db.executemany("DELETE FROM fragment WHERE slot IN (?, ?)", [(i * 2, i * 2 + 1) for i in drop])
+                db.executemany(
+                    "INSERT OR REPLACE INTO fragment VALUES (?, ?, ?)",
+                    sorted((i * 2 + kind_of[kind], key, body) for (i, kind), (key, body) in rows.items()),
+                )
+                db.execute("COMMIT")
+            finally:
+                db.close()
+        except sqlite3.Error:
+            self.path.unlink(missing_ok=True)  # unreadable or unwritable: the next build starts it again
+
+
 def read_manifest(out: Path) -> dict:
     """The last build's manifest ({} when missing, unreadable or of another format: everything is rebuilt)."""
     try:
-        data = json.loads((Path(out) / MANIFEST).read_bytes())
+        data = orjson.loads((Path(out) / MANIFEST).read_bytes())
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict):
@@ -145,13 +220,17 @@ def write_site(
     load: Callable[[set[int]], None] | None = None,
     manifest: dict | None = None,
     extra: dict | None = None,
+    fragments: Callable[[], dict] | None = None,
 ) -> tuple[int, int]:
     """Render and write only pages whose input key changed since the last build (or whose file is gone).
 
-    `pages` maps relative path -> render.Page. Before rendering, `load` gets the ids of every finding the
-    pages to render need. Many pages are rendered by forked workers, one per core. Pages joined from
-    other pages (`parts`) are assembled last from the written files. The manifest of keys (plus `extra`)
-    is saved last, so an interrupted build re-renders what it did not finish. Returns (rendered, written).
+    `pages` maps relative path -> render.Page. Before rendering, `load(needs, cards, entries, cached)` gets
+    the ids of the findings the pages to render read, show as cards and as feed entries, and a lookup into
+    the fragment cache. Many pages are rendered by forked workers, one per core; `fragments()` hands over
+    the fragments each process rendered, which go into the cache (rows of findings gone from `extra`'s
+    "items" are dropped). Pages joined from other pages (`parts`) are assembled last from the written
+    files. The manifest of keys (plus `extra`) is saved last, so an interrupted build re-renders what it
+    did not finish. Returns (rendered, written).
     """
     root = Path(out).resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -160,15 +239,19 @@ def write_site(
     present = _present(root, pages)
     todo, joined = [], []
     for rel, page in pages.items():
-        _check(rel)
         if old.get(rel) == page.key and rel in present:
-            continue
+            continue  # left alone: its path was checked when it was written
+        _check(rel)
         (joined if page.parts else todo).append(rel)
     for folder in {rel.rpartition("/")[0] for rel in todo + joined} - {""}:
         os.makedirs(root / folder, exist_ok=True)
+    cache = FragmentCache(root)
     if load is not None:
-        load({i for rel in todo for i in pages[rel].needs})
-    rendered, written = _run(root, pages, todo, workers, present)
+        needs = {i for rel in todo for i in pages[rel].needs}
+        cards = {i for rel in todo for i in pages[rel].cards}
+        entries = {i for rel in todo for i in pages[rel].entries}
+        load(needs, cards, entries, cache.get)
+    rendered, written, made = _run(root, pages, todo, workers, present, fragments)
     writer = _Writer(present)
     for rel in joined:
         page = pages[rel]
@@ -182,22 +265,30 @@ def write_site(
         if target.is_file():
             target.unlink()
             written += 1
+    if fragments is not None:
+        made.update(fragments())
+        old_items, new_items = manifest.get("items", {}), (extra or {}).get("items")
+        gone = {int(i) for i in old_items if i not in new_items} if new_items is not None else set()
+        cache.update(made, gone)
     data = {"version": MANIFEST_VERSION, "pages": {rel: p.key for rel, p in pages.items()}, **(extra or {})}
-    if data == manifest and not (todo or joined or written):
+    if not (todo or joined or written) and data == manifest:
         return rendered, written
-    replace_with(root / MANIFEST, json.dumps(data, separators=(",", ":")).encode(), temp_beside(root / MANIFEST))
+    replace_with(root / MANIFEST, orjson.dumps(data), temp_beside(root / MANIFEST))
     return rendered, written
 
 
-def _run(root: Path, pages: dict, todo: list[str], workers: int | None, present: set[str]) -> tuple[int, int]:
+def _run(
+    root: Path, pages: dict, todo: list[str], workers: int | None, present: set[str], fragments: Callable | None
+) -> tuple[int, int, dict]:
+    """(pages rendered, files written, fragments rendered by forked workers)."""
     workers = workers or len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (workers or 1)
-    weight = {rel: 1 + len(pages[rel].needs) for rel in todo}  # a list page costs about one item page per entry
+    weight = {rel: 1 + len(pages[rel].needs) + len(pages[rel].cards) + len(pages[rel].entries) for rel in todo}
     if workers <= 1 or sum(weight.values()) < PARALLEL_MIN_WORK or not hasattr(os, "fork"):
-        return _render_and_write(root, pages, todo, present)
+        return (*_render_and_write(root, pages, todo, present), {})
     import multiprocessing
 
     global _FORK_STATE
-    _FORK_STATE = (root, pages, present)
+    _FORK_STATE = (root, pages, present, fragments)
     try:
         ctx = multiprocessing.get_context("fork")
         chunks: list[list[str]] = [[] for _ in range(workers)]
@@ -210,12 +301,16 @@ def _run(root: Path, pages: dict, todo: list[str], workers: int | None, present:
             results = pool.map(_forked, chunks)
     finally:
         _FORK_STATE = None
-    return sum(r for r, _ in results), sum(w for _, w in results)
+    made: dict = {}
+    for _r, _w, part in results:
+        made.update(part)
+    return sum(r for r, _, _ in results), sum(w for _, w, _ in results), made
 
 
 _FORK_STATE = None
 
 
-def _forked(paths: list[str]) -> tuple[int, int]:
-    root, pages, present = _FORK_STATE
-    return _render_and_write(root, pages, paths, present)
+def _forked(paths: list[str]) -> tuple[int, int, dict]:
+    root, pages, present, fragments = _FORK_STATE
+    rendered, written = _render_and_write(root, pages, paths, present)
+    return rendered, written, fragments() if fragments is not None else {}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import delete, update
 
-from digest import pipeline, store, write
+from digest import pipeline, render, store, write
 from digest.config import load_config
 from digest.models import Claim, Item, ItemTopic, ReproHook, ReproRun, Topic
 from tests.conftest import write_config
@@ -50,7 +50,9 @@ def add_items(engine, first: int, count: int, when: datetime) -> None:
 
 
 def files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """Every file of a built site, the manifest included; not the fragment cache (a SQLite file's bytes vary)."""
+    paths = [p for p in sorted(root.rglob("*")) if p.is_file() and p.name != write.CACHE]
+    return {str(p.relative_to(root)): p.read_bytes() for p in paths}
 
 
 def seeded(tmp_path: Path, db, count: int):
@@ -157,3 +159,61 @@ def test_a_site_from_the_first_manifest_format_is_rebuilt_and_stale_pages_remove
     pipeline.build_site(engine, config, out, search=False)
     assert not (out / "items" / "99-gone.html").exists() and (out / "index.html").exists()
     assert write.read_manifest(out)["version"] == write.MANIFEST_VERSION
+
+
+def test_the_fragment_cache_serves_unchanged_findings_and_never_a_stale_one(tmp_path, db, monkeypatch):
+    config, engine = seeded(tmp_path, db, 120)
+    out = tmp_path / "site"
+    pipeline.build_site(engine, config, out, search=False)
+    cards: list[int] = []
+    real_card = render.finding_card
+
+    def counting(f, root):
+        cards.append(f.item.id)
+        return real_card(f, root)
+
+    monkeypatch.setattr(render, "finding_card", counting)
+
+    def same_as_fresh(name: str) -> None:
+        fresh = tmp_path / name
+        pipeline.build_site(engine, config, fresh, search=False)
+        assert files(out) == files(fresh)
+
+    # Two new findings: topic, week and home pages re-render with every other card from the cache.
+    add_items(engine, 121, 2, NOW + timedelta(days=1))
+    pipeline.build_site(engine, config, out, search=False)
+    assert sorted(cards) == [121, 122]
+    same_as_fresh("fresh-add")
+
+    # A retitled finding's cached card and feed entry no longer match its signature.
+    cards.clear()
+    with store.session(engine) as s:
+        s.exec(update(Item).where(Item.id == 4).values(title="Finding 4, retitled", content_hash="h4b"))
+        s.commit()
+    pipeline.build_site(engine, config, out, search=False)
+    assert cards == [4]
+    assert b"Finding 4, retitled" in (out / "tags" / f"{SLUGS[4]}.html").read_bytes()
+    same_as_fresh("fresh-retitle")
+
+    # A renamed topic changes every card (its tag links): nothing cached is used.
+    cards.clear()
+    with store.session(engine) as s:
+        s.exec(update(Topic).where(Topic.slug == "topic-1").values(name="Renamed Topic"))
+        s.commit()
+    pipeline.build_site(engine, config, out, search=False)
+    assert len(cards) == 122
+    same_as_fresh("fresh-rename")
+
+    # A deleted finding's fragments leave the cache; a corrupt cache file is rebuilt, never trusted.
+    with store.session(engine) as s:
+        s.exec(delete(ItemTopic).where(ItemTopic.item_id == 6))
+        s.exec(delete(Claim).where(Claim.item_id == 6))
+        s.exec(delete(Item).where(Item.id == 6))
+        s.commit()
+    pipeline.build_site(engine, config, out, search=False)
+    cache = write.FragmentCache(out)
+    assert cache.get([6]) == [] and {row[1] for row in cache.get([5])} >= {"card"}
+    (out / write.CACHE).write_bytes(b"not a database" * 100)
+    add_items(engine, 123, 1, NOW + timedelta(days=2))
+    pipeline.build_site(engine, config, out, search=False)
+    same_as_fresh("fresh-corrupt")
