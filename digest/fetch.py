@@ -37,6 +37,11 @@ def warm_up() -> threading.Thread:
     return thread
 
 
+def load_arxiv() -> None:
+    """Import the arxiv package now (~0.06 s, mostly `requests`), e.g. while the TLS context loads."""
+    import arxiv  # noqa: F401
+
+
 class GoneError(FetchError):
     """HTTP 410: the source is gone for good and gets disabled."""
 

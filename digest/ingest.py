@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from digest import store
 from digest.config import Config, SourceConfig
 from digest.errors import FetchError
-from digest.fetch import DeferredError, Fetcher, GoneError, Validators, arxiv_page_url, warm_up
+from digest.fetch import DeferredError, Fetcher, GoneError, Validators, arxiv_page_url, load_arxiv, warm_up
 from digest.lock import exclusive, lock_path
 from digest.models import SourceRun, utcnow
 from digest.parse import parse_arxiv_page, parse_feed, parse_html
@@ -56,6 +56,8 @@ def _ingest(
     reports: list[SourceReport] = []
     queue = deque(sources)
     requeued: set[str] = set()  # sources moved to the end of the run by a short Retry-After
+    if any(s.kind == "arxiv" for s in sources):
+        load_arxiv()  # the first page's URL needs it: import it while the TLS context still loads
     warm.join()
     with Fetcher(config.fetch, holds=store.host_holds(engine)) as fetcher:
         while queue:
