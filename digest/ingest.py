@@ -235,21 +235,15 @@ class PageWriter:
                     part, rows, last = chunk
                     if self._error is None:  # after a failed page nothing is written: the queue is drained
                         try:
-                            _add(page, store.upsert_entries(s, self.source, part, rows))
+                            page.add(store.upsert_entries(s, self.source, part, rows))
                             if last:
                                 s.commit()
-                                _add(self.counts, page)
+                                self.counts.add(page)
                         except BaseException as exc:  # handed to the ingest thread, which raises it
                             self._error = exc
                     chunk = self._queue.get()
                     if last:
                         break
-
-
-def _add(total: store.UpsertCounts, more: store.UpsertCounts) -> None:
-    total.new += more.new
-    total.updated += more.updated
-    total.unchanged += more.unchanged
 
 
 def _arxiv_page(fetcher: Fetcher, api: SourceConfig, url: str, delay_s: float, wait_ok: float):

@@ -121,6 +121,13 @@ class UpsertCounts:
     updated: int = 0
     unchanged: int = 0
 
+    def add(self, more: UpsertCounts) -> None:
+        self.new, self.updated, self.unchanged = (
+            self.new + more.new,
+            self.updated + more.updated,
+            self.unchanged + more.unchanged,
+        )
+
 
 def save_entries(
     engine: Engine,
