@@ -172,15 +172,9 @@ def test_incremental_stops_at_the_last_complete_runs_cursor(httpserver, tmp_path
     assert api.starts == [0, 2]  # the second page already reached known papers: no more paging
 
 
-def test_a_failed_page_write_stops_the_run_and_keeps_the_cursor(httpserver, tmp_path, db):
-    import pytest
-    from sqlalchemy.exc import DatabaseError
-
-    api = FakeArxiv([paper(f"2611.{i:05d}", day=20 - i) for i in range(6)])
-    cfg = setup(httpserver, tmp_path, api)
-    engine = store.open_engine(db.url)
-    store.init_db(engine)
-    refuse = "new.arxiv_id = '2611.00003'"  # on the second page, which the writer thread commits
+def refuse_insert(engine, db, arxiv_id: str) -> None:
+    """A trigger named `refuse` that makes inserting this paper fail, on SQLite or PostgreSQL."""
+    refuse = f"new.arxiv_id = '{arxiv_id}'"
     with engine.begin() as conn:
         if db.dialect == "sqlite":
             conn.exec_driver_sql(
@@ -192,6 +186,17 @@ def test_a_failed_page_write_stops_the_run_and_keeps_the_cursor(httpserver, tmp_
                 " END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
             )
             conn.exec_driver_sql("CREATE TRIGGER refuse BEFORE INSERT ON item FOR EACH ROW EXECUTE FUNCTION refuse()")
+
+
+def test_a_failed_page_write_stops_the_run_and_keeps_the_cursor(httpserver, tmp_path, db):
+    import pytest
+    from sqlalchemy.exc import DatabaseError
+
+    api = FakeArxiv([paper(f"2611.{i:05d}", day=20 - i) for i in range(6)])
+    cfg = setup(httpserver, tmp_path, api)
+    engine = store.open_engine(db.url)
+    store.init_db(engine)
+    refuse_insert(engine, db, "2611.00003")  # on the second page, which the writer thread commits
     with pytest.raises(DatabaseError, match="refused"):
         ingest(engine, load_config(cfg))
     assert db.rows("SELECT arxiv_id FROM item ORDER BY arxiv_id") == [("2611.00000",), ("2611.00001",)]
@@ -235,18 +240,7 @@ def test_the_page_writer_writes_a_page_in_chunks_and_commits_it_whole(db):
         writer.put(entries[:3])  # chunks of 2 and 1
         writer.put(entries[:1])  # a repeat: unchanged
     assert (writer.counts.new, writer.counts.unchanged) == (3, 1)
-    refuse = "new.arxiv_id = '2611.00005'"
-    with engine.begin() as conn:
-        if db.dialect == "sqlite":
-            conn.exec_driver_sql(
-                f"CREATE TRIGGER refuse BEFORE INSERT ON item WHEN {refuse} BEGIN SELECT RAISE(ABORT, 'refused'); END"
-            )
-        else:
-            conn.exec_driver_sql(
-                f"CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF {refuse} THEN RAISE EXCEPTION 'refused';"
-                " END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
-            )
-            conn.exec_driver_sql("CREATE TRIGGER refuse BEFORE INSERT ON item FOR EACH ROW EXECUTE FUNCTION refuse()")
+    refuse_insert(engine, db, "2611.00005")
     with pytest.raises(DatabaseError, match="refused"), PageWriter(engine, "arxiv-a", chunk=1) as writer:
         writer.put(entries[3:4])  # a page of its own: committed
         writer.put(entries[4:])  # 00004 written, then 00005 refused in the same page: both roll back
