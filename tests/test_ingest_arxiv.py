@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
 from werkzeug.wrappers import Response
@@ -42,9 +43,11 @@ class FakeArxiv:
         self.fail_at: dict[int, int] = {}
         self.times: list[float] = []
         self.starts: list[int] = []
+        self.collecting: list[bool] = []  # the ingest process's cyclic GC state at each request (same process)
 
     def __call__(self, request):
         self.times.append(time.monotonic())
+        self.collecting.append(gc.isenabled())
         start = int(request.args.get("start", 0))
         size = int(request.args.get("max_results", 100))
         self.starts.append(start)
@@ -86,6 +89,7 @@ def test_pages_through_results(httpserver, tmp_path, db):
     assert report.status == "ok" and report.new == 5
     assert api.starts == [0, 2, 4]
     assert db.one("SELECT count(*) FROM item WHERE kind='paper'") == 5
+    assert api.collecting == [False] * 3 and gc.isenabled()  # paused for the run (digest.gcpause), then back
 
 
 def test_one_request_every_delay_across_all_arxiv_sources(httpserver, tmp_path, db):
