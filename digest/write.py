@@ -280,11 +280,7 @@ def write_site(
 def _run(
     root: Path, pages: dict, todo: list[str], workers: int | None, present: set[str], fragments: Callable | None
 ) -> tuple[int, int, dict]:
-    """(pages rendered, files written, fragments rendered by forked workers).
-
-    Workers render; this process writes what they send back. Two processes creating files in one folder
-    (items/) take turns on its lock and the waiting one spins in the kernel: on this machine's disk that
-    doubled the system time of a full build without saving wall time."""
+    """(pages rendered, files written, fragments rendered by forked workers)."""
     workers = workers or len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (workers or 1)
     weight = {rel: 1 + len(pages[rel].needs) + len(pages[rel].cards) + len(pages[rel].entries) for rel in todo}
     if workers <= 1 or sum(weight.values()) < PARALLEL_MIN_WORK or not hasattr(os, "fork"):
@@ -292,33 +288,29 @@ def _run(
     import multiprocessing
 
     global _FORK_STATE
-    _FORK_STATE = (pages, fragments)
-    ordered = sorted(todo, key=weight.__getitem__, reverse=True)  # heaviest first, then to whichever worker is free
-    chunks = [ordered[n : n + RENDER_CHUNK] for n in range(0, len(ordered), RENDER_CHUNK)]
-    writer, written, made = _Writer(present), 0, {}
+    _FORK_STATE = (root, pages, present, fragments)
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for done, part in pool.imap_unordered(_forked, chunks):
-                for rel, data in done:
-                    written += writer.write(root, rel, data)
-                made.update(part)
+        ctx = multiprocessing.get_context("fork")
+        chunks: list[list[str]] = [[] for _ in range(workers)]
+        loads = [0] * workers
+        for rel in sorted(todo, key=weight.__getitem__, reverse=True):  # heaviest first, to the least loaded
+            n = loads.index(min(loads))
+            chunks[n].append(rel)
+            loads[n] += weight[rel]
+        with ctx.Pool(workers) as pool:
+            results = pool.map(_forked, chunks)
     finally:
         _FORK_STATE = None
-    return len(todo), written, made
-
-
-RENDER_CHUNK = 100  # pages a worker renders and sends back at a time
+    made: dict = {}
+    for _r, _w, part in results:
+        made.update(part)
+    return sum(r for r, _, _ in results), sum(w for _, w, _ in results), made
 
 
 _FORK_STATE = None
 
 
-def _render_pages(pages: dict, paths: list[str]) -> list[tuple[str, bytes]]:
-    return [(rel, pages[rel].render()) for rel in paths]
-
-
-def _forked(paths: list[str]) -> tuple[list[tuple[str, bytes]], dict]:
-    """In a worker: these pages' bytes, and the fragments rendered for them."""
-    pages, fragments = _FORK_STATE
-    done = _render_pages(pages, paths)
-    return done, fragments() if fragments is not None else {}
+def _forked(paths: list[str]) -> tuple[int, int, dict]:
+    root, pages, present, fragments = _FORK_STATE
+    rendered, written = _render_and_write(root, pages, paths, present)
+    return rendered, written, fragments() if fragments is not None else {}
