@@ -229,3 +229,17 @@ def test_written_files_are_readable_by_the_web_server(tmp_path):
         assert write.write_bytes(tmp_path / "new.eml", b"x") and (tmp_path / "new.eml").stat().st_mode & 0o777 == 0o644
     finally:
         os.umask(old)
+
+
+def test_escaping_in_python_equals_jinja_autoescape():
+    """Item pages, cards and feed entries are built in Python: their escaping must be what Jinja writes."""
+    from markupsafe import Markup, escape
+
+    values = [HOSTILE, LONG_TITLE, "a & b <c> 'd' \"e\" &amp;", "naïve ρ → 76%", "", None, 42, 2.5]
+    env = render.environment()
+    for value in values:
+        jinja = env.from_string("{{ v }}").render(v=value)
+        assert render._esc(value) == jinja == str(escape(value))
+        if isinstance(value, str):
+            assert render._escape_str(value) == render._escape_py(value) == jinja
+    assert render._esc(Markup("<b>kept</b>")) == "<b>kept</b>"

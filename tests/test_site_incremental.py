@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -217,3 +218,30 @@ def test_the_fragment_cache_serves_unchanged_findings_and_never_a_stale_one(tmp_
     add_items(engine, 123, 1, NOW + timedelta(days=2))
     pipeline.build_site(engine, config, out, search=False)
     same_as_fresh("fresh-corrupt")
+
+
+def test_a_build_in_forked_workers_equals_one_in_a_single_process(tmp_path, db, monkeypatch):
+    """Big sites render in forked workers (one per core, each with its own lazily built item shell and
+    fragments): the files and the fragment cache are those of a build in one process."""
+    config, engine = seeded(tmp_path, db, 150)
+    single = tmp_path / "single"
+    pipeline.build_site(engine, config, single, search=False)
+
+    marks = tmp_path / "workers"
+    marks.mkdir()
+    real = write._render_and_write
+
+    def render_and_write(*args):
+        (marks / str(os.getpid())).touch()
+        return real(*args)
+
+    monkeypatch.setattr(write, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(write.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    monkeypatch.setattr(write, "_render_and_write", render_and_write)
+    parallel = tmp_path / "parallel"
+    pipeline.build_site(engine, config, parallel, search=False)
+    workers = {int(p.name) for p in marks.iterdir()}
+    assert workers and os.getpid() not in workers
+    assert files(parallel) == files(single)
+    ids = sorted(int(i) for i in write.read_manifest(single)["items"])
+    assert sorted(write.FragmentCache(parallel).get(ids)) == sorted(write.FragmentCache(single).get(ids))
