@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from digest import ingest as ingest_mod
 from digest import store
 from digest.config import Config
 from digest.errors import DigestError
+from digest.gcpause import paused_gc
 from digest.ingest import SourceReport
 from digest.models import Claim, Embedding, Topic
 
@@ -263,9 +263,7 @@ def build_site(engine: Engine, config: Config, out_dir: Path | None = None, sear
 
     out = Path(out_dir) if out_dir else config.site.out_dir
     manifest = write.read_manifest(out)
-    collecting = gc.isenabled()
-    gc.disable()  # ~10^5 short-lived objects and no cycles worth collecting: the collector only costs time here
-    try:
+    with paused_gc():  # ~10^5 short-lived objects and no cycles worth collecting (see digest.gcpause)
         sigs = store.site_signatures(engine)
         load = partial(store.site_views, engine)
         build = render.plan_build(
@@ -275,9 +273,6 @@ def build_site(engine: Engine, config: Config, out_dir: Path | None = None, sear
         _rendered, written = write.write_site(
             out, build.pages, load=build.load, manifest=manifest, extra=extra, fragments=build.fragments
         )
-    finally:
-        if collecting:
-            gc.enable()
     if search and (written or not (out / "pagefind" / "pagefind.js").exists()):
         build_search(out)
     return out, written
