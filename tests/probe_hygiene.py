@@ -1,0 +1,21 @@
+"""Probes that tests/test_suite_hygiene.py runs in a child pytest (not collected by default: no test_ prefix)."""
+
+import os
+
+import pytest
+
+from tests.conftest import TEST_CONTROL
+
+
+def test_sees_no_digest_variables():
+    leaked = sorted(k for k in os.environ if k.startswith("DIGEST_") and k not in TEST_CONTROL)
+    assert not leaked, leaked
+
+
+def test_uses_the_browser(browser):
+    assert browser.version
+
+
+@pytest.mark.slow
+def test_marked_slow():
+    pass

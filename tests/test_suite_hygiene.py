@@ -1,0 +1,52 @@
+"""The suite itself: a clean environment per test, slow tests opt-in, browser tests skip out loud without chromium.
+
+Each check runs tests/probe_hygiene.py in a child pytest with a chosen environment.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def probe(test: str, **env: str | None) -> subprocess.CompletedProcess:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_") or k == "DIGEST_TEST_PG"}
+    full["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    for key, value in env.items():
+        if value is None:
+            full.pop(key, None)
+        else:
+            full[key] = value
+    args = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", f"tests/probe_hygiene.py::{test}"]
+    return subprocess.run(args, cwd=ROOT, env=full, capture_output=True, text=True, timeout=120)
+
+
+def test_exported_digest_variables_do_not_reach_a_test():
+    proc = probe(
+        "test_sees_no_digest_variables",
+        DIGEST_DB="sqlite:////nonexistent/elsewhere.db",
+        DIGEST_CONFIG="/nonexistent/digest.toml",
+        DIGEST_SMTP_HOST="smtp.example.org",
+        DIGEST_SMTP_PASSWORD="hunter2",
+        DIGEST_ANYTHING="x",
+    )
+    assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_slow_tests_are_skipped_by_default_and_run_with_digest_slow():
+    skipped = probe("test_marked_slow", DIGEST_SLOW=None)
+    assert "1 skipped" in skipped.stdout and "DIGEST_SLOW=1" in skipped.stdout, skipped.stdout
+    ran = probe("test_marked_slow", DIGEST_SLOW="1")
+    assert "1 passed" in ran.stdout, ran.stdout
+
+
+def test_browser_tests_skip_with_one_line_without_chromium_and_fail_when_required():
+    no_chromium = os.path.dirname(sys.executable)  # a PATH with python but no chromium
+    skipped = probe("test_uses_the_browser", PATH=no_chromium, DIGEST_REQUIRE_BROWSER=None)
+    assert skipped.returncode == 0 and "1 skipped" in skipped.stdout, skipped.stdout + skipped.stderr
+    assert "no `chromium` on PATH" in skipped.stdout
+    required = probe("test_uses_the_browser", PATH=no_chromium, DIGEST_REQUIRE_BROWSER="1")
+    assert required.returncode != 0 and "DIGEST_REQUIRE_BROWSER=1" in required.stdout, required.stdout
