@@ -70,6 +70,8 @@ def readme_blocks(text: str) -> list[Block]:
 
 
 BLOCKS = readme_blocks(README)
+# The examples use the demo's SQLite database whatever the pass: run them once, on the SQLite pass.
+pytestmark = pytest.mark.skipif(bool(os.environ.get("DIGEST_TEST_PG")), reason="README examples run on the SQLite pass")
 
 
 def test_readme_blocks_found():
@@ -96,6 +98,7 @@ def demo_home(tmp_path_factory) -> Path:
     result = CliRunner().invoke(main, args, catch_exceptions=False, env=_env_without_digest())
     assert result.exit_code == 0, result.output
     assert (home / "workspace" / "demo" / "digest.db").is_file()
+    (home / "demo-output.txt").write_text(result.output, encoding="utf-8")
     shim = home / "bin" / "digest"
     shim.parent.mkdir()
     shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m digest "$@"\n')
@@ -144,3 +147,11 @@ def test_paths_named_in_readme_exist_after_the_demo(demo_home: Path):
             assert (demo / "site" / page).exists(), page
     for top in ("feed.atom", "feed.json", "claims.json", "sitemap.xml", "index.html"):
         assert (demo / "site" / top).is_file(), top
+
+
+def test_demo_says_each_stage_as_it_starts(demo_home: Path):
+    """`make demo` is never silent for minutes: one line per pipeline stage, in order, then where things are."""
+    lines = (demo_home / "demo-output.txt").read_text(encoding="utf-8").splitlines()
+    stages = [line.split(":")[0] for line in lines if line.startswith("== ")]
+    assert stages == ["== ingest", "== tag", "== claims", "== repro", "== build", "== newsletter"], lines
+    assert lines[-2].startswith("Site: ") and lines[-1].startswith("Newsletter: ")
