@@ -76,10 +76,13 @@ def test_private_addresses_refused_unless_allowed():
     check_url("http://127.0.0.1:8080/feed", allow_private=True)
 
 
-def test_redirect_to_private_address_refused(httpserver):
+def test_private_address_refused_before_any_request(httpserver):
+    """A private URL is refused before a byte is sent (redirect chains to private hosts: test_fetch_attacks)."""
+    httpserver.expect_request("/x").respond_with_data("private content")
     public = SourceConfig(name="p", kind="rss", url="http://127.0.0.1/", allow_private=False)
     with Fetcher(FetchConfig()) as f, pytest.raises(FetchError, match="private address"):
         f.get(public, httpserver.url_for("/x"))
+    assert httpserver.log == []
 
 
 # --- issue #3: politeness and failure modes ---------------------------------------
