@@ -126,6 +126,9 @@ def _block_id(block: Block) -> str:
 def test_readme_example_runs(block: Block, demo_home: Path):
     if block.skip:
         pytest.skip(f"README line {block.line}: {block.skip}")
+    missing = [tool for tool in ("jq",) if any(f"| {tool}" in c for c in block.commands) and not shutil.which(tool)]
+    if missing:
+        pytest.skip(f"README line {block.line}: needs {', '.join(missing)}, not installed here")
     script = "set -eo pipefail\n" + "\n".join(block.commands) + "\n"
     proc = subprocess.run(
         ["bash", "-c", script], cwd=demo_home, env=_run_env(demo_home), capture_output=True, text=True, timeout=300
