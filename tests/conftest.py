@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import textwrap
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -218,6 +219,36 @@ def open_tag_then_item(page) -> None:
     page.locator("article.finding h3 a").first.click()
     page.wait_for_load_state()
     assert "/items/" in page.url and page.locator("h1").count() == 1
+
+
+class SkippingClock:
+    """Stands in for the `time` module inside digest.fetch: sleeping moves the clock on at once, never waits.
+
+    `monotonic()` is the real clock plus every second slept so far, so the gaps the client keeps between
+    requests can be read off it exactly, on any machine load, without the test spending them.
+    """
+
+    def __init__(self):
+        self.slept = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.slept
+
+    def sleep(self, seconds: float) -> None:
+        self.slept += max(0.0, seconds)
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+@pytest.fixture
+def fetch_clock(monkeypatch) -> SkippingClock:
+    """The fetcher's own clock (pacing, back-off), replaced by a SkippingClock for the test."""
+    import digest.fetch
+
+    clock = SkippingClock()
+    monkeypatch.setattr(digest.fetch, "time", clock)
+    return clock
 
 
 @pytest.fixture

@@ -34,26 +34,6 @@ def feed(entries: list[str], total: int | None = None, start: int = 0) -> str:
     return HEAD.format(total=total, start=start, size=len(entries)) + "".join(entries) + "</feed>"
 
 
-class SkippingClock:
-    """Stands in for the `time` module inside digest.fetch: sleeping moves the clock on at once, never waits.
-
-    `monotonic()` is the real clock plus every second slept so far, so the gaps the client keeps between
-    requests can be read off it exactly, on any machine load, without the test spending them.
-    """
-
-    def __init__(self):
-        self.slept = 0.0
-
-    def monotonic(self) -> float:
-        return time.monotonic() + self.slept
-
-    def sleep(self, seconds: float) -> None:
-        self.slept += max(0.0, seconds)
-
-    def __getattr__(self, name):
-        return getattr(time, name)
-
-
 class FakeArxiv:
     """Serves a result set page by page like export.arxiv.org, and notes when each request came."""
 
@@ -113,11 +93,8 @@ def test_pages_through_results(httpserver, tmp_path, db):
     assert api.collecting == [False] * 3 and gc.isenabled()  # paused for the run (digest.gcpause), then back
 
 
-def test_one_request_every_delay_across_all_arxiv_sources(httpserver, tmp_path, db, monkeypatch):
-    import digest.fetch
-
-    clock = SkippingClock()
-    monkeypatch.setattr(digest.fetch, "time", clock)  # the client's own clock: no real waiting, no load flakiness
+def test_one_request_every_delay_across_all_arxiv_sources(httpserver, tmp_path, db, fetch_clock):
+    clock = fetch_clock  # the client's own clock: no real waiting, no load flakiness
     api = FakeArxiv([paper(f"2611.{i:05d}", day=20 - i) for i in range(3)], clock=clock.monotonic)
     sources = "".join(
         f"""
