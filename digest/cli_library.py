@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from digest.cli import State, main, pass_state
+from digest.cli import State, eval_group, main, pass_state
 from digest.errors import DigestError
 
 
@@ -261,3 +261,32 @@ def _item_id(conn, ref: str, arxiv_id: str | None) -> int:
     if not rows:
         raise DigestError(f"{ref!r}: no such finding in the database")
     return int(rows[0][0])
+
+
+@eval_group.command("recommend")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--library-size", default=3, show_default=True, type=click.IntRange(1, 50), help="Papers per library.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@pass_state
+def eval_recommend(state: State, file: Path, library_size: int, as_json: bool) -> None:
+    """Precision@10 of `recommend` per topic of a labelled topics file: the first papers of a topic are the
+    library, the picks should be of that topic."""
+    from digest import topics as topics_mod
+    from digest.embed import configured_embedder
+    from digest.recommend import evaluate
+
+    if not file.exists():
+        raise DigestError(f"{file}: labelled topics file not found")
+    items = topics_mod.load_eval(file)
+    if not items:
+        raise DigestError(f"{file}: no labelled items")
+    embedder = configured_embedder(state.config)
+    vecs = embedder.encode([topics_mod.item_text(i["title"], i["summary"]) for i in items])
+    result = evaluate(vecs, [set(i["gold"]) for i in items], library_size)
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        return
+    click.echo(f"{'topic':28} {'p@10':>6} {'library':>7}")
+    for slug, r in result["per_topic"].items():
+        click.echo(f"{slug:28} {r['precision_at_10']:6.2f} {r['library']:7d}")
+    click.echo(f"{'mean':28} {result['mean_precision_at_10']:6.2f}")

@@ -305,3 +305,13 @@ def test_similar_papers(runner, corpus):
     assert unknown.exit_code == 1 and "'2999.99999': no such finding" in unknown.output
     bad = cli(runner, cfg, "similar", "nonsense", ok=False)
     assert bad.exit_code == 1 and "not an arXiv id" in bad.output
+
+
+def test_eval_recommend_runs_on_the_labelled_topics(runner, tmp_path):
+    cfg = write_config(tmp_path, "")
+    labelled = ROOT / "tests" / "data" / "topics_eval.jsonl"
+    result = json.loads(cli(runner, cfg, "eval", "recommend", str(labelled), "--library-size", "5", "--json").output)
+    assert len(result["per_topic"]) >= 15
+    assert all(0 <= r["precision_at_10"] <= 1 for r in result["per_topic"].values())
+    # Bag-of-words vectors still find the topic better than chance (one topic is ~1/17 of the corpus).
+    assert result["mean_precision_at_10"] > 0.2
