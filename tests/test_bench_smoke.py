@@ -82,6 +82,13 @@ CASES = [
         [r"cluster +200 vectors", r"assign 1,000 new items to \d+ topics", r"similarity \+ selection"],
     ),
     (
+        "recommend",
+        ["--items", "300", "--library", "6", "--runs", "1"],
+        {},
+        [r"built 300 findings, library 6", r"recommend in-process .* precision@10", r"similar in-process",
+         r"CLI `digest recommend --limit 10` whole call", r"CLI `digest similar \S+` whole call"],
+    ),
+    (
         "demo",
         [],
         {"DIGEST_CONFIG": "{tmp}/digest.toml"},
