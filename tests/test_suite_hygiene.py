@@ -9,7 +9,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
+
+# the suite checks do not touch a database: they run once, on the SQLite pass.
+pytestmark = pytest.mark.skipif(bool(os.environ.get("DIGEST_TEST_PG")), reason="runs on the SQLite pass")
 
 
 def probe(test: str, **env: str | None) -> subprocess.CompletedProcess:
