@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-# the benches use their own SQLite databases: they run once, on the SQLite pass.
+# The benches use their own SQLite databases: they run once, on the SQLite pass.
 pytestmark = pytest.mark.skipif(bool(os.environ.get("DIGEST_TEST_PG")), reason="runs on the SQLite pass")
 
 BENCH = ROOT / "bench"

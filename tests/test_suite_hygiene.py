@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-# the suite checks do not touch a database: they run once, on the SQLite pass.
+# The suite checks do not touch a database: they run once, on the SQLite pass.
 pytestmark = pytest.mark.skipif(bool(os.environ.get("DIGEST_TEST_PG")), reason="runs on the SQLite pass")
 
 
