@@ -6,6 +6,7 @@ Each check runs tests/probe_hygiene.py in a child pytest with a chosen environme
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -55,3 +56,26 @@ def test_browser_tests_skip_with_one_line_without_chromium_and_fail_when_require
     assert "no `chromium` on PATH" in skipped.stdout
     required = probe("test_uses_the_browser", PATH=no_chromium, DIGEST_REQUIRE_BROWSER="1")
     assert required.returncode != 0 and "DIGEST_REQUIRE_BROWSER=1" in required.stdout, required.stdout
+
+
+def test_with_postgres_starts_a_throwaway_server_and_removes_it():
+    """.ci/with-postgres (make test's PostgreSQL pass) runs a command against a fresh server, then cleans up."""
+    import glob
+
+    if not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
+        pytest.skip("no PostgreSQL binaries in /usr/lib/postgresql/*/bin: make test skips its PostgreSQL pass too")
+    query = (
+        "import os, sqlalchemy as sa; url = os.environ['DIGEST_TEST_PG']; "
+        "print(url); print(sa.create_engine(url).connect().exec_driver_sql('SELECT 6 * 7').scalar())"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    env["PYTHON"] = sys.executable
+    proc = subprocess.run(
+        [str(ROOT / ".ci" / "with-postgres"), sys.executable, "-c", query],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[-1] == "42" and lines[-2].startswith("postgresql+psycopg://digest@127.0.0.1:")
+    folder = re.search(r"throwaway, (/\S+?)\)", proc.stdout).group(1)
+    assert not os.path.exists(folder)  # the cluster is gone with the command
