@@ -158,3 +158,28 @@ def test_demo_says_each_stage_as_it_starts(demo_home: Path):
     stages = [line.split(":")[0] for line in lines if line.startswith("== ")]
     assert stages == ["== ingest", "== tag", "== claims", "== repro", "== build", "== newsletter"], lines
     assert lines[-2].startswith("Site: ") and lines[-1].startswith("Newsletter: ")
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    found = set()
+    for line in markdown.splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            found.add(re.sub(r"\s", "-", re.sub(r"[^\w\s-]", "", title)))
+    return found
+
+
+def test_links_in_readme_resolve():
+    """Every relative link of README (and of the docs it links) names a file that exists, and a heading that does."""
+    pages = {ROOT / "README.md"} | {ROOT / "docs" / p.name for p in (ROOT / "docs").glob("*.md")}
+    for page in sorted(pages):
+        text = page.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue  # http(s), mailto: not checked here
+            path, _, anchor = target.partition("#")
+            file = (page.parent / path).resolve() if path else page
+            assert file.exists(), f"{page.name}: link to missing {target}"
+            if anchor and file.suffix == ".md":
+                assert anchor in _anchors(file.read_text(encoding="utf-8")), f"{page.name}: no heading for {target}"
