@@ -24,7 +24,8 @@ from digest.normalize import (
 )
 
 TITLE_MAX = 1_000
-SUMMARY_MAX = 20_000
+SUMMARY_MAX = 20_000  # characters of text
+SUMMARY_HTML_MAX = 200_000  # characters of sanitised HTML kept beside it (coverage links are read from it)
 
 
 @dataclass
@@ -76,11 +77,13 @@ def make_entry(
     if not link and guid_is_link:
         link = guid
     url = safe_url(link, base_url)
-    clean_html = sanitize_html(summary_html or "")[:SUMMARY_MAX]
-    summary = html_to_text(clean_html)[:SUMMARY_MAX]
+    clean_html = sanitize_html(summary_html or "")
+    summary = html_to_text(clean_html)[:SUMMARY_MAX]  # the cap counts text, not markup
+    if len(clean_html) > SUMMARY_HTML_MAX:  # cut, then sanitised again so every tag is closed
+        clean_html = sanitize_html(clean_html[:SUMMARY_HTML_MAX])
     title_text = _title_text(title or "")[:TITLE_MAX] or _fallback_title(summary, url)
     published, updated = plausible_date(published, now), plausible_date(updated, now)
-    authors = [_author_name(a) for a in authors or []]
+    authors = [_author_name(name) for a in authors or [] for name in split_authors(a)]
     key = entry_key(arxiv_id=None, guid=guid, link=url, title=title_text, content=summary)
     raw_text = f"{summary_html} {link}"
     listing = arxiv_listing_id(guid, link)
@@ -156,6 +159,24 @@ def plausible_date(value: datetime | None, now: datetime | None = None) -> datet
 
 _EMAIL_NAME = re.compile(r"^\s*[^\s@()<>]+@[^\s@()<>]+\s*\((?P<name>[^()]+)\)\s*$")
 _NAME_EMAIL = re.compile(r"^\s*(?P<name>[^<>()]+?)\s*[<(][^\s@<>()]+@[^\s@<>()]+[>)]\s*$")
+
+
+def split_authors(raw: str) -> list[str]:
+    """One author field that joins several names ("Ada Lovelace, Alan Turing, Grace Hopper", "A B; C D",
+    "A B and C D") as a list; "Smith, John" and "Smith, J., Doe, A." stay as they are."""
+    raw = (raw or "").strip()
+    if ";" in raw:
+        parts = raw.split(";")
+    elif raw.count(",") >= 2 or (raw.count(",") == 1 and " and " in raw):
+        parts = re.split(r",\s*(?:and\s+)?|\s+and\s+", raw)
+    elif " and " in raw and "," not in raw:
+        parts = raw.split(" and ")
+    else:
+        parts = [raw]
+    names = [p.strip() for p in parts if p.strip()]
+    if len(names) > 1 and not all(" " in n for n in names):  # "Smith, J., Doe, A.": surnames and initials
+        return [raw]
+    return names
 
 
 def _author_name(raw: str) -> str:
