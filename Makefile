@@ -19,6 +19,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	@echo "== installing torch (CPU) and Digest into $(VENV)"
 	$(BIN)/pip install --progress-bar on torch==2.13.0
 	$(BIN)/pip install --progress-bar on -e '.[dev]'
+	BIN=$(BIN) .ci/feedparser-corpus
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -24,7 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 # Variables that steer the test run itself; every other DIGEST_* variable is cleared for each test.
-TEST_CONTROL = frozenset({"DIGEST_TEST_PG", "DIGEST_SLOW", "DIGEST_SCREENSHOTS", "DIGEST_REQUIRE_BROWSER"})
+TEST_CONTROL = frozenset({"DIGEST_TEST_PG", "DIGEST_SLOW", "DIGEST_SCREENSHOTS", "DIGEST_FEEDPARSER_CORPUS"})
+
+
+def steers_the_run(name: str) -> bool:
+    """True for the variables a test run is configured with (kept), not ones a user exported for Digest."""
+    return name in TEST_CONTROL or name.startswith("DIGEST_REQUIRE_")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -44,7 +49,7 @@ def pytest_collection_modifyitems(config, items):
 def clean_digest_environment(monkeypatch):
     """No DIGEST_DB, DIGEST_CONFIG, DIGEST_SMTP_* or other DIGEST_* from the caller's shell leaks into a test."""
     for name in list(os.environ):
-        if name.startswith("DIGEST_") and name not in TEST_CONTROL:
+        if name.startswith("DIGEST_") and not steers_the_run(name):
             monkeypatch.delenv(name)
 
 

@@ -4,11 +4,11 @@ import os
 
 import pytest
 
-from tests.conftest import TEST_CONTROL
+from tests.conftest import steers_the_run
 
 
 def test_sees_no_digest_variables():
-    leaked = sorted(k for k in os.environ if k.startswith("DIGEST_") and k not in TEST_CONTROL)
+    leaked = sorted(k for k in os.environ if k.startswith("DIGEST_") and not steers_the_run(k))
     assert not leaked, leaked
 
 
@@ -19,3 +19,7 @@ def test_uses_the_browser(browser):
 @pytest.mark.slow
 def test_marked_slow():
     pass
+
+
+def test_keeps_the_run_settings():
+    assert os.environ.get("DIGEST_REQUIRE_CORPUS") == "1" and os.environ.get("DIGEST_SLOW") == "1"

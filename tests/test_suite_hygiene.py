@@ -40,6 +40,8 @@ def test_exported_digest_variables_do_not_reach_a_test():
         DIGEST_ANYTHING="x",
     )
     assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout + proc.stderr
+    kept = probe("test_keeps_the_run_settings", DIGEST_REQUIRE_CORPUS="1", DIGEST_SLOW="1", DIGEST_DB="sqlite://")
+    assert kept.returncode == 0 and "1 passed" in kept.stdout, kept.stdout + kept.stderr
 
 
 def test_slow_tests_are_skipped_by_default_and_run_with_digest_slow():
