@@ -249,12 +249,21 @@ def test_keywords_match_on_word_boundaries(index):
 
 
 def test_source_tags_raise_score(index):
-    vec = fake_encode(["a post"])[0]
-    without = {r["slug"]: r for r in explain(index, vec, "A post", [])}
-    with_tags = {r["slug"]: r for r in explain(index, vec, "A post", ["Mechanistic Interpretability", "H100"])}
+    text = "A post\nWhat happens inside neural networks: features and circuits."
+    vec = fake_encode([text])[0]
+    without = {r["slug"]: r for r in explain(index, vec, text, [])}
+    with_tags = {r["slug"]: r for r in explain(index, vec, text, ["Mechanistic Interpretability", "H100"])}
     assert with_tags["interpretability"]["tag_hits"] == ["Mechanistic Interpretability"]
     assert with_tags["interpretability"]["score"] > without["interpretability"]["score"]
     assert all(not r["tag_hits"] for slug, r in with_tags.items() if slug != "interpretability")
+
+
+def test_source_tag_needs_some_support_from_the_text(index):
+    """A tag on a text that is about something else entirely (under TAG_FLOOR) adds nothing."""
+    vec = fake_encode(["a post"])[0]
+    without = {r["slug"]: r for r in explain(index, vec, "A post", [])}
+    with_tags = {r["slug"]: r for r in explain(index, vec, "A post", ["Mechanistic Interpretability"])}
+    assert with_tags["interpretability"]["score"] == without["interpretability"]["score"]
 
 
 def test_explain_lists_every_topic_and_agrees_with_assign(index):
