@@ -2,24 +2,25 @@
 
 The taxonomy lives in ``data/topics.toml`` (or a user's own file). Each topic is represented by
 prototype embeddings (its description, its keyword list, its example titles). For an item
-(title + summary) and a topic the score is
+(title + summary) and a topic:
 
-    score = centred + KEYWORD_WEIGHT * keyword_evidence * [centred >= KEYWORD_FLOOR]
-                    + TAG_WEIGHT * tag_evidence * [centred >= TAG_FLOOR]
+    centred = similarity - baseline
+    score   = centred + KEYWORD_WEIGHT * keyword_evidence * [centred >= KEYWORD_SUPPORT * bar]
+                      + TAG_WEIGHT * tag_evidence * [centred >= TAG_FLOOR]
+    fit     = score / bar            (chosen when fit >= 1 and score is within MARGIN of the best)
 
-``centred`` is the item's mean cosine similarity to the topic's prototypes minus that topic's
-*baseline*: the median similarity of a cohort that is mostly not about the topic, namely the
-corpus being tagged plus the other topics' prototype texts. The baseline is the per-topic
-calibration: a broad topic ("evaluation", "training efficiency") is similar to everything and gets
-a high baseline, a narrow one a low baseline, without labelled data for the taxonomy.
+``similarity`` is the item's mean cosine similarity to the topic's prototypes. The *baseline* is
+the median similarity of a cohort mostly not about the topic (the corpus being tagged plus the
+other topics' prototypes), the *bar* is ``THRESHOLD_SHARE`` of the way from the baseline to the
+topic's *coherence* (how similar its own prototypes are to each other). Both come from the
+taxonomy and the unlabelled corpus, so they carry over to a user's own taxonomy.
 ``keyword_evidence`` (0..1) sums the topic's keywords found in the text, each weighted by its
-*specificity*: a keyword found in many items of the corpus ("benchmark", "training") weighs
-little, a rare one ("grpo", "sparse autoencoder") fully. Keywords only count once the embedding
-already supports the topic (``KEYWORD_FLOOR``): keyword evidence alone never adds a topic.
-``tag_evidence`` is 1 when one of the item's source tags (a blog's own categories) names the topic;
-it is strong evidence and needs only a weak embedding agreement (``TAG_FLOOR``).
-A topic is chosen when its score reaches ``MIN_SCORE`` and lies within ``MARGIN`` of the item's
-best score; at most ``max_tags`` are returned. docs/topics.md explains the method and its figures.
+*specificity*: a keyword found in many of the corpus's items ("benchmark", "training") weighs
+little, a rare one ("grpo", "sparse autoencoder") fully; it only counts once the embedding alone
+reaches part of the bar, so keyword evidence alone never adds a topic. ``tag_evidence`` is 1 when
+one of the item's source tags (a blog's own categories) names the topic: strong evidence that needs
+only a weak agreement of the text. At most ``max_tags`` topics are returned. docs/topics.md
+explains the method and its figures.
 
 This module only needs numpy: the caller supplies ``encode`` (texts -> L2
 normalised float32 rows), so no torch import happens here.
@@ -40,19 +41,21 @@ from digest.errors import ConfigError
 
 # --- Calibrated constants -------------------------------------------------
 # Fitted on the dev split of tests/data/topics_eval.jsonl only (124 items, grid search,
-# all-MiniLM-L6-v2) on 2026-12-05; the test split and the second taxonomy
-# (tests/data/real/topics_ml_feed*.{toml,jsonl}) were not used. Scores are in units of cosine
-# similarity above the topic's baseline, so they carry over to other taxonomies. docs/topics.md.
+# all-MiniLM-L6-v2) on 2026-12-05; its test split and the second taxonomy
+# (tests/data/real/topics_ml_feed*) were not used for fitting. Every threshold is relative to a
+# topic's own baseline and coherence, so no constant names a topic. See docs/topics.md.
 TOP_K_PROTOTYPES: int | None = None  # similarity = mean of the best k prototypes; None = all
-KEYWORD_WEIGHT = 0.35  # weight of keyword evidence (0..1) in the final score
-KEYWORD_FLOOR = 0.0  # centred similarity a topic needs before its keywords count
+THRESHOLD_SHARE = 0.8  # a topic's bar: this share of the way from its baseline to its prototypes' coherence
+MIN_THRESHOLD = 0.05  # ... but never lower than this above the baseline
+KEYWORD_WEIGHT = 0.25  # weight of keyword evidence (0..1) in the score
+KEYWORD_SUPPORT = 0.3  # keywords count only once the embedding alone reaches this share of the topic's bar
 KEYWORD_PRIOR_DF = 0.05  # a keyword's assumed document frequency before the corpus is seen ...
 KEYWORD_PRIOR_WEIGHT = 20.0  # ... counted as this many pseudo-items (small corpora keep keywords specific)
 TITLE_WEIGHT = 2.0  # a keyword hit in the title (first line) counts this much
 TAG_WEIGHT = 0.20  # bonus when a source tag names the topic
 TAG_FLOOR = -0.05  # centred similarity a topic needs before a source tag counts
-MIN_SCORE = 0.19  # score a topic needs to be chosen
-MARGIN = 0.25  # ... and it must be within this of the item's best score
+MIN_SCORE = 1.0  # fit (score / the topic's bar) a topic needs to be chosen
+MARGIN = 0.25  # ... and its score must be within this of the item's best score
 # ---------------------------------------------------------------------------
 
 
@@ -62,13 +65,14 @@ class Calibration:
 
     keyword_weight: float = KEYWORD_WEIGHT
     tag_weight: float = TAG_WEIGHT
+    threshold_share: float = THRESHOLD_SHARE
     min_score: float = MIN_SCORE
     margin: float = MARGIN
 
 
-# Per-model calibrations. The static model2vec model had its own constants for the old,
-# uncentred score; centring on each topic's baseline removes most of the scale difference,
-# so every model uses the MiniLM constants until one is measured otherwise.
+# Per-model calibrations. The static model2vec model had its own constants for the old absolute
+# score; baselines and bars measured per topic absorb most of a model's scale, so every model
+# uses these constants until one is measured otherwise.
 CALIBRATIONS: dict[str, Calibration] = {}
 
 
@@ -448,20 +452,19 @@ def tag_matrix(index: TopicIndex, source_tags: Sequence[Sequence[str]]) -> np.nd
 
 @dataclass(frozen=True)
 class Context:
-    """What the corpus being tagged says about each topic: its similarity baseline and how specific its keywords are."""
+    """What the corpus being tagged says about each topic: its baseline, its bar and how specific its keywords are."""
 
     baseline: np.ndarray  # (n_topics,) median similarity of the cohort (corpus + other topics' prototypes)
+    threshold: np.ndarray  # (n_topics,) centred score the topic needs (its bar)
     specificity: dict[tuple[int, int], float]  # (topic, keyword) -> 0..1; keywords never seen are fully specific
     n_items: int = 0
 
 
 def _prototype_similarity(index: TopicIndex) -> np.ndarray:
     """(n_prototypes, n_topics): each prototype text's similarity to every topic (cached on the index)."""
-    cached = index._proto_sim
-    if cached is None:
-        cached = topic_similarity(index, index.vectors)
-        index._proto_sim = cached
-    return cached
+    if index._proto_sim is None:
+        index._proto_sim = topic_similarity(index, index.vectors)
+    return index._proto_sim
 
 
 def baselines(index: TopicIndex, sim: np.ndarray) -> np.ndarray:
@@ -477,6 +480,27 @@ def baselines(index: TopicIndex, sim: np.ndarray) -> np.ndarray:
         others = proto[index.owner != t, t]
         out[t] = max(np.median(np.concatenate([sim[:, t], others])), np.median(others) if len(others) else -1.0)
     return out
+
+
+def coherence(index: TopicIndex) -> np.ndarray:
+    """Per topic, the mean cosine similarity between its own prototypes (description, keywords, examples):
+    how close texts that *are* about the topic sit to each other. A topic with one prototype gets the
+    median of the others."""
+    out = np.full(len(index.topics), np.nan, dtype=np.float32)
+    for t in range(len(index.topics)):
+        own = index.vectors[index.owner == t]
+        if len(own) >= 2:
+            pair = own @ own.T
+            out[t] = (pair.sum() - np.trace(pair)) / (len(own) * (len(own) - 1))
+    fallback = np.nanmedian(out) if np.isfinite(out).any() else 0.5
+    return np.where(np.isfinite(out), out, fallback).astype(np.float32)
+
+
+def thresholds(index: TopicIndex, baseline: np.ndarray) -> np.ndarray:
+    """Each topic's bar in centred similarity: ``threshold_share`` of the way from its baseline to its
+    coherence. A tight, distinctive topic needs items close to it; a loose, broad one less so."""
+    share = index.calib.threshold_share
+    return np.maximum(share * (coherence(index) - baseline), MIN_THRESHOLD).astype(np.float32)
 
 
 def specificity(df: int, n_items: int) -> float:
@@ -496,7 +520,8 @@ def corpus_context(index: TopicIndex, sim: np.ndarray, texts: Sequence[str]) -> 
     triples = np.unique(np.stack([topic, keyword, rows], axis=1), axis=0)  # one per (keyword, item)
     keys, df = np.unique(triples[:, :2], axis=0, return_counts=True)
     spec = {(int(t), int(k)): specificity(int(c), len(texts)) for (t, k), c in zip(keys, df, strict=True)}
-    return Context(baseline=baselines(index, sim), specificity=spec, n_items=len(texts))
+    baseline = baselines(index, sim)
+    return Context(baseline=baseline, threshold=thresholds(index, baseline), specificity=spec, n_items=len(texts))
 
 
 def _keyword_evidence(index: TopicIndex, texts: Sequence[str], context: Context) -> np.ndarray:
@@ -513,25 +538,48 @@ def combine(
     centred: np.ndarray,
     keyword_evidence: np.ndarray,
     tag: np.ndarray,
+    threshold: np.ndarray,
     keyword_weight: float = KEYWORD_WEIGHT,
     tag_weight: float = TAG_WEIGHT,
 ) -> np.ndarray:
-    """Final scores: centred similarity, plus keyword and tag evidence where the embedding supports the topic."""
-    keywords = keyword_weight * keyword_evidence * (centred >= KEYWORD_FLOOR)
+    """Raw scores: centred similarity, plus keyword evidence where the embedding alone already reaches
+    ``KEYWORD_SUPPORT`` of the topic's bar, plus tag evidence where it is at least ``TAG_FLOOR``."""
+    keywords = keyword_weight * keyword_evidence * (centred >= KEYWORD_SUPPORT * threshold)
     tags = tag_weight * tag * (centred >= TAG_FLOOR)
     return centred + keywords + tags
 
 
 def select(
-    scores: np.ndarray, max_tags: int = 3, min_score: float = MIN_SCORE, margin: float = MARGIN
+    raw: np.ndarray, fit: np.ndarray, max_tags: int = 3, min_score: float = MIN_SCORE, margin: float = MARGIN
 ) -> list[list[int]]:
-    """Per row, topic indices chosen (best first): score >= min_score and >= best - margin."""
-    if not scores.shape[1]:
-        return [[] for _ in scores]
-    order = np.argsort(-scores, axis=1, kind="stable")
-    ok = (scores >= min_score) & (scores >= scores.max(axis=1, keepdims=True) - margin)
+    """Per row, topic indices chosen (best fit first): fit >= min_score and raw >= best raw - margin."""
+    if not raw.shape[1]:
+        return [[] for _ in raw]
+    order = np.argsort(-fit, axis=1, kind="stable")
+    ok = (fit >= min_score) & (raw >= raw.max(axis=1, keepdims=True) - margin)
     ok = np.take_along_axis(ok, order, axis=1)
     return [row[keep][:max_tags].tolist() for row, keep in zip(order, ok, strict=True)]
+
+
+def _scores(
+    index: TopicIndex,
+    vecs: np.ndarray,
+    texts: Sequence[str],
+    source_tags: Sequence[Sequence[str]] | None,
+    context: Context | None,
+) -> tuple[np.ndarray, np.ndarray, Context, np.ndarray]:
+    """(raw scores, fit = raw / bar, context, similarity), each (n_items, n_topics) but the context."""
+    if source_tags is not None and len(source_tags) != len(texts):
+        raise ValueError(f"source_tags has {len(source_tags)} entries for {len(texts)} texts")
+    sim = topic_similarity(index, vecs)
+    context = context or corpus_context(index, sim, texts)
+    kw = _keyword_evidence(index, texts, context)
+    tag = tag_matrix(index, source_tags or [[] for _ in texts])
+    c = index.calib
+    raw = combine(
+        sim - context.baseline, kw, tag, context.threshold, keyword_weight=c.keyword_weight, tag_weight=c.tag_weight
+    )
+    return raw, raw / context.threshold, context, sim
 
 
 def assign(
@@ -542,7 +590,7 @@ def assign(
     max_tags: int = 3,
     context: Context | None = None,
 ) -> list[list[tuple[str, float]]]:
-    """0..max_tags (slug, score) per item, best first.
+    """0..max_tags (slug, fit) per item, best first; fit = score / the topic's bar, so 1.0 is just enough.
 
     ``vecs`` are the items' embeddings (same encoder as the index), ``texts`` the
     matching item texts (see item_text: title on the first line, then summary),
@@ -555,11 +603,11 @@ def assign(
         raise ValueError(f"{vecs.shape[0]} vectors for {len(texts)} texts")
     if not texts:
         return []
-    scores = score_matrix(index, vecs, texts, source_tags, context)
+    raw, fit, _, _ = _scores(index, vecs, texts, source_tags, context)
     c = index.calib
     return [
-        [(index.topics[t].slug, round(float(scores[i, t]), 4)) for t in picks]
-        for i, picks in enumerate(select(scores, max_tags=max_tags, min_score=c.min_score, margin=c.margin))
+        [(index.topics[t].slug, round(float(fit[i, t]), 4)) for t in picks]
+        for i, picks in enumerate(select(raw, fit, max_tags=max_tags, min_score=c.min_score, margin=c.margin))
     ]
 
 
@@ -570,15 +618,8 @@ def score_matrix(
     source_tags: Sequence[Sequence[str]] | None = None,
     context: Context | None = None,
 ) -> np.ndarray:
-    """(n_items, n_topics) final scores; an item's row max says how well it fits the taxonomy at all."""
-    if source_tags is not None and len(source_tags) != len(texts):
-        raise ValueError(f"source_tags has {len(source_tags)} entries for {len(texts)} texts")
-    sim = topic_similarity(index, vecs)
-    context = context or corpus_context(index, sim, texts)
-    kw = _keyword_evidence(index, texts, context)
-    tag = tag_matrix(index, source_tags or [[] for _ in texts])
-    c = index.calib
-    return combine(sim - context.baseline, kw, tag, keyword_weight=c.keyword_weight, tag_weight=c.tag_weight)
+    """(n_items, n_topics) fit (score / bar); an item's row max says how well it fits the taxonomy at all."""
+    return _scores(index, vecs, texts, source_tags, context)[1]
 
 
 def explain(
@@ -588,34 +629,30 @@ def explain(
     source_tags: list[str] | None = None,
     context: Context | None = None,
 ) -> list[dict]:
-    """Why each topic was (not) chosen for one item; one dict per topic, best score first.
+    """Why each topic was (not) chosen for one item; one dict per topic, best fit first.
 
     Pass the corpus's ``context`` to get the same scores as ``digest tag`` gave.
     """
-    sim = topic_similarity(index, vec)
-    context = context or corpus_context(index, sim, [text])
-    _, tag, hits = evidence(index, [text], [list(source_tags or [])])
+    raw, fit, context, sim = _scores(index, _as_unit_rows(vec), [text], [list(source_tags or [])], context)
+    _, _, hits = evidence(index, [text])
     kw = _keyword_evidence(index, [text], context)
     c = index.calib
-    centred = sim - context.baseline
-    scores = combine(centred, kw, tag, keyword_weight=c.keyword_weight, tag_weight=c.tag_weight)
-    chosen = set(select(scores, min_score=c.min_score, margin=c.margin)[0])
+    chosen = set(select(raw, fit, min_score=c.min_score, margin=c.margin)[0])
     rows = []
     for t, topic in enumerate(index.topics):
-        kw_hits = [index._matchers[t].keywords[k][0] for tt, k, _ in sorted(hits[0]) if tt == t]
-        tag_hits = [name for name in source_tags or () if t in index.tag_topics(name)]
+        mine = [k for tt, k, _ in sorted(hits[0]) if tt == t]
         rows.append(
             {
                 "slug": topic.slug,
                 "similarity": round(float(sim[0, t]), 4),
                 "baseline": round(float(context.baseline[t]), 4),
-                "keyword_hits": kw_hits,
-                "keyword_specificity": [
-                    round(context.specificity.get((t, k), 1.0), 2) for tt, k, _ in sorted(hits[0]) if tt == t
-                ],
+                "threshold": round(float(context.threshold[t]), 4),
+                "keyword_hits": [index._matchers[t].keywords[k][0] for k in mine],
+                "keyword_specificity": [round(context.specificity.get((t, k), 1.0), 2) for k in mine],
                 "keyword_evidence": round(float(kw[0, t]), 4),
-                "tag_hits": tag_hits,
-                "score": round(float(scores[0, t]), 4),
+                "tag_hits": [name for name in source_tags or () if t in index.tag_topics(name)],
+                "raw": round(float(raw[0, t]), 4),
+                "score": round(float(fit[0, t]), 4),
                 "chosen": t in chosen,
             }
         )
@@ -623,23 +660,22 @@ def explain(
     return rows
 
 
-def confidence_label(score: float, calib: Calibration | None = None) -> str:
-    """A reader's word for a chosen topic's score: "strong", "likely" or "possible".
+STRONG_FIT = 1.5  # confidence_label: "strong" from this fit (score / the topic's bar) up
+LIKELY_FIT = 1.2  # ... "likely" from this fit up, "possible" below
 
-    The bands sit above the calibrated ``min_score`` (the score a topic needs at all), so they mean the
-    same on any taxonomy: "strong" is at least 0.15 above it (about the top third of chosen tags on the
-    dev set), "likely" at least 0.05, "possible" anything lower.
+
+def confidence_label(score: float, calib: Calibration | None = None) -> str:
+    """A reader's word for a chosen topic's stored score (its fit: 1.0 = just over the topic's bar).
+
+    "strong" at 1.5x the bar or more (about the top half of chosen tags on the dev set), "likely" at
+    1.2x, "possible" below; the bands scale with ``min_score`` when a calibration moves it.
     """
     floor = (calib or Calibration()).min_score
-    if score >= floor + STRONG_ABOVE:
+    if score >= floor * STRONG_FIT:
         return "strong"
-    if score >= floor + LIKELY_ABOVE:
+    if score >= floor * LIKELY_FIT:
         return "likely"
     return "possible"
-
-
-STRONG_ABOVE = 0.15  # confidence_label: "strong" this far above min_score
-LIKELY_ABOVE = 0.05  # ... "likely" this far above
 
 
 # --- Evaluation ------------------------------------------------------------------

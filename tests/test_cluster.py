@@ -188,8 +188,9 @@ def test_suggest_and_accept_end_to_end(tmp_path, db, runner):
     seed(db.url, keys, titles, summaries)
 
     # The fake hash embedder puts unrelated texts closer than a real model does (bag-of-words bucket
-    # collisions: the weather words sit 0.2 above the kv-cache baseline), so this test asks for a higher bar.
-    suggest = ["--config", str(cfg), "topics", "suggest", "--threshold", "0.3"]
+    # collisions: one photonic item just clears the interpretability bar, fit 1.01), so this test asks
+    # for a fit of 1.2; the kv-cache items fit at 1.7.
+    suggest = ["--config", str(cfg), "topics", "suggest", "--threshold", "1.2"]
     out = runner.invoke(main, suggest)
     assert out.exit_code == 0, out.output
     assert out.output.startswith(f"{len(keys)} items fit no topic well; 3 suggested topics.")
