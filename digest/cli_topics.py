@@ -74,7 +74,9 @@ def topics_group() -> None:
 
 
 @topics_group.command("suggest")
-@click.option("--threshold", type=float, help="Items whose best topic fit (score / the topic's bar; 1.0 = just tagged) is under this are clustered.")
+@click.option(
+    "--threshold", type=float, help="Items whose best topic fit (score / the topic's bar, 1.0 = tagged) is under this."
+)
 @click.option("--distance", type=click.FloatRange(0.0, 2.0), help="Cosine distance under which clusters merge.")
 @click.option("--min-size", type=click.IntRange(2, None), help="Smallest cluster shown (default 3).")
 @pass_state
