@@ -40,8 +40,7 @@ def _explain(item, rows: list[dict]) -> None:
         mark = "yes" if r["chosen"] else ""
         click.echo(
             f"{r['slug']:24} {r['similarity']:6.3f} {r['baseline']:6.3f} {r['keyword_evidence']:5.2f} "
-            f"{r['score']:6.3f}  {mark:6}  "
-            + "; ".join(evidence)
+            f"{r['score']:6.3f}  {mark:6}  " + "; ".join(evidence)
         )
     chosen = [r["slug"] for r in rows if r["chosen"]]
     click.echo(f"Chosen: {', '.join(chosen) if chosen else '(none: no topic fits well)'}")
