@@ -47,15 +47,16 @@ from digest.errors import ConfigError
 TOP_K_PROTOTYPES: int | None = None  # similarity = mean of the best k prototypes; None = all
 THRESHOLD_SHARE = 0.8  # a topic's bar: this share of the way from its baseline to its prototypes' coherence
 MIN_THRESHOLD = 0.05  # ... but never lower than this above the baseline
-KEYWORD_WEIGHT = 0.25  # weight of keyword evidence (0..1) in the score
-KEYWORD_SUPPORT = 0.3  # keywords count only once the embedding alone reaches this share of the topic's bar
+KEYWORD_WEIGHT = 0.35  # weight of keyword evidence (0..1) in the score
+KEYWORD_SUPPORT = 0.5  # keywords count only once the embedding alone reaches this share of the topic's bar
 KEYWORD_PRIOR_DF = 0.05  # a keyword's assumed document frequency before the corpus is seen ...
 KEYWORD_PRIOR_WEIGHT = 20.0  # ... counted as this many pseudo-items (small corpora keep keywords specific)
 TITLE_WEIGHT = 2.0  # a keyword hit in the title (first line) counts this much
-TAG_WEIGHT = 0.20  # bonus when a source tag names the topic
-TAG_FLOOR = -0.05  # centred similarity a topic needs before a source tag counts
+TAG_WEIGHT = 1.0  # a tag naming the topic adds (bar - TAG_FLOOR) times this: enough to clear the bar
+KEYWORD_TAG_STRENGTH = 0.5  # a source tag that holds only one of the topic's keywords counts this much
+TAG_FLOOR = -0.1  # centred similarity a topic needs before a source tag counts
 MIN_SCORE = 1.0  # fit (score / the topic's bar) a topic needs to be chosen
-MARGIN = 0.25  # ... and its score must be within this of the item's best score
+MARGIN = 0.2  # ... and its score must be within this of the item's best score
 # ---------------------------------------------------------------------------
 
 
@@ -108,13 +109,18 @@ class TopicIndex:
     def __post_init__(self) -> None:
         self._matchers = [_TopicMatcher(t) for t in self.topics]
         self._keywords = _KeywordIndex(self._matchers)
-        self._tag_topics: dict[str, list[int]] = {}
+        self._tag_topics: dict[str, list[tuple[int, float]]] = {}
         self._proto_sim: np.ndarray | None = None
 
     def tag_topics(self, tag: str) -> list[int]:
         """Indices of the topics a source tag names (cached: feeds repeat the same few tags)."""
+        return [t for t, _ in self.tag_strengths(tag)]
+
+    def tag_strengths(self, tag: str) -> list[tuple[int, float]]:
+        """(topic index, strength) for each topic a source tag names: 1.0 by its name, 0.5 by a keyword."""
         if tag not in self._tag_topics:
-            self._tag_topics[tag] = [t for t, m in enumerate(self._matchers) if m.names(tag)]
+            found = ((t, m.strength(tag)) for t, m in enumerate(self._matchers))
+            self._tag_topics[tag] = [(t, w) for t, w in found if w > 0]
         return self._tag_topics[tag]
 
 
@@ -356,13 +362,20 @@ class _TopicMatcher:
 
     def __init__(self, topic: Topic) -> None:
         self.keywords = [(kw, _phrase_pattern(kw)) for kw in topic.keywords if _normalise(kw)]
-        names = {topic.slug, topic.name, topic.name.split("(")[0], *topic.keywords}
-        self.tag_patterns = [_phrase_pattern(n) for n in names if _normalise(n)]
+        names = {topic.slug, topic.name, topic.name.split("(")[0]}
+        self.name_patterns = [_phrase_pattern(n) for n in names if _normalise(n)]
+        self.tag_patterns = self.name_patterns + [p for _, p in self.keywords]
 
     def names(self, tag: str) -> bool:
         """Whether a source tag names this topic (equals or contains its name or a keyword)."""
+        return self.strength(tag) > 0
+
+    def strength(self, tag: str) -> float:
+        """1.0 when a source tag contains the topic's name or slug, 0.5 when only one of its keywords, else 0."""
         norm = _normalise(tag)
-        return any(p.search(norm) for p in self.tag_patterns)
+        if any(p.search(norm) for p in self.name_patterns):
+            return 1.0
+        return KEYWORD_TAG_STRENGTH if any(p.search(norm) for _, p in self.keywords) else 0.0
 
 
 # --- Scoring -------------------------------------------------------------------
@@ -442,11 +455,13 @@ def evidence(
 
 
 def tag_matrix(index: TopicIndex, source_tags: Sequence[Sequence[str]]) -> np.ndarray:
-    """(n_items, n_topics): 1 where one of the item's source tags names the topic."""
+    """(n_items, n_topics): 1 where one of the item's source tags names the topic, 0.5 where one only
+    contains one of its keywords ("QLoRA" for fine-tuning), else 0."""
     tag = np.zeros((len(source_tags), len(index.topics)), dtype=np.float32)
     for i, tags in enumerate(source_tags):
         for name in tags:
-            tag[i, index.tag_topics(name)] = 1.0
+            for t, strength in index.tag_strengths(name):
+                tag[i, t] = max(tag[i, t], strength)
     return tag
 
 
@@ -543,9 +558,11 @@ def combine(
     tag_weight: float = TAG_WEIGHT,
 ) -> np.ndarray:
     """Raw scores: centred similarity, plus keyword evidence where the embedding alone already reaches
-    ``KEYWORD_SUPPORT`` of the topic's bar, plus tag evidence where it is at least ``TAG_FLOOR``."""
+    ``KEYWORD_SUPPORT`` of the topic's bar, plus tag evidence where the text is not clearly about
+    something else (centred similarity at least ``TAG_FLOOR``): a tag naming the topic lifts it over its
+    bar from anywhere above that floor (``tag_weight`` 1), a tag holding one of its keywords half as far."""
     keywords = keyword_weight * keyword_evidence * (centred >= KEYWORD_SUPPORT * threshold)
-    tags = tag_weight * tag * (centred >= TAG_FLOOR)
+    tags = tag_weight * (threshold - TAG_FLOOR) * tag * (centred >= TAG_FLOOR)
     return centred + keywords + tags
 
 
