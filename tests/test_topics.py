@@ -353,10 +353,10 @@ def test_module_does_not_import_torch():
 
 # --- real model -------------------------------------------------------------------------
 
-# Achieved on 2026-11-25 with the calibrated constants: micro-F1 0.884 on all 186 items,
-# 0.902 on the test split (0.873 dev). The asserts leave a margin of about 0.03.
-MIN_MICRO_F1_ALL = 0.85
-MIN_MICRO_F1_TEST = 0.85
+# Achieved on 2026-12-05 with the calibrated constants (per-topic bars, docs/topics.md): micro-F1 0.859
+# on all 186 items, 0.862 on the test split (0.864 dev); P 0.947, R 0.786. The asserts leave about 0.03.
+MIN_MICRO_F1_ALL = 0.83
+MIN_MICRO_F1_TEST = 0.83
 
 
 @pytest.mark.slow
