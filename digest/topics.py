@@ -471,7 +471,8 @@ class Context:
 
     baseline: np.ndarray  # (n_topics,) median similarity of the cohort (corpus + other topics' prototypes)
     threshold: np.ndarray  # (n_topics,) centred score the topic needs (its bar)
-    specificity: dict[tuple[int, int], float]  # (topic, keyword) -> 0..1; keywords never seen are fully specific
+    # (topic, keyword) -> 0..1 over whole texts, (topic, keyword, "title") over titles; unseen keywords count fully
+    specificity: dict[tuple, float]
     n_items: int = 0
 
 
@@ -531,10 +532,14 @@ def specificity(df: int, n_items: int) -> float:
 
 def corpus_context(index: TopicIndex, sim: np.ndarray, texts: Sequence[str]) -> Context:
     """The Context of a corpus: ``sim`` are its topic similarities, ``texts`` its item texts."""
-    rows, topic, keyword, _ = _hit_arrays(index, texts)
-    triples = np.unique(np.stack([topic, keyword, rows], axis=1), axis=0)  # one per (keyword, item)
-    keys, df = np.unique(triples[:, :2], axis=0, return_counts=True)
-    spec = {(int(t), int(k)): specificity(int(c), len(texts)) for (t, k), c in zip(keys, df, strict=True)}
+    rows, topic, keyword, weights = _hit_arrays(index, texts)
+    spec: dict[tuple, float] = {}
+    for where, keep in (("any", np.ones(len(rows), bool)), ("title", weights > 1)):
+        triples = np.unique(np.stack([topic[keep], keyword[keep], rows[keep]], axis=1), axis=0)
+        keys, df = np.unique(triples[:, :2], axis=0, return_counts=True)
+        for (t, k), c in zip(keys, df, strict=True):
+            key = (int(t), int(k)) if where == "any" else (int(t), int(k), "title")
+            spec[key] = specificity(int(c), len(texts))
     baseline = baselines(index, sim)
     return Context(baseline=baseline, threshold=thresholds(index, baseline), specificity=spec, n_items=len(texts))
 
@@ -542,8 +547,11 @@ def corpus_context(index: TopicIndex, sim: np.ndarray, texts: Sequence[str]) -> 
 def _keyword_evidence(index: TopicIndex, texts: Sequence[str], context: Context) -> np.ndarray:
     """(n_items, n_topics): specificity-weighted keyword hits (title hits count TITLE_WEIGHT), capped at 1."""
     rows, topic, keyword, weights = _hit_arrays(index, texts)
-    pairs = zip(topic.tolist(), keyword.tolist(), strict=True)
-    spec = np.array([context.specificity.get(pair, 1.0) for pair in pairs], dtype=np.float32)
+    pairs = zip(topic.tolist(), keyword.tolist(), (weights > 1).tolist(), strict=True)
+    spec = np.array(
+        [context.specificity.get((t, k, "title") if title else (t, k), 1.0) for t, k, title in pairs],
+        dtype=np.float32,
+    )
     kw = np.zeros((len(texts), len(index.topics)), dtype=np.float32)
     np.add.at(kw, (rows, topic), (weights * spec).astype(np.float32))
     return np.minimum(kw, 1.0)
@@ -657,15 +665,17 @@ def explain(
     chosen = set(select(raw, fit, min_score=c.min_score, margin=c.margin)[0])
     rows = []
     for t, topic in enumerate(index.topics):
-        mine = [k for tt, k, _ in sorted(hits[0]) if tt == t]
+        mine = [(k, w > 1) for tt, k, w in sorted(hits[0]) if tt == t]
         rows.append(
             {
                 "slug": topic.slug,
                 "similarity": round(float(sim[0, t]), 4),
                 "baseline": round(float(context.baseline[t]), 4),
                 "threshold": round(float(context.threshold[t]), 4),
-                "keyword_hits": [index._matchers[t].keywords[k][0] for k in mine],
-                "keyword_specificity": [round(context.specificity.get((t, k), 1.0), 2) for k in mine],
+                "keyword_hits": [index._matchers[t].keywords[k][0] for k, _ in mine],
+                "keyword_specificity": [
+                    round(context.specificity.get((t, k, "title") if title else (t, k), 1.0), 2) for k, title in mine
+                ],
                 "keyword_evidence": round(float(kw[0, t]), 4),
                 "tag_hits": [name for name in source_tags or () if t in index.tag_topics(name)],
                 "raw": round(float(raw[0, t]), 4),
