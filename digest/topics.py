@@ -458,8 +458,9 @@ class Context:
 
     baseline: np.ndarray  # (n_topics,) median similarity of the cohort (corpus + other topics' prototypes)
     threshold: np.ndarray  # (n_topics,) centred score the topic needs (its bar)
-    # (topic, keyword) -> 0..1 over whole texts, (topic, keyword, "title") over titles; unseen keywords count fully
-    specificity: dict[tuple, float]
+    # (n_topics, max keywords, 2): each keyword's specificity over whole texts [..., 0] and over titles
+    # [..., 1]; a keyword the corpus never holds counts fully (1.0)
+    specificity: np.ndarray
     n_items: int = 0
 
 
@@ -517,30 +518,32 @@ def specificity(df: int, n_items: int) -> float:
     return float(np.clip(rarity, 0.0, 1.0) ** 2)
 
 
-def corpus_context(index: TopicIndex, sim: np.ndarray, texts: Sequence[str]) -> Context:
-    """The Context of a corpus: ``sim`` are its topic similarities, ``texts`` its item texts."""
-    rows, topic, keyword, weights = _hit_arrays(index, texts)
-    spec: dict[tuple, float] = {}
-    for where, keep in (("any", np.ones(len(rows), bool)), ("title", weights > 1)):
-        triples = np.unique(np.stack([topic[keep], keyword[keep], rows[keep]], axis=1), axis=0)
-        keys, df = np.unique(triples[:, :2], axis=0, return_counts=True)
-        for (t, k), c in zip(keys, df, strict=True):
-            key = (int(t), int(k)) if where == "any" else (int(t), int(k), "title")
-            spec[key] = specificity(int(c), len(texts))
+def corpus_context(
+    index: TopicIndex, sim: np.ndarray, texts: Sequence[str], hits: tuple[np.ndarray, ...] | None = None
+) -> Context:
+    """The Context of a corpus: ``sim`` are its topic similarities, ``texts`` its item texts
+    (``hits``: their keyword hits from ``_hit_arrays``, when the caller has them already)."""
+    rows, topic, keyword, weights = hits if hits is not None else _hit_arrays(index, texts)
+    n_kw = max((len(m.keywords) for m in index._matchers), default=0) or 1
+    spec = np.ones((len(index.topics), n_kw, 2), dtype=np.float32)
+    for field, keep in enumerate((np.ones(len(rows), bool), weights > 1)):  # anywhere, in the title
+        pair = topic[keep] * n_kw + keyword[keep]
+        items_with = np.unique(rows[keep] * spec[..., 0].size + pair)  # one per (item, keyword)
+        df = np.bincount(items_with % spec[..., 0].size, minlength=spec[..., 0].size)
+        seen = np.flatnonzero(df)
+        spec[..., field].flat[seen] = [specificity(int(c), len(texts)) for c in df[seen]]
     baseline = baselines(index, sim)
     return Context(baseline=baseline, threshold=thresholds(index, baseline), specificity=spec, n_items=len(texts))
 
 
-def _keyword_evidence(index: TopicIndex, texts: Sequence[str], context: Context) -> np.ndarray:
+def _keyword_evidence(
+    index: TopicIndex, texts: Sequence[str], context: Context, hits: tuple[np.ndarray, ...] | None = None
+) -> np.ndarray:
     """(n_items, n_topics): specificity-weighted keyword hits (title hits count TITLE_WEIGHT), capped at 1."""
-    rows, topic, keyword, weights = _hit_arrays(index, texts)
-    pairs = zip(topic.tolist(), keyword.tolist(), (weights > 1).tolist(), strict=True)
-    spec = np.array(
-        [context.specificity.get((t, k, "title") if title else (t, k), 1.0) for t, k, title in pairs],
-        dtype=np.float32,
-    )
+    rows, topic, keyword, weights = hits if hits is not None else _hit_arrays(index, texts)
+    spec = context.specificity[topic, keyword, (weights > 1).astype(np.int64)]
     kw = np.zeros((len(texts), len(index.topics)), dtype=np.float32)
-    np.add.at(kw, (rows, topic), (weights * spec).astype(np.float32))
+    np.add.at(kw, (rows, topic), weights * spec)
     return np.minimum(kw, 1.0)
 
 
@@ -584,8 +587,9 @@ def _scores(
     if source_tags is not None and len(source_tags) != len(texts):
         raise ValueError(f"source_tags has {len(source_tags)} entries for {len(texts)} texts")
     sim = topic_similarity(index, vecs)
-    context = context or corpus_context(index, sim, texts)
-    kw = _keyword_evidence(index, texts, context)
+    hits = _hit_arrays(index, texts)
+    context = context or corpus_context(index, sim, texts, hits)
+    kw = _keyword_evidence(index, texts, context, hits)
     tag = tag_matrix(index, source_tags or [[] for _ in texts])
     c = index.calib
     raw = combine(
@@ -660,9 +664,7 @@ def explain(
                 "baseline": round(float(context.baseline[t]), 4),
                 "threshold": round(float(context.threshold[t]), 4),
                 "keyword_hits": [index._matchers[t].keywords[k][0] for k, _ in mine],
-                "keyword_specificity": [
-                    round(context.specificity.get((t, k, "title") if title else (t, k), 1.0), 2) for k, title in mine
-                ],
+                "keyword_specificity": [round(float(context.specificity[t, k, int(title)]), 2) for k, title in mine],
                 "keyword_evidence": round(float(kw[0, t]), 4),
                 "tag_hits": [name for name in source_tags or () if t in index.tag_topics(name)],
                 "raw": round(float(raw[0, t]), 4),
