@@ -252,3 +252,13 @@ def test_second_taxonomy_micro_f1(minilm):
     )
     assert result["micro"]["f1"] >= MIN_F1_SECOND_TAXONOMY, result["micro"]
     assert json.dumps(result)  # the figures are plain data
+
+
+def test_a_taxonomy_of_one_bare_topic_still_gets_a_finite_bar():
+    """One topic with only a description: no other topics, no coherence of its own; nothing is NaN."""
+    index = T.build_index([T.Topic("only", "Only", "Sparse autoencoders for interpretability")], fake_encode)
+    texts = [T.item_text("Sparse autoencoders", "Interpretability of features."), T.item_text("Tomatoes", "Sun.")]
+    raw, fit, context, _ = T._scores(index, fake_encode(texts), texts, None, None)
+    assert np.isfinite(raw).all() and np.isfinite(fit).all() and np.isfinite(context.threshold).all()
+    assigned = T.assign(index, fake_encode(texts), texts)
+    assert assigned[0] == [("only", pytest.approx(fit[0, 0], abs=1e-4))] and assigned[1] == []
