@@ -188,9 +188,10 @@ def test_suggest_and_accept_end_to_end(tmp_path, db, runner):
     seed(db.url, keys, titles, summaries)
 
     # The fake hash embedder puts unrelated texts closer than a real model does (bag-of-words bucket
-    # collisions: one photonic item just clears the interpretability bar, fit 1.01), so this test asks
-    # for a fit of 1.2; the kv-cache items fit at 1.7.
-    suggest = ["--config", str(cfg), "topics", "suggest", "--threshold", "1.2"]
+    # collisions): the protein group is the nearest thing to speculative decoding in this corpus, and
+    # bars learnt from the corpus let its closest items fit at up to 1.6. The kv-cache items fit at 3.6,
+    # so this test asks for a fit of 2.
+    suggest = ["--config", str(cfg), "topics", "suggest", "--threshold", "2"]
     out = runner.invoke(main, suggest)
     assert out.exit_code == 0, out.output
     assert out.output.startswith(f"{len(keys)} items fit no topic well; 3 suggested topics.")

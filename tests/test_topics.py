@@ -353,8 +353,8 @@ def test_module_does_not_import_torch():
 
 # --- real model -------------------------------------------------------------------------
 
-# Achieved on 2026-12-05 with the calibrated constants (per-topic bars, docs/topics.md): micro-F1 0.863
-# on all 186 items, 0.862 on the test split (0.871 dev); P 0.947, R 0.793. The asserts leave about 0.03.
+# Achieved on 2026-12-05 with the calibrated constants (per-topic bars, docs/topics.md): micro-F1 0.874
+# on all 186 items, 0.880 on the test split (0.871 dev); P 0.956, R 0.804. The asserts leave about 0.04.
 MIN_MICRO_F1_ALL = 0.83
 MIN_MICRO_F1_TEST = 0.83
 
@@ -424,7 +424,8 @@ def test_tag_explain_cli_by_arxiv_id_and_item_id(tmp_path, db, runner):
     assert "yes" in kv and "keywords: kv cache" in kv
     interp = next(line for line in lines if line.startswith("interpretability "))
     assert "tags: Interpretability" in interp
-    assert lines[-1].startswith("Chosen: kv-cache")
+    # The source's own tag names interpretability and the text does not contradict it: strong evidence (#14).
+    assert set(lines[-1].removeprefix("Chosen: ").split(", ")) == {"kv-cache", "interpretability"}
     # Explaining writes nothing: the item is still untagged.
     assert db.one("SELECT count(*) FROM itemtopic") == 0
     item_id = db.one("SELECT id FROM item")

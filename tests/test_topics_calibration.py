@@ -48,7 +48,33 @@ def two_topic_index() -> T.TopicIndex:
     return T.TopicIndex(topics=[tight, loose], vectors=vectors, owner=np.array([0, 0, 0, 1, 1, 1]))
 
 
-def test_each_topic_gets_its_own_bar_from_its_prototypes_without_labels():
+def test_bars_are_learnt_from_each_topics_likely_members_without_labels():
+    """Self-training: the items most similar to a topic (centred) are its likely members; its bar is a share
+    of their upper-quartile similarity, never under BAR_FLOOR_SHARE of the typical bar."""
+    index = two_topic_index()
+    rng = np.random.default_rng(0)
+    near0 = unit(np.array([1, 0, 0, 0]) + 0.3 * rng.normal(size=(12, 4)))
+    near1 = unit(np.array([0, 1, 1, 0.5]) + 0.3 * rng.normal(size=(12, 4)))
+    sim = T.topic_similarity(index, np.vstack([near0, near1]))
+    base = T.baselines(index, sim)
+    bars = T.thresholds(index, base, sim)
+    centred = sim - base
+    best = centred.argmax(axis=1)
+    raw = [T.THRESHOLD_SHARE * np.quantile(centred[best == t, t], T.BAR_QUANTILE) for t in range(2)]
+    expected = np.maximum(np.maximum(raw, T.BAR_FLOOR_SHARE * np.median(raw)), T.MIN_THRESHOLD)
+    np.testing.assert_allclose(bars, expected, rtol=1e-5)
+    assert (best[:12] == 0).sum() >= T.MIN_MEMBERS and (best[12:] == 1).sum() >= T.MIN_MEMBERS
+
+
+def test_a_topic_without_members_in_the_corpus_keeps_a_floor_under_its_bar():
+    index = two_topic_index()
+    sim = T.topic_similarity(index, unit(np.array([1, 0, 0, 0]) + 0.1 * np.random.default_rng(1).normal(size=(20, 4))))
+    base = T.baselines(index, sim)
+    bars = T.thresholds(index, base, sim)
+    assert bars[1] >= T.BAR_FLOOR_SHARE * np.median(bars) - 1e-6  # topic 1 has no likely members: median bar
+
+
+def test_with_too_few_items_the_bar_comes_from_the_prototypes_coherence():
     index = two_topic_index()
     coh = T.coherence(index)
     assert coh[0] > 0.95 and coh[1] < 0.2  # tight prototypes agree, loose ones do not
@@ -147,14 +173,14 @@ def test_keywords_alone_never_lift_a_topic_the_embedding_does_not_support():
 
 
 @pytest.mark.parametrize(
-    ("score", "word"), [(3.0, "strong"), (1.5, "strong"), (1.49, "likely"), (1.2, "likely"), (1.0, "possible")]
+    ("score", "word"), [(4.0, "strong"), (3.0, "strong"), (2.99, "likely"), (2.0, "likely"), (1.0, "possible")]
 )
 def test_confidence_label(score, word):
     assert T.confidence_label(score) == word
 
 
 def test_confidence_label_follows_the_calibrated_minimum():
-    assert T.confidence_label(1.5, T.Calibration(min_score=1.2)) == "likely"
+    assert T.confidence_label(3.0, T.Calibration(min_score=1.2)) == "likely"
 
 
 # --- the eval command on the second taxonomy ------------------------------------------------------------
@@ -235,10 +261,10 @@ def test_issue_examples_on_the_demo_corpus(minilm):
     assert "interpretability" in circuit and "moe" not in circuit
 
 
-# Measured on 2026-12-05 (all-MiniLM-L6-v2, CPU): first taxonomy 0.863 on all 186 items, 0.862 on its
-# test split; second taxonomy 0.757 on its 158 items (none of them used to fit anything). The floors
+# Measured on 2026-12-05 (all-MiniLM-L6-v2, CPU): first taxonomy 0.874 on all 186 items, 0.880 on its
+# test split; second taxonomy 0.749 on its 158 items (none of them used to fit anything). The floors
 # leave about 0.03 for numerical noise across machines.
-MIN_F1_SECOND_TAXONOMY = 0.73
+MIN_F1_SECOND_TAXONOMY = 0.72
 
 
 @pytest.mark.slow
@@ -258,7 +284,7 @@ def test_a_taxonomy_of_one_bare_topic_still_gets_a_finite_bar():
     """One topic with only a description: no other topics, no coherence of its own; nothing is NaN."""
     index = T.build_index([T.Topic("only", "Only", "Sparse autoencoders for interpretability")], fake_encode)
     texts = [T.item_text("Sparse autoencoders", "Interpretability of features."), T.item_text("Tomatoes", "Sun.")]
-    raw, fit, context, _ = T._scores(index, fake_encode(texts), texts, None, None)
+    raw, fit, context, _, _ = T._scores(index, fake_encode(texts), texts, None, None)
     assert np.isfinite(raw).all() and np.isfinite(fit).all() and np.isfinite(context.threshold).all()
     assigned = T.assign(index, fake_encode(texts), texts)
     assert assigned[0] == [("only", pytest.approx(fit[0, 0], abs=1e-4))] and assigned[1] == []
