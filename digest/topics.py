@@ -6,20 +6,22 @@ prototype embeddings (its description, its keyword list, its example titles). Fo
 
     centred = similarity - baseline
     score   = centred + KEYWORD_WEIGHT * keyword_evidence * [centred >= KEYWORD_SUPPORT * bar]
-                      + TAG_WEIGHT * tag_evidence * [centred >= TAG_FLOOR]
+                      + TAG_WEIGHT * (bar - TAG_FLOOR) * tag_evidence * [centred >= TAG_FLOOR]
     fit     = score / bar            (chosen when fit >= 1 and score is within MARGIN of the best)
 
 ``similarity`` is the item's mean cosine similarity to the topic's prototypes. The *baseline* is
 the median similarity of a cohort mostly not about the topic (the corpus being tagged plus the
-other topics' prototypes), the *bar* is ``THRESHOLD_SHARE`` of the way from the baseline to the
-topic's *coherence* (how similar its own prototypes are to each other). Both come from the
-taxonomy and the unlabelled corpus, so they carry over to a user's own taxonomy.
+other topics' prototypes). The *bar* is learnt from the topic's likely members, the items more
+similar to it (centred) than to any other topic: ``THRESHOLD_SHARE`` of their ``BAR_QUANTILE``
+centred similarity (see ``thresholds`` for the safeguards). Both come from the taxonomy and the
+unlabelled corpus, so they carry over to a user's own taxonomy.
 ``keyword_evidence`` (0..1) sums the topic's keywords found in the text, each weighted by its
 *specificity*: a keyword found in many of the corpus's items ("benchmark", "training") weighs
 little, a rare one ("grpo", "sparse autoencoder") fully; it only counts once the embedding alone
 reaches part of the bar, so keyword evidence alone never adds a topic. ``tag_evidence`` is 1 when
-one of the item's source tags (a blog's own categories) names the topic: strong evidence that needs
-only a weak agreement of the text. At most ``max_tags`` topics are returned. docs/topics.md
+one of the item's source tags (a blog's own categories) names the topic (0.5 when a tag only holds
+one of its keywords): strong evidence that lifts the topic over its bar unless the text is clearly
+about something else, and is exempt from the margin. At most ``max_tags`` topics are returned. docs/topics.md
 explains the method and its figures.
 
 This module only needs numpy: the caller supplies ``encode`` (texts -> L2
@@ -41,10 +43,11 @@ from digest.blas import one_thread as _one_blas_thread
 from digest.errors import ConfigError
 
 # --- Calibrated constants -------------------------------------------------
-# Fitted on the dev split of tests/data/topics_eval.jsonl only (124 items, grid search,
-# all-MiniLM-L6-v2) on 2026-12-05; its test split and the second taxonomy
+# Fitted (grid search, all-MiniLM-L6-v2, 2026-12-05) on the dev split of tests/data/topics_eval.jsonl,
+# with and without the taxonomy's example titles, in a corpus with 32 real off-taxonomy abstracts
+# (tests/data/real/topics_offtopic_dev.jsonl); its test split and the second taxonomy
 # (tests/data/real/topics_ml_feed*) were not used for fitting. Every threshold is relative to a
-# topic's own baseline and coherence, so no constant names a topic. See docs/topics.md.
+# topic's own baseline and likely members, so no constant names a topic. See docs/topics.md.
 TOP_K_PROTOTYPES: int | None = None  # similarity = mean of the best k prototypes; None = all
 THRESHOLD_SHARE = 0.8  # a topic's bar: this share of its likely members' (centred) similarity ...
 BAR_QUANTILE = 0.75  # ... taken at this quantile of them
