@@ -49,10 +49,11 @@ from digest.errors import ConfigError
 # (tests/data/real/topics_ml_feed*) were not used for fitting. Every threshold is relative to a
 # topic's own baseline and likely members, so no constant names a topic. See docs/topics.md.
 TOP_K_PROTOTYPES: int | None = None  # similarity = mean of the best k prototypes; None = all
-THRESHOLD_SHARE = 0.8  # a topic's bar: this share of its likely members' (centred) similarity ...
+THRESHOLD_SHARE = 0.9  # a topic's bar: this share of its likely members' (centred) similarity ...
 BAR_QUANTILE = 0.75  # ... taken at this quantile of them
 MIN_MEMBERS = 3  # likely members a topic needs for a bar of its own (else the others' median bar)
 BAR_FLOOR_SHARE = 0.6  # no topic's bar is lower than this share of the median bar
+SCORE_SHARE = 0.6  # the score bar: this share of the likely members' BAR_QUANTILE score
 MIN_THRESHOLD = 0.05  # no bar is lower than this above the baseline
 KEYWORD_WEIGHT = 0.35  # weight of keyword evidence (0..1) in the score
 KEYWORD_SUPPORT = 0.3  # keywords count only once the embedding alone reaches this share of the topic's bar
@@ -63,7 +64,7 @@ TAG_WEIGHT = 1.0  # a tag naming the topic adds (bar - TAG_FLOOR) times this: en
 KEYWORD_TAG_STRENGTH = 0.5  # a source tag that holds only one of the topic's keywords counts this much
 TAG_FLOOR = -0.1  # centred similarity a topic needs before a source tag counts
 MIN_SCORE = 1.0  # fit (score / the topic's bar) a topic needs to be chosen
-MARGIN = 0.2  # ... and its score must be within this of the item's best score
+MARGIN = 0.25  # ... and its score must be within this of the item's best score
 # ---------------------------------------------------------------------------
 
 
@@ -463,7 +464,8 @@ class Context:
     """What the corpus being tagged says about each topic: its baseline, its bar and how specific its keywords are."""
 
     baseline: np.ndarray  # (n_topics,) median similarity of the cohort (corpus + other topics' prototypes)
-    threshold: np.ndarray  # (n_topics,) centred score the topic needs (its bar)
+    threshold: np.ndarray  # (n_topics,) centred similarity bar: keywords count above KEYWORD_SUPPORT of it
+    bar: np.ndarray  # (n_topics,) score the topic needs (fit = score / bar)
     # (n_topics, max keywords, 2): each keyword's specificity over whole texts [..., 0] and over titles
     # [..., 1]; a keyword the corpus never holds counts fully (1.0)
     specificity: np.ndarray
@@ -506,32 +508,41 @@ def coherence(index: TopicIndex) -> np.ndarray:
     return np.where(np.isfinite(out), out, fallback).astype(np.float32)
 
 
-def thresholds(index: TopicIndex, baseline: np.ndarray, sim: np.ndarray | None = None) -> np.ndarray:
-    """Each topic's bar in centred similarity, learnt from the unlabelled corpus (self-training).
+def _member_bars(centred: np.ndarray, values: np.ndarray, share: float) -> np.ndarray | None:
+    """Per topic, ``share`` of the ``BAR_QUANTILE`` of ``values`` over its likely members (the items whose
+    centred similarity is highest for it), or None when no topic has ``MIN_MEMBERS`` of them.
 
-    The items whose most similar topic (centred) is this one are its likely members; the bar is
-    ``threshold_share`` of their ``BAR_QUANTILE`` centred similarity. A topic whose members sit far
-    above its baseline asks more than one whose members sit close. A topic with fewer than
-    ``MIN_MEMBERS`` likely members takes the median bar of the others; when no topic has enough (a
-    handful of items), the bar comes from the taxonomy alone: the share of the way from the baseline
-    to how similar the topic's own prototypes are to each other (``coherence``).
+    A topic with too few members takes the others' median bar, and no bar goes under ``BAR_FLOOR_SHARE``
+    of the median bar: a topic nothing in the corpus is about still has "likely members", the least
+    unrelated items, and must not learn a low bar from them.
+    """
+    if not len(centred):
+        return None
+    best = centred.argmax(axis=1)
+    level = np.full(centred.shape[1], np.nan, dtype=np.float32)
+    for t in range(centred.shape[1]):
+        members = values[best == t, t]
+        if len(members) >= MIN_MEMBERS:
+            level[t] = np.quantile(members, BAR_QUANTILE)
+    if not np.isfinite(level).any():
+        return None
+    bars = share * np.where(np.isfinite(level), level, np.nanmedian(level))
+    return np.maximum(np.maximum(bars, BAR_FLOOR_SHARE * np.median(bars)), MIN_THRESHOLD).astype(np.float32)
+
+
+def thresholds(index: TopicIndex, baseline: np.ndarray, sim: np.ndarray | None = None) -> np.ndarray:
+    """Each topic's similarity bar (centred), learnt from the unlabelled corpus (self-training).
+
+    ``threshold_share`` of its likely members' ``BAR_QUANTILE`` centred similarity (``_member_bars``).
+    When no topic has enough members (a handful of items), the bar comes from the taxonomy alone: the
+    share of the way from the baseline to how similar the topic's own prototypes are to each other
+    (``coherence``). Keywords count only above ``KEYWORD_SUPPORT`` of this bar.
     """
     share = index.calib.threshold_share
-    fallback = share * (coherence(index) - baseline)
-    if sim is not None and len(sim):
-        centred = sim - baseline
-        best = centred.argmax(axis=1)
-        level = np.full(len(index.topics), np.nan, dtype=np.float32)
-        for t in range(len(index.topics)):
-            members = centred[best == t, t]
-            if len(members) >= MIN_MEMBERS:
-                level[t] = np.quantile(members, BAR_QUANTILE)
-        if np.isfinite(level).any():
-            fallback = np.where(np.isfinite(level), share * level, share * np.nanmedian(level))
-            # A topic nothing in the corpus is about still has "likely members", the least unrelated
-            # items, and would learn a low bar from them: no bar goes under a share of the typical one.
-            fallback = np.maximum(fallback, BAR_FLOOR_SHARE * np.median(fallback))
-    return np.maximum(fallback, MIN_THRESHOLD).astype(np.float32)
+    learnt = _member_bars(sim - baseline, sim - baseline, share) if sim is not None else None
+    if learnt is not None:
+        return learnt
+    return np.maximum(share * (coherence(index) - baseline), MIN_THRESHOLD).astype(np.float32)
 
 
 def specificity(df: int, n_items: int) -> float:
@@ -560,17 +571,38 @@ def corpus_context(
         seen = np.flatnonzero(df)
         spec[..., field].flat[seen] = [specificity(int(c), len(texts)) for c in df[seen]]
     baseline = baselines(index, sim)
-    return Context(baseline=baseline, threshold=thresholds(index, baseline, sim), specificity=spec, n_items=len(texts))
+    threshold = thresholds(index, baseline, sim)
+    # The score bar is learnt the same way from the members' scores (similarity plus keyword
+    # evidence), so that a taxonomy whose keywords add little (or that has none) is not held to a
+    # bar set by keyword-rich ones.
+    centred = sim - baseline
+    kw = _keyword_evidence_from(index, len(texts), spec, (rows, topic, keyword, weights))
+    scores = combine(centred, kw, np.zeros_like(centred), threshold, keyword_weight=index.calib.keyword_weight)
+    bar = _member_bars(centred, scores, SCORE_SHARE)
+    return Context(
+        baseline=baseline,
+        threshold=threshold,
+        bar=threshold if bar is None else bar,
+        specificity=spec,
+        n_items=len(texts),
+    )
 
 
 def _keyword_evidence(
     index: TopicIndex, texts: Sequence[str], context: Context, hits: tuple[np.ndarray, ...] | None = None
 ) -> np.ndarray:
     """(n_items, n_topics): specificity-weighted keyword hits (title hits count TITLE_WEIGHT), capped at 1."""
-    rows, topic, keyword, weights = hits if hits is not None else _hit_arrays(index, texts)
-    spec = context.specificity[topic, keyword, (weights > 1).astype(np.int64)]
-    kw = np.zeros((len(texts), len(index.topics)), dtype=np.float32)
-    np.add.at(kw, (rows, topic), weights * spec)
+    hits = hits if hits is not None else _hit_arrays(index, texts)
+    return _keyword_evidence_from(index, len(texts), context.specificity, hits)
+
+
+def _keyword_evidence_from(
+    index: TopicIndex, n_texts: int, spec: np.ndarray, hits: tuple[np.ndarray, ...]
+) -> np.ndarray:
+    rows, topic, keyword, weights = hits
+    weight = spec[topic, keyword, (weights > 1).astype(np.int64)]
+    kw = np.zeros((n_texts, len(index.topics)), dtype=np.float32)
+    np.add.at(kw, (rows, topic), weights * weight)
     return np.minimum(kw, 1.0)
 
 
@@ -581,13 +613,14 @@ def combine(
     threshold: np.ndarray,
     keyword_weight: float = KEYWORD_WEIGHT,
     tag_weight: float = TAG_WEIGHT,
+    bar: np.ndarray | None = None,
 ) -> np.ndarray:
     """Raw scores: centred similarity, plus keyword evidence where the embedding alone already reaches
     ``KEYWORD_SUPPORT`` of the topic's bar, plus tag evidence where the text is not clearly about
     something else (centred similarity at least ``TAG_FLOOR``): a tag naming the topic lifts it over its
     bar from anywhere above that floor (``tag_weight`` 1), a tag holding one of its keywords half as far."""
     keywords = keyword_weight * keyword_evidence * (centred >= KEYWORD_SUPPORT * threshold)
-    tags = tag_weight * (threshold - TAG_FLOOR) * tag * (centred >= TAG_FLOOR)
+    tags = tag_weight * ((threshold if bar is None else bar) - TAG_FLOOR) * tag * (centred >= TAG_FLOOR)
     return centred + keywords + tags
 
 
@@ -630,9 +663,11 @@ def _scores(
     tag = tag_matrix(index, source_tags or [[] for _ in texts])
     c = index.calib
     centred = sim - context.baseline
-    raw = combine(centred, kw, tag, context.threshold, keyword_weight=c.keyword_weight, tag_weight=c.tag_weight)
+    raw = combine(
+        centred, kw, tag, context.threshold, keyword_weight=c.keyword_weight, tag_weight=c.tag_weight, bar=context.bar
+    )
     named = (tag >= 1.0) & (centred >= TAG_FLOOR)
-    return raw, raw / context.threshold, context, sim, named
+    return raw, raw / context.bar, context, sim, named
 
 
 def assign(
@@ -715,17 +750,16 @@ def explain(
     return rows
 
 
-STRONG_FIT = 3.0  # confidence_label: "strong" from this fit (score / the topic's bar) up
-LIKELY_FIT = 2.0  # ... "likely" from this fit up, "possible" below
+STRONG_FIT = 1.5  # confidence_label: "strong" from this fit (score / the topic's bar) up
+LIKELY_FIT = 1.25  # ... "likely" from this fit up, "possible" below
 
 
 def confidence_label(score: float, calib: Calibration | None = None) -> str:
     """A reader's word for a chosen topic's stored score (its fit: 1.0 = just over the topic's bar).
 
-    "strong" from 3x the bar (the top quarter of chosen tags on the dev set), "likely" from 2x (the
-    middle), "possible" below (the bottom tenth). On the second taxonomy, never fitted, 81%, 58% and
-    24% of the tags in these bands are right. The bands scale with ``min_score`` when a calibration
-    moves it.
+    "strong" from 1.5x the bar (the top half of chosen tags on the dev set), "likely" from 1.25x,
+    "possible" below (the bottom tenth). On the second taxonomy, never fitted, 87%, 51% and 29% of
+    the tags in these bands are right. The bands scale with ``min_score`` when a calibration moves it.
     """
     floor = (calib or Calibration()).min_score
     if score >= floor * STRONG_FIT:

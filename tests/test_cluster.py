@@ -189,9 +189,9 @@ def test_suggest_and_accept_end_to_end(tmp_path, db, runner):
 
     # The fake hash embedder puts unrelated texts closer than a real model does (bag-of-words bucket
     # collisions): the protein group is the nearest thing to speculative decoding in this corpus, and
-    # bars learnt from the corpus let its closest items fit at up to 1.6. The kv-cache items fit at 3.6,
-    # so this test asks for a fit of 2.
-    suggest = ["--config", str(cfg), "topics", "suggest", "--threshold", "2"]
+    # bars learnt from the corpus let its closest items fit at up to 2.1. The kv-cache items fit at 3.8,
+    # so this test asks for a fit of 3.
+    suggest = ["--config", str(cfg), "topics", "suggest", "--threshold", "3"]
     out = runner.invoke(main, suggest)
     assert out.exit_code == 0, out.output
     assert out.output.startswith(f"{len(keys)} items fit no topic well; 3 suggested topics.")
@@ -228,8 +228,8 @@ def test_suggest_and_accept_end_to_end(tmp_path, db, runner):
     }
     assert photonic_items == {k for k in keys if group_of(k) == "photonic"}
     # ... and the next suggestion run no longer proposes it.
-    third = runner.invoke(main, suggest)
-    assert photonic not in third.output and "2 suggested topics" in third.output
+    third = runner.invoke(main, suggest[:-2])  # the tagger's own bar: the photonic items now fit
+    assert photonic not in third.output and "photonic" not in third.output and "protein" in third.output
 
 
 def test_accept_refuses_bad_input_without_touching_the_file(tmp_path, db, runner):

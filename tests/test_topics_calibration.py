@@ -173,14 +173,14 @@ def test_keywords_alone_never_lift_a_topic_the_embedding_does_not_support():
 
 
 @pytest.mark.parametrize(
-    ("score", "word"), [(4.0, "strong"), (3.0, "strong"), (2.99, "likely"), (2.0, "likely"), (1.0, "possible")]
+    ("score", "word"), [(2.0, "strong"), (1.5, "strong"), (1.49, "likely"), (1.25, "likely"), (1.0, "possible")]
 )
 def test_confidence_label(score, word):
     assert T.confidence_label(score) == word
 
 
 def test_confidence_label_follows_the_calibrated_minimum():
-    assert T.confidence_label(3.0, T.Calibration(min_score=1.2)) == "likely"
+    assert T.confidence_label(1.5, T.Calibration(min_score=1.2)) == "likely"
 
 
 # --- the eval command on the second taxonomy ------------------------------------------------------------
@@ -261,10 +261,10 @@ def test_issue_examples_on_the_demo_corpus(minilm):
     assert "interpretability" in circuit and "moe" not in circuit
 
 
-# Measured on 2026-12-05 (all-MiniLM-L6-v2, CPU): first taxonomy 0.874 on all 186 items, 0.880 on its
-# test split; second taxonomy 0.749 on its 158 items (none of them used to fit anything). The floors
+# Measured on 2026-12-05 (all-MiniLM-L6-v2, CPU): first taxonomy 0.867 on all 186 items, 0.885 on its
+# test split; second taxonomy 0.765 on its 158 items (none of them used to fit anything). The floors
 # leave about 0.03 for numerical noise across machines.
-MIN_F1_SECOND_TAXONOMY = 0.72
+MIN_F1_SECOND_TAXONOMY = 0.73
 
 
 @pytest.mark.slow
