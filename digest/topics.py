@@ -736,7 +736,8 @@ def explain(
                 "slug": topic.slug,
                 "similarity": round(float(sim[0, t]), 4),
                 "baseline": round(float(context.baseline[t]), 4),
-                "threshold": round(float(context.threshold[t]), 4),
+                "threshold": round(float(context.threshold[t]), 4),  # similarity bar (keywords count above 30%)
+                "bar": round(float(context.bar[t]), 4),  # score bar: the fit ("score") is raw / bar
                 "keyword_hits": [index._matchers[t].keywords[k][0] for k, _ in mine],
                 "keyword_specificity": [round(float(context.specificity[t, k, int(title)]), 2) for k, title in mine],
                 "keyword_evidence": round(float(kw[0, t]), 4),
