@@ -97,25 +97,36 @@ def demo(state: State, workspace: Path | None, week: str | None) -> None:
         config = demo_config(base_config, server.base, workspace)
         engine = store.open_engine(state.db_url or config.default_db_url)
         store.init_db(engine)
+        _stage(f"ingest: the bundled snapshot, served on {server.base}")
         with _progress() as progress:
             reports = pipeline.ingest(engine, config, progress=progress)
     _print_reports(reports)
     broken = [r for r in reports if r.status == "broken"]
     if broken:
         raise DigestError(f"demo snapshot broken for: {', '.join(f'{r.source} ({r.error})' for r in broken)}")
+    _stage(f"tag: loading {config.embed_model}, embedding every item, assigning topics")
     embedder = configured_embedder(config, base_config.workspace)
     with _progress() as progress:
         tagged = pipeline.tag_items(engine, config, embedder, progress=progress)
+    _stage("claims: extracting headline numbers")
     n_claims = pipeline.extract_claims(engine)
+    _stage("repro: running the hooks in repro/hooks.toml")
     verdicts = _run_shipped_hooks(engine, config)
+    _stage("build: the site and its search index")
     out, _ = pipeline.build_site(engine, config)
     week = week or pipeline.latest_week(engine)
+    _stage(f"newsletter: week {week}")
     eml = pipeline.build_newsletter(engine, config, week)
     counts = store.counts(engine)
     click.echo(f"Tagged {tagged['tagged']}/{tagged['items']} items, {n_claims} claims, {counts['findings']} findings.")
     click.echo(f"Reproduction hooks: {verdicts or 'none registered'}")
     click.echo(f"Site: {out / 'index.html'}")
     click.echo(f"Newsletter: {eml}")
+
+
+def _stage(text: str) -> None:
+    """One line as each stage of the demo starts, so a first run is never silent for minutes."""
+    click.echo(f"== {text}")
 
 
 def _run_shipped_hooks(engine, config) -> str:

@@ -19,7 +19,7 @@ def served_site(runner, httpserver, tmp_path, db):
         yield base
 
 
-def test_site_in_chromium_search_and_links(served_site, browser):
+def test_site_in_chromium_search_and_links(browser, served_site):  # browser first: no build when it skips
     base = served_site
     errors: list[str] = []
     page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
@@ -196,14 +195,12 @@ def test_a_second_ingest_waits_for_no_one(httpserver, tmp_path, db, runner):
     assert runner.invoke(main, ["--config", str(cfg), "ingest"]).exit_code == 0  # released: runs again
 
 
-def test_status_shows_errors_and_durations(httpserver, tmp_path, db, runner):
+def test_status_shows_errors_and_durations(httpserver, tmp_path, db, runner, fetch_clock):
     httpserver.expect_request("/feed.xml").respond_with_data(FEED)
     cfg = write_config(
         tmp_path, rss_source("good", httpserver.url_for("/feed.xml")) + rss_source("down", "http://127.0.0.1:9/x")
     )
-    started = time.monotonic()
-    runner.invoke(main, ["--config", str(cfg), "ingest"])
-    assert time.monotonic() - started < 20
+    runner.invoke(main, ["--config", str(cfg), "ingest"])  # the down host's back-off passes on the fetcher's clock
     lines = runner.invoke(main, ["--config", str(cfg), "status"]).output.splitlines()
     assert lines[0].startswith("broken") and "cannot connect" in lines[0]
     good = next(line for line in lines if " good " in line)
