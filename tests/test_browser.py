@@ -55,3 +55,63 @@ def test_site_in_chromium_search_and_links(served_site, browser):
     page.close()
     assert not errors, errors
     assert not failed, failed
+
+
+def axe_violations(page) -> list[str]:
+    """axe-core (bundled by axe-playwright-python) on the page as shown: one line per violated rule and node."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [
+        f"{v['id']} ({v['impact']}): {n['target']} {n.get('failureSummary', '')[:200]}"
+        for v in results.response["violations"]
+        for n in v["nodes"]
+    ]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_axe_finds_no_violation(served_site, browser, scheme):
+    base = served_site
+    page = browser.new_page()
+    page.emulate_media(color_scheme=scheme)
+    page.goto(f"{base}/index.html")
+    item = page.locator("article.finding h3 a").first.get_attribute("href")
+    tag = page.locator("section.taglist a.tag").first.get_attribute("href")
+    week = page.locator("ul.archive a").first.get_attribute("href")
+    found = {}
+    for path in ("index.html", item, tag, week, "search.html?q=quantization"):
+        page.goto(f"{base}/{path}")
+        if path.startswith("search"):
+            page.wait_for_selector("#search-results li a", timeout=15000)
+        found[path] = axe_violations(page)
+    page.close()
+    assert found == {path: [] for path in found}, found
+
+
+def test_search_runs_as_you_type_and_shows_each_results_facts(served_site, browser):
+    page = browser.new_page()
+    page.goto(f"{served_site}/search.html")
+    page.type("#search-q", "quantization", delay=20)  # no Enter: the debounced input handler searches
+    page.wait_for_selector("#search-status:has-text('1 result for')", timeout=15000)
+    assert "q=quantization" in page.url
+    hit = page.locator("#search-results li").first
+    meta = hit.locator("p.meta").inner_text()
+    assert "2026-11-24" in meta and "KV cache" in meta, meta  # date and topic
+    assert "80%" in hit.locator("p.headline").inner_text()
+    # Page chrome is not indexed: no indexed text holds the headings, scores or links around the findings.
+    indexed = page.evaluate(
+        """async () => {
+          const pf = await import(new URL("pagefind/pagefind.js", location.href).href);
+          const texts = [];
+          for (const q of ["cache", "decoding", "evil", "draft"]) {
+            const found = await pf.search(q);
+            for (const r of found.results) texts.push((await r.data()).content);
+          }
+          return texts;
+        }"""
+    )
+    assert len(indexed) >= 4
+    for text in indexed:
+        for chrome in ("Key points", "Headline numbers", "Topics", "JSON Feed", "Archive", "0.", "Links", "BibTeX"):
+            assert chrome not in text, (chrome, text)
+    page.close()
