@@ -84,15 +84,16 @@ def search(
         rows = s.fetch(conn, s.run(conn, q, embed=embed, model=model, cache_dir=cache))
     finally:
         conn.close()
+    if fmt == "bibtex":
+        click.echo(s.bibtex(rows))
+        return
     for row in rows:
-        del row["summary"]
+        del row["summary"], row["categories"]
     if fmt == "json":
         click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
     elif fmt == "jsonl":
         for row in rows:
             click.echo(json.dumps(row, ensure_ascii=False))
-    elif fmt == "bibtex":
-        click.echo(s.bibtex(rows))
     elif not rows:
         click.echo("No results.")
     else:

@@ -315,29 +315,28 @@ def format_claim(claim) -> str:
 
 
 def bibtex(view: ItemView, authors: list[str] | None = None) -> str:
-    """A BibTeX @misc entry for an arXiv item (braces and backslashes from feed text removed); `authors`: the
-    view's, when already parsed."""
+    """The finding's BibTeX entry (digest.bibtex: the same entry `digest search --bibtex` prints); `authors`:
+    the view's, when already parsed."""
+    from digest import bibtex as bib
+
+    return bib.entry(reference(view, authors))
+
+
+def reference(view: ItemView, authors: list[str] | None = None):
+    """A finding as digest.bibtex cites it, from the stored fields search reads too."""
+    from digest.bibtex import Reference
+
     item = view.item
-
-    def field(text: str) -> str:
-        return clean_text(re.sub(r"[{}\\]", "", text), 2000)
-
     authors = view.authors if authors is None else authors  # view.authors: parsed from JSON on each access
-    first = (authors[0].split()[-1] if authors and authors[0].split() else "anon").lower()
-    key = (
-        f"{slugify(first, 30).replace('-', '')}{item.published.year}{slugify(item.arxiv_id or '', 20).replace('-', '')}"
+    return Reference(
+        title=item.title,
+        authors=authors,
+        year=item.published.year,
+        url=item.url or "",
+        arxiv_id=item.arxiv_id,
+        categories=view.blog_tags if item.arxiv_id else (),
+        source=item.source,
     )
-    lines = [
-        f"@misc{{{key},",
-        f"  title = {{{{{field(item.title)}}}}},",
-        f"  author = {{{field(' and '.join(authors)) or 'Anonymous'}}},",
-        f"  year = {{{item.published.year}}},",
-        f"  eprint = {{{field(item.arxiv_id or '')}}},",
-        "  archivePrefix = {arXiv},",
-        f"  url = {{https://arxiv.org/abs/{field(item.arxiv_id or '')}}}",
-        "}",
-    ]
-    return "\n".join(lines)
 
 
 class _once:

@@ -381,7 +381,7 @@ def fetch(conn: Conn, ranked: list[tuple[int, float]]) -> list[dict]:
     items = {
         r[0]: r
         for r in conn.rows(
-            "SELECT id, title, url, arxiv_id, source, published, authors, kind, summary FROM item "
+            "SELECT id, title, url, arxiv_id, source, published, authors, kind, summary, blog_tags FROM item "
             f"WHERE id IN ({names})",
             params,
         )
@@ -408,7 +408,7 @@ def fetch(conn: Conn, ranked: list[tuple[int, float]]) -> list[dict]:
     for item_id, score in ranked:
         if item_id not in items:
             continue
-        _, title, url, arxiv_id, source, published, authors, kind, summary = items[item_id]
+        _, title, url, arxiv_id, source, published, authors, kind, summary, categories = items[item_id]
         out.append(
             {
                 "id": item_id,
@@ -423,6 +423,7 @@ def fetch(conn: Conn, ranked: list[tuple[int, float]]) -> list[dict]:
                 "coverage": coverage[item_id],
                 "kind": kind,
                 "summary": summary,
+                "categories": json.loads(categories or "[]"),  # for BibTeX's primaryClass, not printed
                 "score": round(score, 6),
             }
         )
@@ -439,51 +440,21 @@ def _iso(value) -> str:
 
 
 def bibtex(rows: list[dict]) -> str:
-    """@misc entries; arXiv items carry eprint, archivePrefix and primaryClass."""
-    entries = []
-    seen: set[str] = set()
-    for row in rows:
-        year = row["published"][:4]
-        authors = row["authors"]
-        surname = _ascii_word(authors[0].split()[-1]) if authors else _ascii_word(row["source"])
-        key = f"{surname.lower() or 'item'}{year}{_ascii_word(next(iter(words(row['title'])), '')).lower()}"
-        while key in seen:
-            key += "x"
-        seen.add(key)
-        fields = {
-            "title": "{" + _bib_escape(row["title"]) + "}",
-            "author": _bib_escape(" and ".join(authors)) if authors else "",
-            "year": year,
-            "url": row["url"],
-        }
-        if row["arxiv_id"]:
-            fields["eprint"] = row["arxiv_id"]
-            fields["archivePrefix"] = "arXiv"
-            category = _primary_class(row)
-            if category:
-                fields["primaryClass"] = category
-        else:
-            fields["howpublished"] = _bib_escape(row["source"])
-        body = ",\n".join(f"  {k} = {{{v}}}" for k, v in fields.items() if v)
-        entries.append(f"@misc{{{key},\n{body}\n}}")
-    return "\n\n".join(entries)
+    """@misc entries through digest.bibtex, the writer the site uses: for a paper, the entry on its page."""
+    from digest import bibtex as bib
 
-
-def _primary_class(row: dict) -> str:
-    """The arXiv category when the source is named after one (e.g. 'arxiv-cs.CL'), else cs.LG."""
-    found = re.search(r"\b([a-z\-]+\.[A-Z]{2})\b", row["source"])
-    return found.group(1) if found else "cs.LG"
-
-
-def _ascii_word(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]", "", text)
-
-
-def _bib_escape(text: str) -> str:
-    text = text.replace("\\", "\\textbackslash{}")
-    for ch in "{}&%$#_":
-        text = text.replace(ch, "\\" + ch)
-    return text.replace("~", "\\textasciitilde{}").replace("^", "\\textasciicircum{}")
+    return bib.entries(
+        bib.Reference(
+            title=row["title"],
+            authors=row["authors"],
+            year=int(row["published"][:4]),
+            url=row["url"] or "",
+            arxiv_id=row["arxiv_id"],
+            categories=row.get("categories", ()) if row["arxiv_id"] else (),
+            source=row["source"],
+        )
+        for row in rows
+    )
 
 
 # --- tags --------------------------------------------------------------------------

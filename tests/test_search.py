@@ -71,6 +71,7 @@ def entry(key, title, summary, days, arxiv_id=None, authors=("Ada Lovelace",)):
         published=NOW - timedelta(days=days),
         arxiv_id=arxiv_id,
         arxiv_version=1 if arxiv_id else None,
+        tags=["cs.CL", "cs.LG"] if arxiv_id else [],  # arXiv categories, the primary one first
     )
 
 
@@ -249,7 +250,7 @@ def test_output_formats(runner, corpus):
     assert rows[0]["tags"][0]["slug"] == "speculative-decoding" and rows[0]["claims"][0]["unit"] == "x"
     bib = runner.invoke(main, ["--config", str(cfg), "search", "speculative", "--bibtex"]).output
     assert "@misc{lovelace" in bib and "eprint = {2601.00001}" in bib and "archivePrefix = {arXiv}" in bib
-    assert "primaryClass = {" in bib and bib.count("@misc") == 2
+    assert "primaryClass = {cs.CL}" in bib and bib.count("@misc") == 2
     table = runner.invoke(main, ["--config", str(cfg), "search", "speculative"], env={"COLUMNS": "250"}).output
     assert "Speculative decoding with a tiny drafter" in table and "3.1x faster" in table
     assert "No results." in runner.invoke(main, ["--config", str(cfg), "search", "zebra"]).output
