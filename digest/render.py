@@ -1024,6 +1024,7 @@ def newsletter_message(
         "total": len(views),
         "suggestions": [_suggestion(s) for s in suggestions],
         "unsubscribe_url": "{{UNSUBSCRIBE_URL}}",
+        "subject": header_text(subject, 200),
     }
     html = env.get_template("newsletter.html").render(**ctx)
     text = env.get_template("newsletter.txt").render(**ctx)
@@ -1034,6 +1035,7 @@ def newsletter_message(
     msg["To"] = "subscribers@localhost"
     msg["Date"] = format_datetime(datetime.now(UTC))
     msg["Message-ID"] = make_msgid(idstring=f"digest-{slugify(week)}", domain=_domain(config))
+    msg["List-Id"] = list_id(config)
     _unsubscribe_headers(msg, config, "")
     msg.set_content(text.replace("{{UNSUBSCRIBE_URL}}", _unsubscribe_url(config, "")))
     msg.add_alternative(html.replace("{{UNSUBSCRIBE_URL}}", _unsubscribe_url(config, "")), subtype="html")
@@ -1058,6 +1060,13 @@ def _domain(config: Config) -> str:
     return slugify(urlsplit(config.site.base_url).hostname or "digest.local", 60).replace("-", ".") or "digest.local"
 
 
+def list_id(config: Config) -> str:
+    """RFC 2919 List-Id: the site's title as the phrase, 'newsletter.' + the site's host as the id; the same for
+    every issue, so mail clients and filters can tell the list by it."""
+    title = re.sub(r'["\\]', "", header_text(config.site.title, 100)).strip()
+    return f'"{title}" <newsletter.{_domain(config)}>' if title else f"<newsletter.{_domain(config)}>"
+
+
 def _unsubscribe_url(config: Config, token: str) -> str:
     base = config.newsletter.unsubscribe_url or config.site.base_url + "unsubscribe"
     if not token:
@@ -1080,7 +1089,7 @@ def for_recipient(issue: EmailMessage, config: Config, week: str, address: str, 
     text, html = issue._digest_parts  # type: ignore[attr-defined]
     url = _unsubscribe_url(config, token)
     msg = EmailMessage(policy=issue.policy)
-    for name in ("Subject", "From", "Date"):
+    for name in ("Subject", "From", "Date", "List-Id"):
         msg[name] = issue[name]
     msg["To"] = header_text(address, 320)
     msg["Message-ID"] = make_msgid(idstring=f"digest-{slugify(week)}-{token[:12]}", domain=_domain(config))
