@@ -74,6 +74,7 @@ def search(
         raise DigestError(f"--since {q.since} is after --until {q.until}")
     conn = s.connect(state.db_url or state.config.default_db_url)
     try:
+        s.check_tags(conn, [*q.tags, *q.any_tags])  # before any model loads
         embed, model, cache = None, "", None
         if q.semantic:
             from digest.embed import configured_embedder
@@ -109,7 +110,7 @@ def search(
 
 
 @main.command()
-@click.option("--week", help="Week to compare, e.g. 2026-W47 (default: the current week).")
+@click.option("--week", help="Week to compare, e.g. 2026-W47 (default: the latest week with tagged findings).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
 @pass_state
 def tags(state: State, week: str | None, as_json: bool) -> None:
@@ -118,15 +119,17 @@ def tags(state: State, week: str | None, as_json: bool) -> None:
 
     from digest import search as s
 
-    if week:
-        from digest.pipeline import parse_week
-
-        start = parse_week(week)[0]
-    else:
-        today = datetime.now(UTC).date()
-        start = today - timedelta(days=today.weekday())
     conn = s.connect(state.db_url or state.config.default_db_url)
     try:
+        if week:
+            from digest.pipeline import parse_week
+
+            start = parse_week(week)[0]
+        else:
+            start = s.latest_week_start(conn)
+            if start is None:  # nothing tagged yet: this week
+                today = datetime.now(UTC).date()
+                start = today - timedelta(days=today.weekday())
         rows = s.tag_trends(conn, start)
     finally:
         conn.close()
@@ -143,7 +146,8 @@ def tags(state: State, week: str | None, as_json: bool) -> None:
     from rich.table import Table
 
     arrows = {"up": "↑", "down": "↓", "flat": "→"}
-    table = Table("tag", "findings", "this week", "avg 4 weeks before", "trend", box=None)
+    iso = start.isocalendar()
+    table = Table("tag", "findings", f"{iso.year}-W{iso.week:02d}", "avg 4 weeks before", "trend", box=None)
     for r in rows:
         table.add_row(r["tag"], str(r["count"]), str(r["this_week"]), f"{r['avg_4w']:g}", arrows[r["trend"]])
     Console().print(table)

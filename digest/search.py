@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -458,6 +459,29 @@ def bibtex(rows: list[dict]) -> str:
 
 
 # --- tags --------------------------------------------------------------------------
+
+
+def check_tags(conn: Conn, slugs: Sequence[str]) -> None:
+    """An Error naming the first slug no topic has (checked before anything is ranked or a model loads)."""
+    if not slugs:
+        return
+    known = {r[0] for r in conn.rows("SELECT slug FROM topic UNION SELECT DISTINCT topic_slug FROM itemtopic")}
+    for slug in slugs:
+        if slug not in known:
+            listed = ", ".join(sorted(known)[:12]) + (", ..." if len(known) > 12 else "") if known else "none yet"
+            raise DigestError(f"unknown tag {slug!r} (known: {listed}; `digest tags` lists them)")
+
+
+def latest_week_start(conn: Conn) -> date | None:
+    """Monday of the ISO week of the newest tagged finding; None when nothing is tagged."""
+    row = conn.rows(
+        "SELECT MAX(i.published) FROM itemtopic t JOIN item i ON i.id = t.item_id WHERE i.covers_item_id IS NULL"
+    )
+    newest = row[0][0] if row else None
+    if newest is None:
+        return None
+    day = (datetime.fromisoformat(newest) if isinstance(newest, str) else newest).date()
+    return day - timedelta(days=day.weekday())
 
 
 def tag_trends(conn: Conn, week_start: date) -> list[dict]:

@@ -176,7 +176,7 @@ def test_filters(runner, corpus):
     assert keys(search(runner, cfg, "--limit", "1"), ids) == ["a"]
     # A large limit makes the rarest tag's item list lead instead of a newest-first scan: same answers.
     assert keys(search(runner, cfg, "--tag", "kv-cache", "--limit", "5000"), ids) == ["b", "c"]
-    assert keys(search(runner, cfg, "--tag", "kv-cache", "--tag", "nope", "--limit", "5000"), ids) == []
+    assert keys(search(runner, cfg, "--tag", "kv-cache", "--tag", "interpretability", "--limit", "5000"), ids) == []
     bad = search(runner, cfg, "--since", "2026-02-01", "--until", "2026-01-01", ok=False)
     assert bad.exit_code == 1 and "--since 2026-02-01 is after --until 2026-01-01" in bad.output
 
@@ -186,7 +186,7 @@ def test_filters(runner, corpus):
     [
         ["--tag", "kv-cache"],
         ["--tag", "kv-cache", "--tag", "speculative-decoding"],
-        ["--tag", "nope"],
+        ["--tag", "interpretability", "--tag", "kv-cache"],  # none has both
         ["--source", "blog"],
         ["--has-claims", "--any-tag", "kv-cache"],
     ],
