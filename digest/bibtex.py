@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from digest.normalize import clean_text
 
 FIELD_MAX = 2000
-# Standard arXiv identifiers: 2602.06036 (since 2007) and hep-th/9901001 or math.AG/0601001 (before).
-ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}|[a-z]+(?:-[a-z]+)*(?:\.[A-Z]{2})?/\d{7}")
-# arXiv category terms: cs.LG, stat.ML, hep-th, math-ph, q-bio.NC, astro-ph.CO.
-CATEGORY = re.compile(r"[a-z]+(?:-[a-z]+)*(?:\.[A-Za-z]{2})?")
+# Standard arXiv identifiers: 2602.06036 (since 2007) and hep-th/9901001, math.AG/0601001 (before).
+ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}|[a-z]+(?:-[a-z]+)*(?:\.[A-Za-z]+(?:-[a-z]+)*)?/\d{7}")
+# arXiv category terms: cs.LG, stat.ML, hep-th, math-ph, q-bio.NC, astro-ph.CO, cond-mat.stat-mech.
+CATEGORY = re.compile(r"[a-z]+(?:-[a-z]+)*(?:\.[A-Za-z]+(?:-[a-z]+)*)?")
 DOI = re.compile(r"10\.\d{4,9}/[\x21-\x7e]+")
 _TEXT_SPECIAL = re.compile(r"[\\{}$&%#_~^]")
 _TEXT_REPLACEMENT = {

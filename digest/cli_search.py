@@ -89,7 +89,7 @@ def search(
         click.echo(s.bibtex(rows))
         return
     for row in rows:
-        del row["summary"], row["categories"]
+        del row["summary"], row["categories"], row["doi"]
     if fmt == "json":
         click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
     elif fmt == "jsonl":

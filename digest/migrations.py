@@ -139,6 +139,12 @@ def m008_no_rev_bump_per_inserted_item(conn, dialect: str) -> None:
         _exec(conn, "DROP TRIGGER IF EXISTS item_rev_insert")
 
 
+@migration
+def m009_validators_item_doi(conn, dialect: str) -> None:
+    """item.doi: a paper's DOI from the arXiv API, cited in its BibTeX entry."""
+    _add_columns(conn, {"item": ["doi"]})
+
+
 LATEST = len(MIGRATIONS)
 
 

@@ -44,6 +44,7 @@ class Entry:
     tags: list[str] = field(default_factory=list)
     linked_arxiv_ids: list[str] = field(default_factory=list)
     code_urls: list[str] = field(default_factory=list)
+    doi: str = ""  # arXiv's <arxiv:doi>: the DOI of the published version
 
     @property
     def content_hash(self) -> str:
@@ -359,7 +360,7 @@ _ARXIV_FLAT_XSLT = f"""<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.or
  select="normalize-space(a:summary)"/>{_FIELD}<xsl:value-of select="x:comment"/>{_FIELD}<xsl:for-each
  select="a:author"><xsl:value-of select="normalize-space(a:name)"/>{_ITEM}</xsl:for-each>{_FIELD}<xsl:for-each
  select="a:category[@term != '']"><xsl:value-of select="@term"/>{_ITEM}</xsl:for-each>{_FIELD}<xsl:value-of
- select="x:primary_category/@term"/>{_RECORD}</xsl:for-each>
+ select="x:primary_category/@term"/>{_FIELD}<xsl:value-of select="normalize-space(x:doi)"/>{_RECORD}</xsl:for-each>
  </xsl:template></xsl:stylesheet>"""
 _PRIVATE_USE_PREFIX = b"\xee\x80"  # UTF-8 of U+E000..U+E03F, the separators among them
 _xslt_cache = threading.local()  # an lxml XSLT object belongs to the thread that made it
@@ -387,7 +388,7 @@ def _arxiv_entries_flat(root, body: bytes) -> tuple[list[Entry], int] | None:
     skipped = 0
     for record in flat.split(_RECORD)[:-1]:
         try:
-            entry_id, published_text, updated_text, title, summary, comment, names, terms, primary = record.split(
+            entry_id, published_text, updated_text, title, summary, comment, names, terms, primary, doi = record.split(
                 _FIELD
             )
         except ValueError:
@@ -419,6 +420,7 @@ def _arxiv_entries_flat(root, body: bytes) -> tuple[list[Entry], int] | None:
                 arxiv_version=version or 1,
                 tags=primary_first(terms.split(_ITEM)[:-1], primary),
                 code_urls=code_urls_in(summary, comment),
+                doi=clean_text(doi, 300),
             )
         )
     return entries, skipped
@@ -474,6 +476,7 @@ def _arxiv_entry(node) -> Entry | None:
         arxiv_id=arxiv_id,
         arxiv_version=version or 1,
         tags=primary_first(categories, primary),
+        doi=clean_text(fields.get("doi", ""), 300),
         code_urls=code_urls_in(summary, fields.get("comment", "")),
     )
 

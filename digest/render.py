@@ -335,6 +335,7 @@ def reference(view: ItemView, authors: list[str] | None = None):
         url=item.url or "",
         arxiv_id=item.arxiv_id,
         categories=view.blog_tags if item.arxiv_id else (),
+        doi=getattr(item, "doi", None),
         source=item.source,
     )
 

@@ -382,7 +382,7 @@ def fetch(conn: Conn, ranked: list[tuple[int, float]]) -> list[dict]:
     items = {
         r[0]: r
         for r in conn.rows(
-            "SELECT id, title, url, arxiv_id, source, published, authors, kind, summary, blog_tags FROM item "
+            "SELECT id, title, url, arxiv_id, source, published, authors, kind, summary, blog_tags, doi FROM item "
             f"WHERE id IN ({names})",
             params,
         )
@@ -409,7 +409,7 @@ def fetch(conn: Conn, ranked: list[tuple[int, float]]) -> list[dict]:
     for item_id, score in ranked:
         if item_id not in items:
             continue
-        _, title, url, arxiv_id, source, published, authors, kind, summary, categories = items[item_id]
+        _, title, url, arxiv_id, source, published, authors, kind, summary, categories, doi = items[item_id]
         out.append(
             {
                 "id": item_id,
@@ -425,6 +425,7 @@ def fetch(conn: Conn, ranked: list[tuple[int, float]]) -> list[dict]:
                 "kind": kind,
                 "summary": summary,
                 "categories": json.loads(categories or "[]"),  # for BibTeX's primaryClass, not printed
+                "doi": doi,  # for BibTeX, not printed
                 "score": round(score, 6),
             }
         )
@@ -452,6 +453,7 @@ def bibtex(rows: list[dict]) -> str:
             url=row["url"] or "",
             arxiv_id=row["arxiv_id"],
             categories=row.get("categories", ()) if row["arxiv_id"] else (),
+            doi=row.get("doi"),
             source=row["source"],
         )
         for row in rows

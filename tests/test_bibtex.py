@@ -4,6 +4,7 @@ bibtexparser: hostile titles, URLs and arXiv ids cannot break or inject entries;
 from __future__ import annotations
 
 import html
+import json
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import replace
@@ -17,8 +18,9 @@ from digest.cli import main
 from digest.demo import SNAPSHOT
 from digest.normalize import clean_text
 from digest.parse import parse_arxiv_page
-from tests.conftest import write_config
+from tests.conftest import ROOT, write_config
 
+DATA = ROOT / "tests" / "data" / "real"
 ATOM, ARXIV = "{http://www.w3.org/2005/Atom}", "{http://arxiv.org/schemas/atom}"
 PAPER = bibtex.Reference(
     title="Scaling laws for $100 & 50% of #GPUs_in {braces} ~ ^ back\\slash",
@@ -169,3 +171,31 @@ def test_the_primary_category_is_stored_first(fixture_bytes, reference):
     body = body.replace(b"</summary>", reference.encode() + b"</summary>", 1)
     first = parse_arxiv_page(body).entries[0]
     assert first.tags == ["cs.CL", "stat.ML"]  # arxiv:primary_category says cs.CL, listed second
+
+
+def test_doi_and_category_from_a_real_arxiv_response_reach_the_entry(runner, db, tmp_path):
+    """A real arXiv API response (tests/data/real/PROVENANCE) with <arxiv:doi>: parsed on both parser paths,
+    stored, and cited by search --bibtex with its DOI and primary category."""
+    body = (DATA / "arxiv-api-doi.xml").read_bytes()
+    for variant in (body, body.replace(b"test1", b"test&#49;")):  # flat XSLT path, then per-element path
+        entries = parse_arxiv_page(variant).entries
+        assert [(e.arxiv_id, e.doi, e.tags) for e in entries] == [
+            ("1510.05980", "10.1088/1742-6596/718/3/032006", ["astro-ph.CO", "hep-ph"]),
+            ("1602.05902", "10.1088/1742-6596/718/3/032006", ["astro-ph.CO"]),
+        ]
+    engine = store.open_engine(db.url)
+    store.init_db(engine)
+    store.save_entries(engine, "arxiv-physics", parse_arxiv_page(body).entries)
+    engine.dispose()
+    cfg = write_config(tmp_path, "")
+    out = runner.invoke(main, ["--config", str(cfg), "search", "--bibtex"]).output
+    got = {e.key: fields(e) for e in parsed(out)}
+    assert set(got) == {"gariazzo2015151005980", "gariazzo2016160205902"}
+    first = got["gariazzo2015151005980"]
+    assert (first["doi"], first["primaryClass"], first["eprint"]) == (
+        "10.1088/1742-6596/718/3/032006",
+        "astro-ph.CO",
+        "1510.05980",
+    )
+    rows = runner.invoke(main, ["--config", str(cfg), "search", "--json"]).output
+    assert "doi" not in json.loads(rows)[0]  # the JSON output keeps its fields
