@@ -140,7 +140,17 @@ def m008_no_rev_bump_per_inserted_item(conn, dialect: str) -> None:
 
 
 @migration
-def m009_validators_item_doi(conn, dialect: str) -> None:
+def m009_library_entries(conn, dialect: str) -> None:
+    """The reader's library (issue #16): a table of its own, so the search fast path upgrades old databases."""
+    from sqlmodel import SQLModel
+
+    import digest.models  # noqa: F401  (registers the tables)
+
+    SQLModel.metadata.tables["libraryentry"].create(conn, checkfirst=True)
+
+
+@migration
+def m010_validators_item_doi(conn, dialect: str) -> None:
     """item.doi: a paper's DOI from the arXiv API, cited in its BibTeX entry."""
     _add_columns(conn, {"item": ["doi"]})
 

@@ -20,7 +20,7 @@ from digest.normalize import clean_text
 from digest.parse import parse_arxiv_page
 from tests.conftest import ROOT, write_config
 
-DATA = ROOT / "tests" / "data" / "real"
+DATA = ROOT / "tests" / "data" / "real" / "arxiv"
 ATOM, ARXIV = "{http://www.w3.org/2005/Atom}", "{http://arxiv.org/schemas/atom}"
 PAPER = bibtex.Reference(
     title="Scaling laws for $100 & 50% of #GPUs_in {braces} ~ ^ back\\slash",
@@ -174,7 +174,7 @@ def test_the_primary_category_is_stored_first(fixture_bytes, reference):
 
 
 def test_doi_and_category_from_a_real_arxiv_response_reach_the_entry(runner, db, tmp_path):
-    """A real arXiv API response (tests/data/real/PROVENANCE) with <arxiv:doi>: parsed on both parser paths,
+    """A real arXiv API response (tests/data/real/arxiv/PROVENANCE) with <arxiv:doi>: parsed on both parser paths,
     stored, and cited by search --bibtex with its DOI and primary category."""
     body = (DATA / "arxiv-api-doi.xml").read_bytes()
     for variant in (body, body.replace(b"test1", b"test&#49;")):  # flat XSLT path, then per-element path
