@@ -85,14 +85,14 @@ def search(
             def embed(text: str):
                 return query_vector(config, text, note=lambda msg: click.echo(f"note: {msg}", err=True))
 
-        rows = s.fetch(conn, s.run(conn, q, embed=embed, model=model, cache_dir=cache))
+        rows = s.fetch(conn, s.run(conn, q, embed=embed, model=model, cache_dir=cache), for_bibtex=fmt == "bibtex")
     finally:
         conn.close()
     if fmt == "bibtex":
         click.echo(s.bibtex(rows))
         return
     for row in rows:
-        del row["summary"], row["categories"], row["doi"]
+        del row["summary"]
     if fmt == "json":
         click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
     elif fmt == "jsonl":

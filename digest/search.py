@@ -373,8 +373,9 @@ def run(conn: Conn, q: Query, embed=None, model: str = "", cache_dir: Path | Non
 # --- rows for output -------------------------------------------------------------
 
 
-def fetch(conn: Conn, ranked: list[tuple[int, float]]) -> list[dict]:
-    """Output rows (the export shape plus score and kind/summary for BibTeX), in ranking order."""
+def fetch(conn: Conn, ranked: list[tuple[int, float]], *, for_bibtex: bool = False) -> list[dict]:
+    """Output rows (the export shape plus score and kind/summary), in ranking order; `for_bibtex`: with the
+    arXiv categories and DOI too, which only BibTeX shows."""
     if not ranked:
         return []
     params: dict = {}
@@ -424,11 +425,11 @@ def fetch(conn: Conn, ranked: list[tuple[int, float]]) -> list[dict]:
                 "coverage": coverage[item_id],
                 "kind": kind,
                 "summary": summary,
-                "categories": json.loads(categories or "[]"),  # for BibTeX's primaryClass, not printed
-                "doi": doi,  # for BibTeX, not printed
                 "score": round(score, 6),
             }
         )
+        if for_bibtex:
+            out[-1].update(categories=json.loads(categories or "[]"), doi=doi)
     return out
 
 
