@@ -75,6 +75,7 @@ def search(
     conn = s.connect(state.db_url or state.config.default_db_url)
     try:
         s.check_tags(conn, [*q.tags, *q.any_tags])  # before any model loads
+        s.check_sources(conn, q.sources)
         embed, model, cache = None, "", None
         if q.semantic:
             from digest.embed import model_name, query_vector

@@ -466,13 +466,23 @@ def bibtex(rows: list[dict]) -> str:
 
 def check_tags(conn: Conn, slugs: Sequence[str]) -> None:
     """An Error naming the first slug no topic has (checked before anything is ranked or a model loads)."""
-    if not slugs:
-        return
-    known = {r[0] for r in conn.rows("SELECT slug FROM topic UNION SELECT DISTINCT topic_slug FROM itemtopic")}
-    for slug in slugs:
-        if slug not in known:
+    if slugs:
+        known = {r[0] for r in conn.rows("SELECT slug FROM topic UNION SELECT DISTINCT topic_slug FROM itemtopic")}
+        _check_known("tag", slugs, known, "`digest tags` lists them")
+
+
+def check_sources(conn: Conn, names: Sequence[str]) -> None:
+    """An Error naming the first source that is neither registered nor the source of any stored item."""
+    if names:
+        known = {r[0] for r in conn.rows("SELECT name FROM source UNION SELECT DISTINCT source FROM item")}
+        _check_known("source", names, known, "`digest status` lists them")
+
+
+def _check_known(what: str, given: Sequence[str], known: set[str], hint: str) -> None:
+    for name in given:
+        if name not in known:
             listed = ", ".join(sorted(known)[:12]) + (", ..." if len(known) > 12 else "") if known else "none yet"
-            raise DigestError(f"unknown tag {slug!r} (known: {listed}; `digest tags` lists them)")
+            raise DigestError(f"unknown {what} {name!r} (known: {listed}; {hint})")
 
 
 def latest_week_start(conn: Conn) -> date | None:

@@ -127,6 +127,8 @@ def test_unknown_tag_or_item_is_named_before_any_model_loads(runner, tmp_path, d
         assert result.exit_code == 1, result.output
         assert result.output.startswith("Error: unknown tag ") and "(known: kv-cache;" in result.output
         assert "No results" not in result.output
+    result = runner.invoke(main, ["--config", str(cfg), "search", "--semantic", "x", "--source", "blgo"])
+    assert result.exit_code == 1 and result.output.startswith("Error: unknown source 'blgo' (known: blog;")
     result = runner.invoke(main, ["--config", str(cfg), "tag", "--explain", "2602.99999"])
     assert result.exit_code == 1
     assert result.output.strip().startswith("Error: item '2602.99999' not found"), result.output
