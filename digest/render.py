@@ -1063,8 +1063,12 @@ def _domain(config: Config) -> str:
 
 def list_id(config: Config) -> str:
     """RFC 2919 List-Id: the site's title as the phrase, 'newsletter.' + the site's host as the id; the same for
-    every issue, so mail clients and filters can tell the list by it."""
-    title = re.sub(r'["\\]', "", header_text(config.site.title, 100)).strip()
+    every issue, so mail clients and filters can tell the list by it. The phrase is a quoted string in ASCII
+    (an encoded word may not stand inside quotes, RFC 2047 5): accents and other characters are dropped."""
+    import unicodedata
+
+    ascii_title = unicodedata.normalize("NFKD", header_text(config.site.title, 100)).encode("ascii", "ignore").decode()
+    title = " ".join(re.sub(r'["\\]', "", ascii_title).split())
     return f'"{title}" <newsletter.{_domain(config)}>' if title else f"<newsletter.{_domain(config)}>"
 
 

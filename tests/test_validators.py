@@ -120,3 +120,17 @@ def test_tags_index_is_sorted_by_name_not_slug():
     views = [view(1, tags=(("a-zeta", 0.9), ("z-alpha", 0.8), ("m-beta", 0.7)))]
     page = pages_of(views, topics=topics)["tags/index.html"].decode()
     assert page.index("alpha tricks") < page.index("Beta") < page.index("Zeta models")
+
+
+def test_list_id_is_ascii_and_names_the_site():
+    from pathlib import Path
+
+    from digest.config import Config, FetchConfig, NewsletterConfig, SiteConfig
+
+    def config(title: str) -> Config:
+        site = SiteConfig(title=title, base_url="https://digest.example.org/")
+        return Config(Path("x.toml"), site, FetchConfig(), NewsletterConfig(), Path("t"), Path("w"), "", ())
+
+    assert render.list_id(config("Digest · ML findings")) == '"Digest ML findings" <newsletter.digest.example.org>'
+    assert render.list_id(config('Café "Lab" \\ notes')) == '"Cafe Lab notes" <newsletter.digest.example.org>'
+    assert render.list_id(config("日本")) == "<newsletter.digest.example.org>"
