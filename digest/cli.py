@@ -63,6 +63,9 @@ pass_state = click.make_pass_decorator(State)
 def main(ctx: click.Context, config_path: str | None, db_url: str | None, verbose: bool) -> None:
     """Digest: arXiv papers and ML blog posts in; findings site, weekly newsletter and tag search out."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if config_path and not ctx.resilient_parsing and not Path(config_path).exists():
+        # checked here, not when a command first reads the config: with DIGEST_DB set, some never do
+        raise DigestError(f"{config_path}: config file not found")
     ctx.obj = State(config_path, db_url)
 
 

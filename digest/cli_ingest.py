@@ -60,10 +60,13 @@ def status(state: State) -> None:
         click.echo("No ingest has run yet.")
         return
     runs.sort(key=lambda r: (ATTENTION.index(r.status) if r.status in ATTENTION else len(ATTENTION), r.source))
+    click.echo(
+        f"{'STATUS':12} {'SOURCE':28} {'LAST RUN (UTC)':16} {'NEW':>5} {'UPDATED':>7} {'SAME':>6} {'TIME':>7}  ERROR"
+    )
     for r in runs:
         line = (
             f"{r.status:12} {r.source:28} {r.started_at:%Y-%m-%d %H:%M} "
-            f"new={r.new} updated={r.updated} unchanged={r.unchanged} {r.duration_s:.2f}s"
+            f"{r.new:>5} {r.updated:>7} {r.unchanged:>6} {r.duration_s:>6.2f}s"
         )
         click.echo(line + (f"  {r.error}" if r.error else ""))
     bad = [f"{r.source} ({r.status})" for r in runs if r.status in ("broken", "disabled")]

@@ -24,6 +24,12 @@ class SiteConfig:
     base_url: str = "http://localhost:8000/"
     out_dir: Path = Path("workspace/site")
     timezone: str = "UTC"
+    author: str = ""  # the feeds' own <author> (RFC 4287: entries without one inherit it); default: the title
+    description: str = ""  # every page's <meta name="description"> unless the page has its own
+
+    @property
+    def feed_author(self) -> str:
+        return self.author.strip() or self.title
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,8 @@ def parse_config(raw: dict, path: Path) -> Config:
         if "out_dir" not in site_raw
         else base / _typed(site_raw, "out_dir", str, path, "[site]", ""),
         timezone=_typed(site_raw, "timezone", str, path, "[site]", "UTC"),
+        author=_typed(site_raw, "author", str, path, "[site]", ""),
+        description=_typed(site_raw, "description", str, path, "[site]", ""),
     )
     fetch = FetchConfig(
         **{

@@ -47,6 +47,7 @@ class Entry:
     tags: list[str] = field(default_factory=list)
     linked_arxiv_ids: list[str] = field(default_factory=list)
     code_urls: list[str] = field(default_factory=list)
+    doi: str = ""  # arXiv's <arxiv:doi>: the DOI of the published version
 
     @property
     def content_hash(self) -> str:
@@ -625,7 +626,8 @@ _ARXIV_FLAT_XSLT = f"""<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.or
  select="normalize-space(a:updated)"/>{_FIELD}<xsl:value-of select="normalize-space(a:title)"/>{_FIELD}<xsl:value-of
  select="normalize-space(a:summary)"/>{_FIELD}<xsl:value-of select="x:comment"/>{_FIELD}<xsl:for-each
  select="a:author"><xsl:value-of select="normalize-space(a:name)"/>{_ITEM}</xsl:for-each>{_FIELD}<xsl:for-each
- select="a:category[@term != '']"><xsl:value-of select="@term"/>{_ITEM}</xsl:for-each>{_RECORD}</xsl:for-each>
+ select="a:category[@term != '']"><xsl:value-of select="@term"/>{_ITEM}</xsl:for-each>{_FIELD}<xsl:value-of
+ select="x:primary_category/@term"/>{_FIELD}<xsl:value-of select="normalize-space(x:doi)"/>{_RECORD}</xsl:for-each>
  </xsl:template></xsl:stylesheet>"""
 _PRIVATE_USE_PREFIX = b"\xee\x80"  # UTF-8 of U+E000..U+E03F, the separators among them
 _xslt_cache = threading.local()  # an lxml XSLT object belongs to the thread that made it
@@ -653,7 +655,9 @@ def _arxiv_entries_flat(root, body: bytes) -> tuple[list[Entry], int] | None:
     skipped = 0
     for record in flat.split(_RECORD)[:-1]:
         try:
-            entry_id, published_text, updated_text, title, summary, comment, names, terms = record.split(_FIELD)
+            entry_id, published_text, updated_text, title, summary, comment, names, terms, primary, doi = record.split(
+                _FIELD
+            )
         except ValueError:
             return None
         published = _iso_dt(published_text)
@@ -681,11 +685,21 @@ def _arxiv_entries_flat(root, body: bytes) -> tuple[list[Entry], int] | None:
                 updated=_iso_dt(updated_text) or published,
                 arxiv_id=arxiv_id,
                 arxiv_version=version or 1,
-                tags=terms.split(_ITEM)[:-1],
+                tags=primary_first(terms.split(_ITEM)[:-1], primary),
                 code_urls=code_urls_in(summary, comment),
+                doi=clean_text(doi, 300),
             )
         )
     return entries, skipped
+
+
+def primary_first(categories: list[str], primary: str) -> list[str]:
+    """arXiv's categories with the primary one (arxiv:primary_category) first: stored so, it is the paper's
+    primaryClass in BibTeX."""
+    primary = primary.strip()
+    if not primary:
+        return categories
+    return [primary, *(c for c in categories if c != primary)]
 
 
 def _arxiv_entry(node) -> Entry | None:
@@ -696,6 +710,7 @@ def _arxiv_entry(node) -> Entry | None:
     fields: dict[str, str] = {}
     authors: list[str] = []
     categories: list[str] = []
+    primary = ""
     for child in node.iterchildren(Element):  # elements only: no comments or processing instructions
         name = child.tag.rpartition("}")[2]
         if name == "author":  # lxml's findtext() goes through Python ElementPath: 2x slower
@@ -705,7 +720,9 @@ def _arxiv_entry(node) -> Entry | None:
             term = child.get("term")
             if term:
                 categories.append(term)
-        elif name not in ("link", "primary_category"):
+        elif name == "primary_category":
+            primary = child.get("term") or ""
+        elif name != "link":
             fields[name] = child.text or ""
     entry_id = fields.get("id", "").strip()
     published = _iso_dt(fields.get("published"))
@@ -725,7 +742,8 @@ def _arxiv_entry(node) -> Entry | None:
         updated=_iso_dt(fields.get("updated")) or published,
         arxiv_id=arxiv_id,
         arxiv_version=version or 1,
-        tags=categories,
+        tags=primary_first(categories, primary),
+        doi=clean_text(fields.get("doi", ""), 300),
         code_urls=code_urls_in(summary, fields.get("comment", "")),
     )
 

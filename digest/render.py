@@ -128,13 +128,13 @@ def finding_card(f: Finding, root: str) -> Markup:
     return Markup("".join(out))
 
 
-ITEM_SLOT = re.compile("\x00(title|head|main)\x00")
+ITEM_SLOT = re.compile("\x00(title|description|head|main)\x00")
 
 
 def item_shell(env: Environment, common: dict) -> list[str]:
     """templates/item.html (the page chrome of base.html) rendered once with markers where an item's title, head
     and article go, split there: even entries are constant text, odd ones the slot names."""
-    marks = {name: Markup(f"\x00{name}\x00") for name in ("title", "head", "main")}
+    marks = {name: Markup(f"\x00{name}\x00") for name in ("title", "description", "head", "main")}
     return ITEM_SLOT.split(env.get_template("item.html").render(root="../", **common, **marks))
 
 
@@ -165,16 +165,16 @@ def item_slots(f: Finding, base: str, root: str = "../") -> dict[str, str]:
         meta.append(f" · arXiv:{item.arxiv_id}" + (f"v{item.arxiv_version}" if item.arxiv_version else ""))
     out = [
         f'<article class="item" data-pagefind-body>\n<h1>{title}</h1>\n<p class="meta" data-pagefind-ignore>'
-        f'{e("".join(meta))}</p>\n<p class="one-line">{e(f.one_line)}</p>\n'
+        f'{e("".join(meta))}</p>\n{search_meta(f)}<p class="one-line">{e(f.one_line)}</p>\n'
     ]
     if f.points:
-        out.append('<h2>Key points</h2>\n<ul class="points">')
+        out.append('<h2 data-pagefind-ignore>Key points</h2>\n<ul class="points">')
         out += [f"<li>{e(p)}</li>" for p in f.points]
         out.append("</ul>")
     out.append("\n")
     if view.claims:
         verdicts = view.verdicts
-        out.append('<h2>Headline numbers</h2>\n<ul class="claims">')
+        out.append('<h2 data-pagefind-ignore>Headline numbers</h2>\n<ul class="claims">')
         for c in view.claims:
             cid, verdict = c.id, verdicts.get(c.id)
             more = (f" · {c.subject}" if c.subject else "") + (f" · {c.context}" if c.context else "")
@@ -187,7 +187,7 @@ def item_slots(f: Finding, base: str, root: str = "../") -> dict[str, str]:
     out.append("\n")
     if f.tag_links:
         root = e(root)
-        out.append('<h2>Topics</h2>\n<p class="tags">')
+        out.append('<h2 data-pagefind-ignore>Topics</h2>\n<p class="tags" data-pagefind-ignore>')
         out += [
             f'<a class="tag" href="{root}{href}">{_esc_label(name)} <span class="count">{score:.2f}</span></a> '
             for href, name, score in f.tag_links
@@ -196,7 +196,7 @@ def item_slots(f: Finding, base: str, root: str = "../") -> dict[str, str]:
     out.append("\n")
     if not item.arxiv_id and f.blog_tags:
         out.append(f'<p class="blog-tags">Source tags: {e(" · ".join(map(str, f.blog_tags)))}</p>')
-    out.append('\n<h2>Links</h2>\n<ul class="links" data-pagefind-ignore>\n')
+    out.append('\n<h2 data-pagefind-ignore>Links</h2>\n<ul class="links" data-pagefind-ignore>\n')
     if url:
         label = "arXiv abstract" if item.arxiv_id else "Original post"
         out.append(f'<li><a href="{url}" rel="noopener noreferrer">{label}</a></li>')
@@ -205,13 +205,13 @@ def item_slots(f: Finding, base: str, root: str = "../") -> dict[str, str]:
         out.append(f'<li><a href="{pdf_url}" rel="noopener noreferrer">PDF</a></li>')
     out.append("\n</ul>\n")
     if f.code_urls:
-        out.append('<h2>Code</h2>\n<ul class="links code" data-pagefind-ignore>')
+        out.append('<h2 data-pagefind-ignore>Code</h2>\n<ul class="links code" data-pagefind-ignore>')
         shown = [e(u) for u in f.code_urls if external_url(u)]
         out += [f'<li><a href="{u}" rel="noopener noreferrer">Code: {u}</a></li>' for u in shown]
         out.append("</ul>")
     out.append("\n")
     if view.coverage:
-        out.append('<h2>Blog coverage</h2>\n<ul class="links coverage" data-pagefind-ignore>')
+        out.append('<h2 data-pagefind-ignore>Blog coverage</h2>\n<ul class="links coverage" data-pagefind-ignore>')
         for post in view.coverage:
             href, text = external_url(post.url), f"Coverage: {e(post.title)}"
             link = f'<a href="{e(href)}" rel="noopener noreferrer">{text}</a>' if href else text
@@ -227,7 +227,20 @@ def item_slots(f: Finding, base: str, root: str = "../") -> dict[str, str]:
     if item.summary:
         out.append(f"<details data-pagefind-ignore><summary>Full abstract</summary><p>{e(item.summary)}</p></details>")
     out.append("\n</article>")
-    return {"title": title, "head": "".join(head), "main": "".join(out)}
+    return {"title": title, "description": e(f.one_line or item.title), "head": "".join(head), "main": "".join(out)}
+
+
+def search_meta(f: Finding) -> str:
+    """What a search result shows besides title and excerpt (date, authors, topics, headline), as Pagefind
+    metadata: hidden, and ignored for the index (Pagefind still reads data-pagefind-meta inside it)."""
+    meta = {
+        "date": f.date,
+        "authors": ", ".join(map(str, f.authors[:6])) + (" et al." if len(f.authors) > 6 else ""),
+        "topics": ", ".join(name for _, name, _ in f.tag_links[:4]),
+        "headline": f"{format_claim(f.headline)} {f.headline.kind}" if f.headline else "",
+    }
+    spans = "".join(f'<span data-pagefind-meta="{k}">{_esc(v)}</span>' for k, v in meta.items() if v)
+    return f'<div hidden data-pagefind-ignore="index">{spans}</div>\n'
 
 
 @lru_cache(maxsize=4096)
@@ -302,29 +315,29 @@ def format_claim(claim) -> str:
 
 
 def bibtex(view: ItemView, authors: list[str] | None = None) -> str:
-    """A BibTeX @misc entry for an arXiv item (braces and backslashes from feed text removed); `authors`: the
-    view's, when already parsed."""
+    """The finding's BibTeX entry (digest.bibtex: the same entry `digest search --bibtex` prints); `authors`:
+    the view's, when already parsed."""
+    from digest import bibtex as bib
+
+    return bib.entry(reference(view, authors))
+
+
+def reference(view: ItemView, authors: list[str] | None = None):
+    """A finding as digest.bibtex cites it, from the stored fields search reads too."""
+    from digest.bibtex import Reference
+
     item = view.item
-
-    def field(text: str) -> str:
-        return clean_text(re.sub(r"[{}\\]", "", text), 2000)
-
     authors = view.authors if authors is None else authors  # view.authors: parsed from JSON on each access
-    first = (authors[0].split()[-1] if authors and authors[0].split() else "anon").lower()
-    key = (
-        f"{slugify(first, 30).replace('-', '')}{item.published.year}{slugify(item.arxiv_id or '', 20).replace('-', '')}"
+    return Reference(
+        title=item.title,
+        authors=authors,
+        year=item.published.year,
+        url=item.url or "",
+        arxiv_id=item.arxiv_id,
+        categories=view.blog_tags if item.arxiv_id else (),
+        doi=getattr(item, "doi", None),
+        source=item.source,
     )
-    lines = [
-        f"@misc{{{key},",
-        f"  title = {{{{{field(item.title)}}}}},",
-        f"  author = {{{field(' and '.join(authors)) or 'Anonymous'}}},",
-        f"  year = {{{item.published.year}}},",
-        f"  eprint = {{{field(item.arxiv_id or '')}}},",
-        "  archivePrefix = {arXiv},",
-        f"  url = {{https://arxiv.org/abs/{field(item.arxiv_id or '')}}}",
-        "}",
-    ]
-    return "\n".join(lines)
 
 
 class _once:
@@ -503,7 +516,15 @@ def signature_key(salt: str, parts) -> str:
 
 def site_salt(site: SiteConfig, topics: list[Topic]) -> str:
     """What every page depends on: renderer code, templates, site settings and the taxonomy's names."""
-    return _key(code_digest(), site.title, site.base_url, site.timezone, [(t.slug, t.name) for t in topics])
+    return _key(
+        code_digest(),
+        site.title,
+        site.base_url,
+        site.timezone,
+        site.author,
+        site.description,
+        [(t.slug, t.name) for t in topics],
+    )
 
 
 def signatures_of(views: list[ItemView]) -> SiteSignatures:
@@ -749,19 +770,25 @@ def plan(
             entries=ids(latest),
         )
     claim_parts = []
-    for week in weeks:
+    for n, week in enumerate(weeks):  # newest first: the next week is the one before in the list
         xs = by_week[week]
         wkey = _key(*[x.key for x in xs])
+        around = {"previous": weeks[n + 1] if n + 1 < len(weeks) else "", "next": weeks[n - 1] if n else ""}
         pages[week_path(week)] = Page(
-            _key(salt, "week", week, wkey),
-            html(week_path(week), "week.html", lambda week=week, xs=xs: {"week": week, "findings": xs}),
+            _key(salt, "week", week, wkey, around),
+            html(week_path(week), "week.html", lambda week=week, xs=xs, a=around: {"week": week, "findings": xs, **a}),
             cards=ids(xs),
         )
         claim_parts.append(claims_week_path(week))
         pages[claim_parts[-1]] = Page(
             _key(salt, "claims", week, wkey), lambda xs=xs: claims_json(members(xs), base), ids(xs)
         )
-    tags_rows = [(t.slug, t.name, tag_counts.get(t.slug, 0)) for t in topics]
+    week_rows = [(w, len(by_week[w])) for w in weeks]
+    pages["weeks/index.html"] = Page(
+        _key(salt, "weeks", week_rows), html("weeks/index.html", "weeks_index.html", lambda: {"weeks": week_rows})
+    )
+    by_name = sorted(topics, key=lambda t: (t.name.casefold(), t.slug))
+    tags_rows = [(t.slug, t.name, tag_counts.get(t.slug, 0)) for t in by_name]
     pages["tags/index.html"] = Page(
         _key(salt, "tags", tags_rows), html("tags/index.html", "tags_index.html", lambda: {"tags": tags_rows})
     )
@@ -826,6 +853,7 @@ def atom_feed(site: SiteConfig, entries: list[str], path: str, html_path: str, t
             html_path=html_path,
             title=_xml_text(title, 300),
             updated=(updated or datetime(2000, 1, 1, tzinfo=UTC)).isoformat(),
+            author=_xml_text(site.feed_author, 200),
             entries=[Markup(e.partition("\n")[2]) for e in entries],
         )
         .encode("utf-8")
@@ -862,6 +890,7 @@ def global_atom_feed(site: SiteConfig, findings: list[Finding]) -> bytes:
     fg.link(href=base + "index.html", rel="alternate")
     fg.updated(max((_when(f) for f in findings), default=datetime(2000, 1, 1, tzinfo=UTC)))
     fg.generator("Digest")
+    fg.author(name=_xml_text(site.feed_author, 200))  # RFC 4287 4.1.1: entries without an author inherit it
     for f in reversed(findings):  # feedgen prepends: add the oldest first so the newest is on top
         e, entry = fg.add_entry(), f.atom_entry
         e.id(base + f.path)
@@ -996,6 +1025,7 @@ def newsletter_message(
         "total": len(views),
         "suggestions": [_suggestion(s) for s in suggestions],
         "unsubscribe_url": "{{UNSUBSCRIBE_URL}}",
+        "subject": header_text(subject, 200),
     }
     html = env.get_template("newsletter.html").render(**ctx)
     text = env.get_template("newsletter.txt").render(**ctx)
@@ -1006,6 +1036,7 @@ def newsletter_message(
     msg["To"] = "subscribers@localhost"
     msg["Date"] = format_datetime(datetime.now(UTC))
     msg["Message-ID"] = make_msgid(idstring=f"digest-{slugify(week)}", domain=_domain(config))
+    msg["List-Id"] = list_id(config)
     _unsubscribe_headers(msg, config, "")
     msg.set_content(text.replace("{{UNSUBSCRIBE_URL}}", _unsubscribe_url(config, "")))
     msg.add_alternative(html.replace("{{UNSUBSCRIBE_URL}}", _unsubscribe_url(config, "")), subtype="html")
@@ -1030,6 +1061,17 @@ def _domain(config: Config) -> str:
     return slugify(urlsplit(config.site.base_url).hostname or "digest.local", 60).replace("-", ".") or "digest.local"
 
 
+def list_id(config: Config) -> str:
+    """RFC 2919 List-Id: the site's title as the phrase, 'newsletter.' + the site's host as the id; the same for
+    every issue, so mail clients and filters can tell the list by it. The phrase is a quoted string in ASCII
+    (an encoded word may not stand inside quotes, RFC 2047 5): accents and other characters are dropped."""
+    import unicodedata
+
+    ascii_title = unicodedata.normalize("NFKD", header_text(config.site.title, 100)).encode("ascii", "ignore").decode()
+    title = " ".join(re.sub(r'["\\]', "", ascii_title).split())
+    return f'"{title}" <newsletter.{_domain(config)}>' if title else f"<newsletter.{_domain(config)}>"
+
+
 def _unsubscribe_url(config: Config, token: str) -> str:
     base = config.newsletter.unsubscribe_url or config.site.base_url + "unsubscribe"
     if not token:
@@ -1052,7 +1094,7 @@ def for_recipient(issue: EmailMessage, config: Config, week: str, address: str, 
     text, html = issue._digest_parts  # type: ignore[attr-defined]
     url = _unsubscribe_url(config, token)
     msg = EmailMessage(policy=issue.policy)
-    for name in ("Subject", "From", "Date"):
+    for name in ("Subject", "From", "Date", "List-Id"):
         msg[name] = issue[name]
     msg["To"] = header_text(address, 320)
     msg["Message-ID"] = make_msgid(idstring=f"digest-{slugify(week)}-{token[:12]}", domain=_domain(config))

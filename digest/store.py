@@ -319,6 +319,7 @@ def _upsert_values(source: str, entry: Entry, row: dict | None, now: datetime) -
         "versions": _versions_json(versions),
         "blog_tags": _json_list(entry.tags),
         "code_urls": _json_list(entry.code_urls),
+        "doi": entry.doi or None,
         "content_hash": digest,
         "created_at": now,
     }
@@ -913,7 +914,7 @@ def copy_database(src: Engine, dst: Engine, batch: int = 2000) -> dict[str, int]
 
 SITE_ITEM_COLUMNS = (
     "id", "key", "kind", "source", "arxiv_id", "arxiv_version", "title", "authors", "summary", "url", "pdf_url",
-    "published", "updated", "blog_tags", "code_urls", "content_hash",
+    "published", "updated", "blog_tags", "code_urls", "content_hash", "doi",
 )  # fmt: skip
 SITE_CLAIM_COLUMNS = (
     "id", "item_id", "value", "value_hi", "unit", "kind", "direction", "qualifier", "subject", "context", "baseline",

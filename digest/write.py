@@ -11,8 +11,10 @@ import orjson
 
 from digest.errors import DigestError
 
+# Build state, kept outside the folder a user publishes (see state_dir); sites built before kept them inside.
 MANIFEST = ".digest-build.json"
 CACHE = ".digest-cache.sqlite"  # rendered fragments of findings (cards, feed entries) by signature, beside the manifest
+STATE_FILES = (MANIFEST, CACHE)
 MANIFEST_VERSION = 2
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)  # never write through a link
 PARALLEL_MIN_WORK = 4000  # pages + findings they list: below this, forking workers costs more than it saves
@@ -186,10 +188,44 @@ class FragmentCache:
             self.path.unlink(missing_ok=True)  # unreadable or unwritable: the next build starts it again
 
 
-def read_manifest(out: Path) -> dict:
-    """The last build's manifest ({} when missing, unreadable or of another format: everything is rebuilt)."""
+def state_dir(out: Path, workspace: Path | None = None) -> Path:
+    """Where the build state (manifest, fragment cache) of the site in `out` lives: `<workspace>/.build/<name>-
+    <hash of out's absolute path>`, one folder per output folder, never inside the published one. Without a
+    workspace, beside `out` (in `.build/` of its parent)."""
+    import hashlib
+
+    out = Path(out).resolve()
+    tag = hashlib.blake2b(str(out).encode(), digest_size=6).hexdigest()
+    name = "".join(c if c.isalnum() or c in "-_" else "-" for c in out.name)[:40] or "site"
+    return Path(workspace or out.parent).resolve() / ".build" / f"{name}-{tag}"
+
+
+def adopt_state(out: Path, state: Path) -> Path:
+    """Create the state folder and move in the state files an older Digest left in the site folder `out` (or
+    delete them there when the state folder already has its own), so they are never published. Returns state."""
+    state = Path(state)
+    state.mkdir(parents=True, exist_ok=True)
+    for name in STATE_FILES:
+        legacy = Path(out) / name
+        if not legacy.is_file() or legacy.is_symlink():
+            continue
+        target = state / name
+        if target.exists():
+            legacy.unlink()
+            continue
+        try:
+            os.replace(legacy, target)
+        except OSError:  # another filesystem: copy, then remove
+            replace_with(target, legacy.read_bytes(), temp_beside(target))
+            legacy.unlink()
+    return state
+
+
+def read_manifest(state: Path) -> dict:
+    """The last build's manifest in the state folder `state` ({} when missing, unreadable or of another format:
+    everything is rebuilt)."""
     try:
-        data = orjson.loads((Path(out) / MANIFEST).read_bytes())
+        data = orjson.loads((Path(state) / MANIFEST).read_bytes())
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict):
@@ -221,6 +257,7 @@ def write_site(
     manifest: dict | None = None,
     extra: dict | None = None,
     fragments: Callable[[], dict] | None = None,
+    state: Path | None = None,
 ) -> tuple[int, int]:
     """Render and write only pages whose input key changed since the last build (or whose file is gone).
 
@@ -230,11 +267,13 @@ def write_site(
     the fragments each process rendered, which go into the cache (rows of findings gone from `extra`'s
     "items" are dropped). Pages joined from other pages (`parts`) are assembled last from the written
     files. The manifest of keys (plus `extra`) is saved last, so an interrupted build re-renders what it
-    did not finish. Returns (rendered, written).
+    did not finish. Manifest and cache live in `state` (default: state_dir(out)), outside the site.
+    Returns (rendered, written).
     """
     root = Path(out).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    manifest = read_manifest(root) if manifest is None else manifest
+    state = adopt_state(root, state or state_dir(root))
+    manifest = read_manifest(state) if manifest is None else manifest
     old = manifest.get("pages", {})
     present = _present(root, pages)
     todo, joined = [], []
@@ -245,7 +284,7 @@ def write_site(
         (joined if page.parts else todo).append(rel)
     for folder in {rel.rpartition("/")[0] for rel in todo + joined} - {""}:
         os.makedirs(root / folder, exist_ok=True)
-    cache = FragmentCache(root)
+    cache = FragmentCache(state)
     if load is not None:
         needs = {i for rel in todo for i in pages[rel].needs}
         cards = {i for rel in todo for i in pages[rel].cards}
@@ -273,7 +312,7 @@ def write_site(
     data = {"version": MANIFEST_VERSION, "pages": {rel: p.key for rel, p in pages.items()}, **(extra or {})}
     if not (todo or joined or written) and data == manifest:
         return rendered, written
-    replace_with(root / MANIFEST, orjson.dumps(data), temp_beside(root / MANIFEST))
+    replace_with(state / MANIFEST, orjson.dumps(data), temp_beside(state / MANIFEST))
     return rendered, written
 
 

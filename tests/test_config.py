@@ -57,3 +57,15 @@ def test_wrong_type_in_fetch_table(tmp_path):
     cfg = write_config(tmp_path, "", extra="[newsletter]\nsender = 3\n")
     with pytest.raises(ConfigError, match=r"\[newsletter\]: field 'sender' must be str"):
         load_config(cfg)
+
+
+def test_site_author_and_description(tmp_path):
+    cfg = write_config(tmp_path, "")
+    site = load_config(cfg).site
+    assert (site.author, site.description, site.feed_author) == ("", "", "Test Digest")  # the title by default
+    cfg.write_text(cfg.read_text().replace("[site]\n", '[site]\nauthor = "The Lab"\ndescription = "Our reading"\n'))
+    site = load_config(cfg).site
+    assert (site.feed_author, site.description) == ("The Lab", "Our reading")
+    cfg.write_text(cfg.read_text().replace('author = "The Lab"', "author = 3"))
+    with pytest.raises(ConfigError, match="author"):
+        load_config(cfg)

@@ -159,5 +159,5 @@ def test_broken_source_reports_and_keeps_others(runner, httpserver, tmp_path, db
     assert "Error: 1 source(s) broken: down (http://127.0.0.1:9/feed.xml: cannot connect" in result.output
     status = runner.invoke(main, ["--config", str(cfg), "status"])
     assert status.exit_code == 1
-    assert status.output.splitlines()[0].startswith("broken")
+    assert status.output.splitlines()[0].startswith("STATUS") and status.output.splitlines()[1].startswith("broken")
     assert db.one("SELECT count(*) FROM item WHERE source='good'") == 2
