@@ -25,6 +25,7 @@ from digest.config import REPO_ROOT, Config, SiteConfig
 from digest.headline import Headline, choose_headline
 from digest.models import Topic
 from digest.normalize import clean_text, slugify
+from digest.picks import PICKS_MAX, Candidate, top_picks
 from digest.store import ItemView, SiteSignatures
 from digest.summarize import ONE_LINE_HEAD, key_points, one_line, sentences
 
@@ -1103,21 +1104,32 @@ def newsletter_message(
 
     `reproductions`: (finding, claim, verdict) of the claims whose latest run that week started in it;
     `suggestions`: the suggested topics (SuggestedTopic rows) first seen that week."""
-    env = environment()
+    env = site_environment(config.site)
     names = {t.slug: t.name for t in topics}
     sections: dict[str, list[Finding]] = defaultdict(list)
-    for view in views:
-        slug = view.tags[0][0] if view.tags else "other"
-        sections[slug].append(Finding(view, names))
+    findings = [Finding(view, names, config.site, env) for view in views]
+    for f in findings:
+        sections[f.view.tags[0][0] if f.view.tags else "other"].append(f)
     ordered = sorted(sections.items(), key=lambda kv: (kv[0] == "other", -len(kv[1]), kv[0]))
     top = [names[slug] for slug, _ in ordered if slug in names][:3]
     subject = f"Digest, week {week}: {len(views)} findings" + (f" in {', '.join(top)}" if top else "")
     if len([s for s, _ in ordered if s in names]) > 3:
         subject += ", ..."
-    checked = [(Finding(v, names), c, verdict) for v, c, verdict in reproductions]
+    picks = newsletter_picks(findings)
+    picked = {id(f) for f in picks}
+
+    def unpicked(fs: list[Finding]) -> list[Finding]:
+        return [f for f in fs if id(f) not in picked]  # a top pick is shown once, in Top picks
+
+    checked = []
+    for v, c, verdict in reproductions:
+        f = Finding(v, names, config.site, env)
+        shown = f.verdict(c)
+        checked.append((f, c, verdict, shown if shown and shown.verdict == verdict else None))
     ctx = {
         "week": week,
-        "sections": [(slug, names.get(slug, "Other"), fs[:5]) for slug, fs in ordered],
+        "picks": picks,
+        "sections": [(slug, names.get(slug, "Other"), rest[:5]) for slug, fs in ordered if (rest := unpicked(fs))],
         "reproduced": [row for row in checked if row[2] == "reproduced"],
         "failed": [row for row in checked if row[2] in ("diverged", "failed")],
         "base": config.site.base_url,
@@ -1141,6 +1153,22 @@ def newsletter_message(
     msg.add_alternative(html.replace("{{UNSUBSCRIBE_URL}}", _unsubscribe_url(config, "")), subtype="html")
     msg._digest_parts = (text, html)  # type: ignore[attr-defined]  # the templates, for per-recipient copies
     return msg
+
+
+def newsletter_picks(findings: Sequence[Finding], limit: int = PICKS_MAX) -> list[Finding]:
+    """The week's top picks (digest.picks): headline strength, reproduction verdict, blog coverage, code."""
+    candidates = [
+        Candidate(
+            f,
+            f.headline,
+            f.headline_verdict.verdict if f.headline_verdict else None,
+            len(f.view.coverage),
+            bool(f.code_urls),
+            n,
+        )
+        for n, f in enumerate(findings)
+    ]
+    return top_picks(candidates, limit)
 
 
 def _suggestion(row) -> dict:
