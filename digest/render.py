@@ -966,9 +966,8 @@ def atom_feed(env: Environment, site: SiteConfig, entries: list[str], path: str,
 def atom_entry(site: SiteConfig, f: Finding, env: Environment | None = None) -> str:
     """One finding's Atom entry (templates/_entry.xml) after its updated time and a newline: the fragment topic
     feeds are joined from (a finding sits in several feeds; the cache keeps it between builds)."""
-    env = env or environment()
-    body = env.get_template("_entry.xml").render(e=f.atom_entry, f=f, site=site)
-    return f"{f.atom_entry['updated']}\n{body}"
+    env = env or f.env
+    return f"{f.atom_entry['updated']}\n{env.get_template('_entry.xml').module.entry(f.atom_entry)}"
 
 
 def global_atom_feed(site: SiteConfig, findings: list[Finding]) -> bytes:
