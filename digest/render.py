@@ -434,6 +434,12 @@ class Finding:
         return groups
 
     @_once
+    def title_parts(self) -> Sentence | None:
+        """The title with its numbers highlighted, when claims were read from it (shown in the page heading)."""
+        claims = self._by_sentence.get(self.item.title)
+        return self._sentence(self.item.title, claims) if claims else None
+
+    @_once
     def one_line_parts(self) -> Sentence | None:
         """The one-liner with its numbers highlighted, when it is one of the claim sentences (said once, there)."""
         claims = self._by_sentence.get(self.one_line)
@@ -455,17 +461,27 @@ class Finding:
         head = self.headline_claim
         out = []
         for text, claims in self._by_sentence.items():
-            if text == self.one_line or all(c is head for c in claims):
+            if text in (self.one_line, self.item.title) or all(c is head for c in claims):
                 continue
             out.append(self._sentence(text, claims))
         return out
 
     @_once
-    def points(self) -> list[str]:
-        """Key points not already shown as the one-liner or a claim sentence."""
+    def points(self) -> list[Sentence]:
+        """Key points not already shown as the one-liner or a claim sentence; the headline's own sentence (when
+        it is one) with the headline number highlighted."""
         shown = {self.one_line.strip()} | {s.text.strip() for s in self.claim_sentences}
         found = key_points(self.item.summary, [c.text for c in self.view.claims], parts=self._sentences)
-        return [p for p in found if p.strip() not in shown]
+        head = self.headline_claim
+        out = []
+        for p in found:
+            if p.strip() in shown:
+                continue
+            if head is not None and p == head.text:
+                out.append(Sentence(highlight(p, [head]), ()))
+            else:
+                out.append(Sentence(((p, None),), ()))
+        return out
 
     @_once
     def title_300(self) -> str:

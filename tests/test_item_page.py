@@ -87,7 +87,7 @@ def test_key_points_leave_out_what_is_already_shown():
     view = finding_view()
     f = render.Finding(view, {}, SITE)
     shown = {f.one_line} | {s.text for s in f.claim_sentences}
-    assert f.points and not shown & set(f.points)
+    assert f.points and not shown & {p.text for p in f.points}
 
 
 def test_blog_posts_say_post_not_full_abstract():
@@ -106,3 +106,21 @@ def test_cards_show_three_authors_et_al_and_the_source_display_name():
     assert any("Ada Lovelace, Alan Turing · 2026-11-24 · blog-x" in c for c in cards)  # no title: the name
     assert "D Four" not in tag and "arxiv-lg" not in tag
     assert render.short_authors(["A", "B", "C"]) == "A, B, C" and render.short_authors([]) == ""
+
+
+def test_numbers_in_the_title_are_highlighted_in_the_heading_not_repeated():
+    view = finding_view(3)
+    title = "DFlash: 6x faster drafts"
+    view.item.title = title
+    span = title.index("6x")
+    view.claims.append(Claim(id=399, item_id=3, value=6, unit="x", kind="speedup", text=title, start=span, end=span + 2,
+                             field="title"))  # fmt: skip
+    body = article(render.site_pages([view], TOPICS, SITE), view)
+    assert '<h1>DFlash: <span class="num" id="claim-399" title="speedup">6x</span> faster drafts</h1>' in body
+    assert body.count("faster drafts") == 1
+    # The headline's own sentence, when it is a key point, shows the headline number highlighted.
+    f = render.Finding(view, {}, SITE)
+    head = f.headline_claim
+    assert any(p.text == head.text and any(c is head for _, c in p.parts) for p in f.points) or head.text in {
+        s.text for s in f.claim_sentences
+    }
