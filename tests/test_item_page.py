@@ -117,7 +117,7 @@ def test_numbers_in_the_title_are_highlighted_in_the_heading_not_repeated():
                              field="title"))  # fmt: skip
     body = article(render.site_pages([view], TOPICS, SITE), view)
     assert '<h1>DFlash: <span class="num" id="claim-399" title="speedup">6x</span> faster drafts</h1>' in body
-    assert body.count("faster drafts") == 1
+    assert body[: body.index("<details")].count("faster drafts") == 1  # BibTeX has it again
     # The headline's own sentence, when it is a key point, shows the headline number highlighted.
     f = render.Finding(view, {}, SITE)
     head = f.headline_claim
