@@ -634,6 +634,8 @@ class Build:
     items: dict[str, list[str]]  # item id -> [key, path, week], kept in the build manifest
     fragments: Callable[[], dict[tuple[int, str], tuple[str, str]]] = dict  # drains {(id, kind): (key, body)}
     groups: dict[str, str] = field(default_factory=dict)  # id // GROUP -> digest of its findings' signatures
+    warm: Callable[[list[int]], None] | None = None  # render the wanted cards and entries of these findings
+    prime: Callable[[dict], None] | None = None  # take fragments rendered elsewhere ({(id, kind): (key, body)})
 
 
 GROUP = 64  # findings (by id) whose signatures are digested together: only a changed group is keyed finding by finding
@@ -750,6 +752,7 @@ def plan_build(
         listings = [x for x in listings if x is not None]
 
     frags: dict[tuple[int, str], str] = {}  # (id, "card" | "entry") -> body, valid for this build
+    pending: set[tuple[int, str]] = set()  # fragments the pages to render need and no cache holds
     fresh: dict[tuple[int, str], tuple[str, str]] = {}  # the ones rendered here: (id, kind) -> (key, body)
     makers = {"card": lambda f: str(finding_card(f, CARD_ROOT)), "entry": lambda f: atom_entry(site, f, f.env)}
 
@@ -771,15 +774,29 @@ def plan_build(
             for iid, kind, key, body in cached(sorted({i for i, _ in wanted})):
                 if keys.get(iid) == key:
                     frags[iid, kind] = body
-        want.update(i for i, kind in wanted if (i, kind) not in frags)
+        missing = [k for k in wanted if k not in frags]
+        pending.update(missing)
+        want.update(i for i, _kind in missing)
         fetch(want)
+
+    def warm(ids: list[int]) -> None:
+        """Render the pending cards and entries of these findings (in the worker that renders their pages)."""
+        for iid in ids:
+            for kind in ("card", "entry"):
+                if (iid, kind) in pending and iid in found:
+                    fragment(iid, kind)
+
+    def prime(made: dict[tuple[int, str], tuple[str, str]]) -> None:
+        for k, (_key, body) in made.items():
+            frags[k] = body
 
     def drain() -> dict[tuple[int, str], tuple[str, str]]:
         taken = dict(fresh)
         fresh.clear()
         return taken
 
-    return Build(plan(listings, topics, site, found, salt, fragment), load_pages, items, drain, digests)
+    pages = plan(listings, topics, site, found, salt, fragment)
+    return Build(pages, load_pages, items, drain, digests, warm, prime)
 
 
 @cache

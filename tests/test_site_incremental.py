@@ -235,13 +235,25 @@ def test_a_build_in_forked_workers_equals_one_in_a_single_process(tmp_path, db, 
         (marks / str(os.getpid())).touch()
         return real(*args)
 
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    real_card = render.finding_card
+
+    def finding_card(f, root):
+        (cards / f"{f.item.id}-{os.getpid()}").touch()
+        return real_card(f, root)
+
     monkeypatch.setattr(write, "PARALLEL_MIN_WORK", 0)
     monkeypatch.setattr(write.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
     monkeypatch.setattr(write, "_render_and_write", render_and_write)
+    monkeypatch.setattr(render, "finding_card", finding_card)
     parallel = tmp_path / "parallel"
     pipeline.build_site(engine, config, parallel, search=False)
     workers = {int(p.name) for p in marks.iterdir()}
     assert workers and os.getpid() not in workers
+    # Each finding's card is rendered once, in the worker that renders its page (not once per worker).
+    made = [p.name.split("-")[0] for p in cards.iterdir()]
+    assert len(made) == len(set(made)) == 150
     assert files(parallel) == files(single)
     ids = sorted(int(i) for i in write.read_manifest(single)["items"])
     assert sorted(write.FragmentCache(parallel).get(ids)) == sorted(write.FragmentCache(single).get(ids))
