@@ -221,8 +221,8 @@ def test_the_fragment_cache_serves_unchanged_findings_and_never_a_stale_one(tmp_
 
 
 def test_a_build_in_forked_workers_equals_one_in_a_single_process(tmp_path, db, monkeypatch):
-    """Big sites render in forked workers (one per core, each with its own lazily built item shell and
-    fragments): the files and the fragment cache are those of a build in one process."""
+    """Big sites render in forked workers (one per core, item pages with their findings' fragments first,
+    then list pages): the files and the fragment cache are those of a build in one process."""
     config, engine = seeded(tmp_path, db, 150)
     single = tmp_path / "single"
     pipeline.build_site(engine, config, single, search=False)
