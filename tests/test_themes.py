@@ -92,3 +92,14 @@ def test_a_missing_theme_folder_is_a_config_error_naming_it(tmp_path):
     cfg.write_text('[site]\ntheme = "mytheme"\nrepo_url = "https://github.com/o/r/blob/main/"\n')
     site = load_config(cfg).site
     assert site.theme == tmp_path / "mytheme" and site.repo_url == "https://github.com/o/r/blob/main"
+
+
+def test_build_with_a_missing_theme_says_error_and_writes_nothing(runner, tmp_path):
+    from digest.cli import main
+
+    cfg = tmp_path / "digest.toml"
+    cfg.write_text('workspace = "ws"\n[site]\ntheme = "gone"\n[embed]\nmodel = "fake-hash-64"\n')
+    result = runner.invoke(main, ["--config", str(cfg), "build", "--out", str(tmp_path / "site")])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1].startswith("Error: ") and "'theme'" in result.output
+    assert not (tmp_path / "site").exists()
