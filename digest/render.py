@@ -362,13 +362,29 @@ class Sentence:
         return "".join(t for t, _ in self.parts)
 
 
+def spans_in(text: str, claims: Sequence) -> list[tuple[int, int, object]]:
+    """(start, end, claim) of each claim's number inside `text`: its own span when `text` is its sentence,
+    else where the same characters occur in `text` (a trimmed one-liner), in order; claims not found are left
+    out."""
+    out, at = [], 0
+    for c in sorted(claims, key=lambda c: c.start):
+        if text == c.text:
+            out.append((c.start, c.end, c))
+            continue
+        number = c.text[c.start : c.end] if 0 <= c.start < c.end <= len(c.text) else ""
+        where = text.find(number, at) if number else -1
+        if where >= 0:
+            out.append((where, where + len(number), c))
+            at = where + len(number)
+    return out
+
+
 def highlight(sentence: str, claims: Sequence) -> tuple[tuple[str, object], ...]:
-    """The sentence cut around each claim's number span (claim.start:claim.end inside claim.text); a claim whose
-    span does not fit the sentence (or overlaps another) is left out of the cut."""
+    """The sentence cut around each claim's number (see spans_in); a claim whose span does not fit the
+    sentence (or overlaps another) is left out of the cut."""
     parts: list[tuple[str, object]] = []
     at = 0
-    for c in sorted(claims, key=lambda c: c.start):
-        start, end = c.start, c.end
+    for start, end, c in sorted(spans_in(sentence, claims), key=lambda s: s[0]):
         if not (at <= start < end <= len(sentence)):
             continue
         if start > at:
@@ -440,10 +456,25 @@ class Finding:
         return self._sentence(self.item.title, claims) if claims else None
 
     @_once
+    def one_line_source(self) -> str | None:
+        """The claim sentence the one-liner says (itself, or trimmed: one contains the other), if any."""
+        line = self.one_line
+        if line in self._by_sentence:
+            return line
+        core = line.strip().rstrip("….;: ")
+        if len(core) < 20:
+            return None
+        for text in self._by_sentence:
+            other = text.strip().rstrip("….;: ")
+            if text != self.item.title and len(other) >= 20 and (core in text or other in line):
+                return text
+        return None
+
+    @_once
     def one_line_parts(self) -> Sentence | None:
-        """The one-liner with its numbers highlighted, when it is one of the claim sentences (said once, there)."""
-        claims = self._by_sentence.get(self.one_line)
-        return self._sentence(self.one_line, claims) if claims else None
+        """The one-liner with its numbers highlighted, when it says one of the claim sentences (said once, there)."""
+        source = self.one_line_source
+        return self._sentence(self.one_line, self._by_sentence[source]) if source is not None else None
 
     def _sentence(self, text: str, claims: list) -> Sentence:
         head = self.headline_claim
@@ -461,7 +492,7 @@ class Finding:
         head = self.headline_claim
         out = []
         for text, claims in self._by_sentence.items():
-            if text in (self.one_line, self.item.title) or all(c is head for c in claims):
+            if text in (self.one_line_source, self.item.title) or all(c is head for c in claims):
                 continue
             out.append(self._sentence(text, claims))
         return out
@@ -470,7 +501,8 @@ class Finding:
     def points(self) -> list[Sentence]:
         """Key points not already shown as the one-liner or a claim sentence; the headline's own sentence (when
         it is one) with the headline number highlighted."""
-        shown = {self.one_line.strip()} | {s.text.strip() for s in self.claim_sentences}
+        shown = {self.one_line.strip(), (self.one_line_source or "").strip()}
+        shown |= {s.text.strip() for s in self.claim_sentences}
         found = key_points(self.item.summary, [c.text for c in self.view.claims], parts=self._sentences)
         head = self.headline_claim
         out = []

@@ -124,3 +124,15 @@ def test_numbers_in_the_title_are_highlighted_in_the_heading_not_repeated():
     assert any(p.text == head.text and any(c is head for _, c in p.parts) for p in f.points) or head.text in {
         s.text for s in f.claim_sentences
     }
+
+
+def test_a_trimmed_one_liner_still_carries_its_numbers_and_its_sentence_is_not_repeated():
+    view = finding_view(4)
+    speed = next(c for c in view.claims if c.unit == "%").text
+    f = render.Finding(view, {}, SITE)
+    f.one_line = speed[: speed.index(", while")] + "…"  # as a rewritten one_line might trim it
+    assert f.one_line_source == speed
+    parts = f.one_line_parts
+    assert [t for t, c in parts.parts if c is not None] == ["6.17x", "2.5x"]
+    assert {c.id for c in parts.unplaced} == {c.id for c in view.claims if c.text == speed and c.unit == "%"}
+    assert all(s.text != speed for s in f.claim_sentences) and all(p.text != speed for p in f.points)
