@@ -1088,11 +1088,13 @@ def suggested_topics_between(engine: Engine, start: datetime, end: datetime) -> 
 
 
 def runs_between(engine: Engine, start: datetime, end: datetime) -> list[tuple[int, int, str]]:
-    """(item id, claim id, verdict) of each claim's latest run started in [start, end), oldest first."""
+    """(item id, claim id, verdict) of each claim's latest measured (not skipped) run started in [start, end),
+    oldest first."""
     with session(engine) as s:
         latest = (
             select(func.max(ReproRun.id).label("rid"))
             .where(ReproRun.claim_id.is_not(None), ReproRun.started_at >= start, ReproRun.started_at < end)
+            .where(ReproRun.verdict != "skipped")  # a skip measures nothing: the week's measured run counts
             .group_by(ReproRun.claim_id)
             .subquery()
         )

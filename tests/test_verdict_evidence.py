@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import email
+import email.policy
 import json
 from datetime import datetime
 
@@ -113,3 +115,16 @@ def test_only_skipped_runs_read_not_checked(tmp_path, db):
     view = next(v for v in store.site_views(engine, [500]))
     f = render.Finding(view, {}, config.site)
     assert f.headline_verdict.label == "not checked" and f.headline_verdict.evidence == "2026-11-30"
+
+
+def test_the_newsletter_lists_the_weeks_measured_run_even_when_a_skip_came_after(tmp_path, db):
+    config, engine = seeded(tmp_path, db, 2)
+    add_finding_with_runs(
+        engine, [("diverged", 30.26, datetime(2026, 11, 25, 9)), ("skipped", None, datetime(2026, 11, 27, 9))]
+    )
+    _views, _topics, extra = pipeline.newsletter_inputs(engine, "2026-W48")
+    assert [(view.item.id, verdict) for view, _claim, verdict in extra["reproductions"]] == [(500, "diverged")]
+    path = pipeline.build_newsletter(engine, config, "2026-W48", tmp_path / "mail")
+    msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    text = msg.get_body(("plain",)).get_content()
+    assert "Diverged: 22% in A router" in text and EVIDENCE in text
