@@ -26,7 +26,7 @@ class SiteConfig:
     timezone: str = "UTC"
     theme: Path | None = None  # a folder whose templates and static files override the bundled ones by name
     repo_url: str = ""  # where reproduction hook scripts are browsable: repo_url + "/" + script path
-    source_titles: tuple[tuple[str, str], ...] = ()  # (source name, display name) from [[source]] title
+    source_titles: tuple[tuple[str, str], ...] = ()  # (source name, display name) from [[source]] display_name
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class SourceConfig:
     max_results: int | None = None
     selectors: dict[str, str] = field(default_factory=dict)
     interval_min: int | None = None
-    title: str = ""  # the name readers see on cards (default: the source's name)
+    display_name: str = ""  # the name readers see on cards (default: the source's name)
 
 
 @dataclass(frozen=True)
@@ -192,7 +192,7 @@ def parse_config(raw: dict, path: Path) -> Config:
     for name in names:
         if names.count(name) > 1:
             raise ConfigError(f"{path}: source {name!r}: field 'name' is used by more than one source")
-    site = replace(site, source_titles=tuple((s.name, s.title) for s in sources if s.title))
+    site = replace(site, source_titles=tuple((s.name, s.display_name) for s in sources if s.display_name))
     return Config(
         path=path,
         site=site,
@@ -273,7 +273,7 @@ def _source(raw: object, index: int, path: Path) -> SourceConfig:
         "min_interval_s",
         "max_results",
         "interval_min",
-        "title",
+        "display_name",
         *SELECTOR_FIELDS,
     }
     _check_unknown(raw, allowed, path, where)
@@ -315,7 +315,7 @@ def _source(raw: object, index: int, path: Path) -> SourceConfig:
         max_results=max_results,
         selectors=selectors,
         interval_min=interval_min,
-        title=_typed(raw, "title", str, path, where, "").strip(),
+        display_name=_typed(raw, "display_name", str, path, where, "").strip(),
     )
 
 

@@ -534,7 +534,7 @@ class Finding:
 
     @_once
     def source_name(self) -> str:
-        """The source's display name: `[[source]] title`, else its name."""
+        """The source's display name: `[[source]] display_name`, else its name."""
         return dict(self.site.source_titles).get(self.item.source) or self.item.source
 
     @_once

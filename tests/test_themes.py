@@ -103,3 +103,14 @@ def test_build_with_a_missing_theme_says_error_and_writes_nothing(runner, tmp_pa
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1].startswith("Error: ") and "'theme'" in result.output
     assert not (tmp_path / "site").exists()
+
+
+def test_source_display_name_is_its_own_key_not_the_html_title_selector(tmp_path):
+    cfg = tmp_path / "digest.toml"
+    cfg.write_text(
+        '[[source]]\nname = "lab"\nkind = "html"\nurl = "https://lab.test/"\nitem = "li"\ntitle = "h2"\nlink = "a"\n'
+        'display_name = "The Lab"\n[[source]]\nname = "plain"\nkind = "rss"\nurl = "https://p.test/feed"\n'
+    )
+    config = load_config(cfg)
+    assert config.source("lab").selectors["title"] == "h2" and config.source("lab").display_name == "The Lab"
+    assert dict(config.site.source_titles) == {"lab": "The Lab"}
