@@ -128,3 +128,14 @@ def test_the_newsletter_lists_the_weeks_measured_run_even_when_a_skip_came_after
     msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
     text = msg.get_body(("plain",)).get_content()
     assert "Diverged: 22% in A router" in text and EVIDENCE in text
+
+
+def test_tolerance_and_evidence_wording():
+    assert render.tolerance_text(0.05, "relative", "%") == "±5%"
+    assert render.tolerance_text(0.5, "absolute", "pts") == "±0.5 pts"
+    assert render.tolerance_text(0.1, "at-least", "x") == "at least claimed −10%"
+    assert render.tolerance_text(None, "relative", "x") == ""
+    v = render.Verdict("reproduced", 14200.0, 14000.0, "tok/s", "±5%", "2026-11-25", "thr", "repro/thr/run.py")
+    assert v.evidence == "measured 14,200 tok/s vs claimed 14,000 tok/s (±5%), 2026-11-25"
+    assert v.text == "reproduced: " + v.evidence + "; hook thr (repro/thr/run.py)"
+    assert render.Verdict("failed", date="2026-11-25").text == "failed: 2026-11-25"
