@@ -54,6 +54,7 @@ def environment(extra: str | None = None, stamp: str = "") -> Environment:
     env.filters["href"] = external_url
     env.filters["verdict_label"] = verdict_label
     env.filters["authors"] = short_authors
+    env.filters["confidence"] = topic_confidence
     return env
 
 
@@ -75,6 +76,14 @@ def _bytecode_cache():
 
 def verdict_label(verdict: str) -> str:
     return VERDICT_LABELS.get(verdict, clean_text(verdict, 40))
+
+
+def topic_confidence(score: float) -> str:
+    """A chosen topic's stored score as a reader's word ("strong", "likely", "possible"): the tagger's own
+    bands (digest.topics.confidence_label), imported on first use (numpy) so plain builds stay light."""
+    from digest.topics import confidence_label
+
+    return confidence_label(score)
 
 
 def short_authors(authors: Sequence[str], first: int = 3) -> str:
@@ -837,7 +846,7 @@ def code_digest() -> str:
     imported: importing digest.claims costs ~50 ms that a build never needs; digest.sentences splits summaries)."""
     here = Path(__file__).parent
     h = hashlib.blake2b(templates_digest().encode(), digest_size=16)
-    for name in ("claims.py", "headline.py", "sentences.py", "summarize.py"):
+    for name in ("claims.py", "headline.py", "sentences.py", "summarize.py", "topics.py"):
         h.update((here / name).read_bytes())
     h.update(Path(__file__).read_bytes())
     return h.hexdigest()

@@ -136,3 +136,15 @@ def test_a_trimmed_one_liner_still_carries_its_numbers_and_its_sentence_is_not_r
     assert [t for t, c in parts.parts if c is not None] == ["6.17x", "2.5x"]
     assert {c.id for c in parts.unplaced} == {c.id for c in view.claims if c.text == speed and c.unit == "%"}
     assert all(s.text != speed for s in f.claim_sentences) and all(p.text != speed for p in f.points)
+
+
+def test_topics_show_a_confidence_word_not_a_bare_score():
+    view = finding_view(5)
+    view.tags[:] = [("speculative-decoding", 1.8), ("kv-cache", 1.3), ("quantization", 1.05)]
+    topics = [*TOPICS, Topic(slug="kv-cache", name="KV cache", description="", keywords="[]"),
+              Topic(slug="quantization", name="Quantization", description="", keywords="[]")]  # fmt: skip
+    body = article(render.site_pages([view], topics, SITE), view)
+    tags = body[body.index('<p class="tags"') :]
+    words = re.findall(r'<span class="count">([^<]*)</span>', tags[: tags.index("</p>")])
+    assert words == ["strong", "likely", "possible"]
+    assert ">1.80<" not in body and 'title="fit 1.80' in body
