@@ -819,6 +819,8 @@ def plan_build(
         pending.update(missing)
         want.update(i for i, _kind in missing)
         fetch(want)
+        if want:  # item pages name their topics' confidence: import its module once, before workers fork
+            import digest.topics  # noqa: F401
 
     def warm(ids: list[int]) -> None:
         """Render the pending cards and entries of these findings (in the worker that renders their pages)."""
