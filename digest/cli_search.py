@@ -18,7 +18,7 @@ from digest.errors import DigestError
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Only items published on or after this date.")
 @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Only items published on or before this date.")
 @click.option("--has-claims", is_flag=True, help="Only items with at least one extracted claim.")
-@click.option("--reproduced", is_flag=True, help="Only items with a claim whose latest repro verdict is reproduced.")
+@click.option("--reproduced", is_flag=True, help="Only items whose latest measured repro verdict is reproduced.")
 @click.option("--semantic", "semantic", default="", help="Rank by meaning: cosine against this text's embedding.")
 @click.option("--hybrid", is_flag=True, help="Use QUERY for both full text and --semantic, fused by rank.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000), help="Most results to show.")

@@ -30,6 +30,9 @@ class SiteConfig:
     @property
     def feed_author(self) -> str:
         return self.author.strip() or self.title
+    theme: Path | None = None  # a folder whose templates and static files override the bundled ones by name
+    repo_url: str = ""  # where reproduction hook scripts are browsable: repo_url + "/" + script path
+    source_titles: tuple[tuple[str, str], ...] = ()  # (source name, display name) from [[source]] display_name
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class SourceConfig:
     max_results: int | None = None
     selectors: dict[str, str] = field(default_factory=dict)
     interval_min: int | None = None
+    display_name: str = ""  # the name readers see on cards (default: the source's name)
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,8 @@ def parse_config(raw: dict, path: Path) -> Config:
         timezone=_typed(site_raw, "timezone", str, path, "[site]", "UTC"),
         author=_typed(site_raw, "author", str, path, "[site]", ""),
         description=_typed(site_raw, "description", str, path, "[site]", ""),
+        theme=_theme(site_raw, base, path),
+        repo_url=_typed(site_raw, "repo_url", str, path, "[site]", "").rstrip("/"),
     )
     fetch = FetchConfig(
         **{
@@ -169,7 +175,7 @@ def parse_config(raw: dict, path: Path) -> Config:
         }
     )
     _check_unknown(fetch_raw, FetchConfig.__dataclass_fields__, path, "[fetch]")
-    _check_unknown(site_raw, SiteConfig.__dataclass_fields__, path, "[site]")
+    _check_unknown(site_raw, set(SiteConfig.__dataclass_fields__) - {"source_titles"}, path, "[site]")
     _check_unknown(news_raw, NewsletterConfig.__dataclass_fields__, path, "[newsletter]")
     _check_unknown(embed_raw, {"model", "max_tokens"}, path, "[embed]")
     max_tokens = _typed(embed_raw, "max_tokens", int, path, "[embed]", 256)
@@ -194,6 +200,7 @@ def parse_config(raw: dict, path: Path) -> Config:
     for name in names:
         if names.count(name) > 1:
             raise ConfigError(f"{path}: source {name!r}: field 'name' is used by more than one source")
+    site = replace(site, source_titles=tuple((s.name, s.display_name) for s in sources if s.display_name))
     return Config(
         path=path,
         site=site,
@@ -274,6 +281,7 @@ def _source(raw: object, index: int, path: Path) -> SourceConfig:
         "min_interval_s",
         "max_results",
         "interval_min",
+        "display_name",
         *SELECTOR_FIELDS,
     }
     _check_unknown(raw, allowed, path, where)
@@ -315,7 +323,19 @@ def _source(raw: object, index: int, path: Path) -> SourceConfig:
         max_results=max_results,
         selectors=selectors,
         interval_min=interval_min,
+        display_name=_typed(raw, "display_name", str, path, where, "").strip(),
     )
+
+
+def _theme(site_raw: dict, base: Path, path: Path) -> Path | None:
+    """[site] theme: a folder (relative to the config file) that must exist."""
+    value = _typed(site_raw, "theme", str, path, "[site]", "")
+    if not value:
+        return None
+    folder = base / value
+    if not folder.is_dir():
+        raise ConfigError(f"{path}: [site]: field 'theme' must be a folder; {folder} is not one")
+    return folder
 
 
 def _table(raw: dict, key: str, path: Path) -> dict:

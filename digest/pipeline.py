@@ -276,7 +276,15 @@ def build_site(engine: Engine, config: Config, out_dir: Path | None = None, sear
         )
         extra = {"items": build.items, "groups": build.groups}
         _rendered, written = write.write_site(
-            out, build.pages, load=build.load, manifest=manifest, extra=extra, fragments=build.fragments, state=state
+            out,
+            build.pages,
+            load=build.load,
+            manifest=manifest,
+            extra=extra,
+            fragments=build.fragments,
+            warm=build.warm,
+            prime=build.prime,
+            state=state,
         )
     if search and (written or not (out / "pagefind" / "pagefind.js").exists()):
         build_search(out)

@@ -186,7 +186,7 @@ def _filters(q: Query, dialect: str, drive: list[str] | None = None) -> tuple[li
         where.append(
             "EXISTS (SELECT 1 FROM claim c JOIN reprorun r ON r.claim_id = c.id WHERE c.item_id = i.id "
             "AND r.verdict = 'reproduced' AND r.id = (SELECT r2.id FROM reprorun r2 WHERE r2.claim_id = c.id "
-            "ORDER BY r2.started_at DESC, r2.id DESC LIMIT 1))"
+            "AND r2.verdict <> 'skipped' ORDER BY r2.started_at DESC, r2.id DESC LIMIT 1))"  # latest measured
         )
     return where, params
 

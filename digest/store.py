@@ -544,7 +544,7 @@ def item_views(engine: Engine, item_ids: Sequence[int] | None = None) -> list[It
         for c in s.exec(current.order_by(Claim.item_id, Claim.field.desc(), Claim.start)):
             if c.item_id in claims:
                 claims[c.item_id].append(c)
-        latest = {r.claim_id: r for r in s.exec(_latest_run_stmt())}
+        latest = shown_runs(_rows(s.connection(), SHOWN_RUNS_SQL))
         coverage: dict[int, list[Item]] = {i: [] for i in ids}
         for post in s.exec(select(Item).where(Item.covers_item_id.is_not(None))):
             if post.covers_item_id in coverage:
@@ -924,7 +924,32 @@ SiteItem = namedtuple("SiteItem", SITE_ITEM_COLUMNS)
 SiteClaim = namedtuple("SiteClaim", SITE_CLAIM_COLUMNS)
 SitePost = namedtuple("SitePost", ("id", "covers_item_id", "title", "url", "source", "published"))
 SiteTopic = namedtuple("SiteTopic", ("slug", "name", "description"))
-SiteRun = namedtuple("SiteRun", ("id", "claim_id", "verdict", "measured", "claimed", "note"))
+SiteRun = namedtuple(
+    "SiteRun",
+    ("id", "claim_id", "verdict", "measured", "claimed", "note", "started_at", "hook", "script", "tolerance",
+     "tolerance_kind", "skipped_at"),
+)  # fmt: skip
+SHOWN_RUNS_SQL = (
+    "SELECT r.id, r.claim_id, r.verdict, r.measured, r.claimed, r.note, CAST(r.started_at AS TEXT), h.name, "
+    "h.script, h.tolerance, h.tolerance_kind FROM reprorun r LEFT JOIN reprohook h ON h.id = r.hook_id "
+    "WHERE r.claim_id IS NOT NULL ORDER BY r.id"
+)
+
+
+def shown_runs(rows: Iterable[tuple]) -> dict[int, SiteRun]:
+    """claim id -> the run pages show, from runs oldest first (id, claim_id, verdict, measured, claimed, note,
+    started_at, hook, script, tolerance, tolerance_kind): the latest run that measured something (any verdict
+    but `skipped`), with `skipped_at` the start of a later skipped run (no GPU); only skipped runs: the latest.
+    A skipped run never hides a recorded verdict (issue #17)."""
+    shown: dict[int, SiteRun] = {}
+    for row in rows:
+        run = SiteRun(*row[:6], _datetime(row[6]), *row[7:11], None)
+        before = shown.get(run.claim_id)
+        if run.verdict != "skipped" or before is None or before.verdict == "skipped":
+            shown[run.claim_id] = run
+        else:
+            shown[run.claim_id] = before._replace(skipped_at=run.started_at)
+    return shown
 
 
 @dataclass
@@ -1005,13 +1030,7 @@ def site_views(engine: Engine, item_ids: Sequence[int] | None = None) -> list[It
     views: list[ItemView] = []
     with engine.connect() as conn:
         run = partial(_rows, conn)
-        latest = {}
-        for row in run(
-            "SELECT r.id, r.claim_id, r.verdict, r.measured, r.claimed, r.note FROM reprorun r JOIN "
-            "(SELECT claim_id, MAX(id) AS rid FROM reprorun WHERE claim_id IS NOT NULL GROUP BY claim_id) m "
-            "ON r.id = m.rid"
-        ):
-            latest[row[1]] = SiteRun(*row)
+        latest = shown_runs(run(SHOWN_RUNS_SQL))
         for chunk in _chunks(item_ids):
             only = "" if chunk is None else f" AND id IN ({_ids_sql(chunk)})"
             rows = run(f"SELECT {cols} FROM item WHERE covers_item_id IS NULL{only} ORDER BY published DESC, id")
@@ -1070,11 +1089,13 @@ def suggested_topics_between(engine: Engine, start: datetime, end: datetime) -> 
 
 
 def runs_between(engine: Engine, start: datetime, end: datetime) -> list[tuple[int, int, str]]:
-    """(item id, claim id, verdict) of each claim's latest run started in [start, end), oldest first."""
+    """(item id, claim id, verdict) of each claim's latest measured (not skipped) run started in [start, end),
+    oldest first."""
     with session(engine) as s:
         latest = (
             select(func.max(ReproRun.id).label("rid"))
             .where(ReproRun.claim_id.is_not(None), ReproRun.started_at >= start, ReproRun.started_at < end)
+            .where(ReproRun.verdict != "skipped")  # a skip measures nothing: the week's measured run counts
             .group_by(ReproRun.claim_id)
             .subquery()
         )

@@ -258,6 +258,8 @@ def write_site(
     extra: dict | None = None,
     fragments: Callable[[], dict] | None = None,
     state: Path | None = None,
+    warm: Callable[[list[int]], None] | None = None,
+    prime: Callable[[dict], None] | None = None,
 ) -> tuple[int, int]:
     """Render and write only pages whose input key changed since the last build (or whose file is gone).
 
@@ -265,7 +267,10 @@ def write_site(
     the ids of the findings the pages to render read, show as cards and as feed entries, and a lookup into
     the fragment cache. Many pages are rendered by forked workers, one per core; `fragments()` hands over
     the fragments each process rendered, which go into the cache (rows of findings gone from `extra`'s
-    "items" are dropped). Pages joined from other pages (`parts`) are assembled last from the written
+    "items" are dropped). With `warm` and `prime`, forked workers first render the pages of one finding each
+    (split by finding id) and, with `warm(ids)`, those findings' cards and entries; `prime(fragments)` hands
+    them to this process before the list pages fork, so no finding is prepared twice. Pages joined from other
+    pages (`parts`) are assembled last from the written
     files. The manifest of keys (plus `extra`) is saved last, so an interrupted build re-renders what it
     did not finish. Manifest and cache live in `state` (default: state_dir(out)), outside the site.
     Returns (rendered, written).
@@ -290,7 +295,7 @@ def write_site(
         cards = {i for rel in todo for i in pages[rel].cards}
         entries = {i for rel in todo for i in pages[rel].entries}
         load(needs, cards, entries, cache.get)
-    rendered, written, made = _run(root, pages, todo, workers, present, fragments)
+    rendered, written, made = _run(root, pages, todo, workers, present, fragments, warm, prime)
     writer = _Writer(present)
     for rel in joined:
         page = pages[rel]
@@ -317,27 +322,62 @@ def write_site(
 
 
 def _run(
-    root: Path, pages: dict, todo: list[str], workers: int | None, present: set[str], fragments: Callable | None
+    root: Path,
+    pages: dict,
+    todo: list[str],
+    workers: int | None,
+    present: set[str],
+    fragments: Callable | None,
+    warm: Callable | None = None,
+    prime: Callable | None = None,
 ) -> tuple[int, int, dict]:
     """(pages rendered, files written, fragments rendered by forked workers)."""
     workers = workers or len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (workers or 1)
     weight = {rel: 1 + len(pages[rel].needs) + len(pages[rel].cards) + len(pages[rel].entries) for rel in todo}
     if workers <= 1 or sum(weight.values()) < PARALLEL_MIN_WORK or not hasattr(os, "fork"):
         return (*_render_and_write(root, pages, todo, present), {})
+    rendered = written = 0
+    made: dict = {}
+    if warm is not None and prime is not None and fragments is not None:
+        # Phase 1: each finding's own page (and its cards and entries) in one worker, split by finding id.
+        own = [rel for rel in todo if _own_page(pages[rel])]
+        if own:
+            chunks: list[list[str]] = [[] for _ in range(workers)]
+            ids: list[list[int]] = [[] for _ in range(workers)]
+            for rel in own:
+                iid = pages[rel].needs[0]
+                chunks[iid % workers].append(rel)
+                ids[iid % workers].append(iid)
+            r, w, part = _pool(workers, (root, pages, present, fragments, warm), list(zip(chunks, ids, strict=True)))
+            rendered, written = rendered + r, written + w
+            made.update(part)
+            prime(part)
+            todo = [rel for rel in todo if not _own_page(pages[rel])]
+    chunks = [[] for _ in range(workers)]
+    loads = [0] * workers
+    for rel in sorted(todo, key=weight.__getitem__, reverse=True):  # heaviest first, to the least loaded
+        n = loads.index(min(loads))
+        chunks[n].append(rel)
+        loads[n] += weight[rel]
+    r, w, part = _pool(workers, (root, pages, present, fragments, None), [(c, []) for c in chunks])
+    made.update(part)
+    return rendered + r, written + w, made
+
+
+def _own_page(page) -> bool:
+    """A page showing one finding and no other (an item page)."""
+    return len(page.needs) == 1 and not (page.cards or page.entries or page.parts)
+
+
+def _pool(workers: int, state: tuple, jobs: list[tuple[list[str], list[int]]]) -> tuple[int, int, dict]:
+    """Run jobs (pages to render, then finding ids to warm) in forked workers that inherit `state`."""
     import multiprocessing
 
     global _FORK_STATE
-    _FORK_STATE = (root, pages, present, fragments)
+    _FORK_STATE = state
     try:
-        ctx = multiprocessing.get_context("fork")
-        chunks: list[list[str]] = [[] for _ in range(workers)]
-        loads = [0] * workers
-        for rel in sorted(todo, key=weight.__getitem__, reverse=True):  # heaviest first, to the least loaded
-            n = loads.index(min(loads))
-            chunks[n].append(rel)
-            loads[n] += weight[rel]
-        with ctx.Pool(workers) as pool:
-            results = pool.map(_forked, chunks)
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            results = pool.map(_forked, jobs)
     finally:
         _FORK_STATE = None
     made: dict = {}
@@ -349,7 +389,10 @@ def _run(
 _FORK_STATE = None
 
 
-def _forked(paths: list[str]) -> tuple[int, int, dict]:
-    root, pages, present, fragments = _FORK_STATE
+def _forked(job: tuple[list[str], list[int]]) -> tuple[int, int, dict]:
+    root, pages, present, fragments, warm = _FORK_STATE
+    paths, ids = job
     rendered, written = _render_and_write(root, pages, paths, present)
+    if warm is not None and ids:
+        warm(ids)
     return rendered, written, fragments() if fragments is not None else {}

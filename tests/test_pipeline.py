@@ -89,7 +89,7 @@ def test_ingest_tag_claims_build_newsletter_export(runner, site, db):
     item_pages = list((out / "items").glob("*.html"))
     assert len(item_pages) == before - 1  # the covering post folds into its paper
     dflash = next(p for p in item_pages if "2602-06036" in p.name).read_text()
-    assert "6.17" in dflash and "Coverage:" in dflash and "https://github.com/z-lab/dflash" in dflash
+    assert "6.17" in dflash and "Blog coverage</h2>" in dflash and "https://github.com/z-lab/dflash" in dflash
     assert 'name="citation_arxiv_id" content="2602.06036"' in dflash
     assert (out / "tags" / "speculative-decoding.html").exists()
     # A rebuild with nothing new rewrites nothing.

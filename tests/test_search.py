@@ -107,6 +107,8 @@ def corpus(db, tmp_path):
         t0 = NOW - timedelta(hours=2)
         s.add(ReproRun(hook_id=hook_a.id, claim_id=ca.id, verdict="diverged", started_at=t0))
         s.add(ReproRun(hook_id=hook_a.id, claim_id=ca.id, verdict="reproduced", started_at=t0 + timedelta(hours=1)))
+        # A later run skipped for want of a GPU measures nothing: a's verdict stays reproduced (#17).
+        s.add(ReproRun(hook_id=hook_a.id, claim_id=ca.id, verdict="skipped", started_at=t0 + timedelta(hours=1.5)))
         s.add(ReproRun(hook_id=hook_b.id, claim_id=cb.id, verdict="reproduced", started_at=t0))
         s.add(ReproRun(hook_id=hook_b.id, claim_id=cb.id, verdict="diverged", started_at=t0 + timedelta(hours=1)))
         s.commit()
@@ -171,7 +173,7 @@ def test_filters(runner, corpus):
     until = (NOW - timedelta(days=3)).date().isoformat()
     assert keys(search(runner, cfg, "--until", until), ids) == ["c", "d"]
     assert keys(search(runner, cfg, "--has-claims"), ids) == ["a", "b"]
-    assert keys(search(runner, cfg, "--reproduced"), ids) == ["a"]  # b's latest run diverged
+    assert keys(search(runner, cfg, "--reproduced"), ids) == ["a"]  # b's latest run diverged; a's later one skipped
     assert keys(search(runner, cfg, "speculative", "--source", "arxiv"), ids) == ["a"]
     assert keys(search(runner, cfg, "--limit", "1"), ids) == ["a"]
     # A large limit makes the rarest tag's item list lead instead of a newest-first scan: same answers.

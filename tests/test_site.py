@@ -233,7 +233,7 @@ def test_written_files_are_readable_by_the_web_server(tmp_path):
 
 
 def test_escaping_in_python_equals_jinja_autoescape():
-    """Item pages, cards and feed entries are built in Python: their escaping must be what Jinja writes."""
+    """_esc (the card-root rewrite, the sitemap) must escape exactly as Jinja's autoescape does."""
     from markupsafe import Markup, escape
 
     values = [HOSTILE, LONG_TITLE, "a & b <c> 'd' \"e\" &amp;", "naïve ρ → 76%", "", None, 42, 2.5]

@@ -223,8 +223,8 @@ def test_the_fragment_cache_serves_unchanged_findings_and_never_a_stale_one(tmp_
 
 
 def test_a_build_in_forked_workers_equals_one_in_a_single_process(tmp_path, db, monkeypatch):
-    """Big sites render in forked workers (one per core, each with its own lazily built item shell and
-    fragments): the files and the fragment cache are those of a build in one process."""
+    """Big sites render in forked workers (one per core, item pages with their findings' fragments first,
+    then list pages): the files and the fragment cache are those of a build in one process."""
     config, engine = seeded(tmp_path, db, 150)
     single = tmp_path / "single"
     pipeline.build_site(engine, config, single, search=False)
@@ -237,13 +237,25 @@ def test_a_build_in_forked_workers_equals_one_in_a_single_process(tmp_path, db, 
         (marks / str(os.getpid())).touch()
         return real(*args)
 
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    real_card = render.finding_card
+
+    def finding_card(f, root):
+        (cards / f"{f.item.id}-{os.getpid()}").touch()
+        return real_card(f, root)
+
     monkeypatch.setattr(write, "PARALLEL_MIN_WORK", 0)
     monkeypatch.setattr(write.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
     monkeypatch.setattr(write, "_render_and_write", render_and_write)
+    monkeypatch.setattr(render, "finding_card", finding_card)
     parallel = tmp_path / "parallel"
     pipeline.build_site(engine, config, parallel, search=False)
     workers = {int(p.name) for p in marks.iterdir()}
     assert workers and os.getpid() not in workers
+    # Each finding's card is rendered once, in the worker that renders its page (not once per worker).
+    made = [p.name.split("-")[0] for p in cards.iterdir()]
+    assert len(made) == len(set(made)) == 150
     assert files(parallel) == files(single)
     single_state, parallel_state = (write.state_dir(d, config.workspace) for d in (single, parallel))
     ids = sorted(int(i) for i in write.read_manifest(single_state)["items"])
