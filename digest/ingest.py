@@ -142,8 +142,9 @@ def _ingest_arxiv(
     cfg = config.fetch
     cursor = store.get_cursor(engine, source.name)
     limit = source.max_results or cfg.arxiv_max_results
-    # The API endpoint comes from the operator's config, never from feed content: it may live on loopback.
-    api = SourceConfig(name=source.name, kind="arxiv", allow_private=True)
+    # Guarded like any source: a redirect or DNS answer pointing at a private address is refused unless the
+    # source sets allow_private = true (an arXiv mirror on the lab network, a test server on loopback).
+    api = SourceConfig(name=source.name, kind="arxiv", allow_private=source.allow_private)
     report = SourceReport(source.name, "ok")
     newest = cursor
     start = 0
