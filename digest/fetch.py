@@ -11,6 +11,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
@@ -84,7 +85,6 @@ class Response:
     @property
     def validators(self) -> Validators:
         return Validators(self.headers.get("etag", ""), self.headers.get("last-modified", ""))
-
 
 
 @dataclass
@@ -340,6 +340,7 @@ def next_hop(current: str, location: str) -> str:
     try:
         target = urljoin(current, location.strip())
         check_scheme(target)
+        _ = urlsplit(target).port  # ValueError when out of range
         httpx.URL(target)
     except FetchError:
         raise FetchError(f"{current}: redirect to {location[:200]!r} refused: only http(s) is followed") from None
@@ -355,7 +356,8 @@ class Fetcher:
     resolves to is checked, and the socket connects to the checked address (so DNS rebinding cannot
     reach a private host); redirects are followed here, hop by hop, each hop checked before it is
     requested. One deadline (`timeout_s`, on `clock`) covers a fetch's connect, headers and body.
-    `resolver` and `clock` are seams for tests; `is_public` decides which addresses count as public.
+    `resolver`, `clock` and `verify` (the TLS context) are seams for tests; `is_public` decides which
+    addresses count as public.
     """
 
     def __init__(
@@ -366,6 +368,7 @@ class Fetcher:
         resolver: Resolver | None = None,
         clock: Callable[[], float] = time.monotonic,
         is_public: Callable[[str], bool] | None = None,
+        verify: ssl.SSLContext | None = None,
     ):
         self.config = config
         self.clock = clock
@@ -376,25 +379,27 @@ class Fetcher:
         self._transport = transport
         self._resolver = resolver or system_resolver
         self._is_public = is_public or is_public_address
-        self._clients: dict[bool, httpx.Client] = {}
+        self._verify = verify
+        self._clients: dict[bool, tuple[httpx.Client, httpx.BaseTransport]] = {}
         self.last: FetchTrace | None = None  # what the latest get() did, for logs and tests
 
-    def client(self, allow_private: bool) -> httpx.Client:
-        """One client per guard setting: a pooled connection opened for a private source is never reused
-        by a guarded one."""
+    def client(self, allow_private: bool) -> tuple[httpx.Client, httpx.BaseTransport]:
+        """One client (it builds requests) and transport per guard setting: a pooled connection opened for
+        a private source is never reused by a guarded one."""
         if allow_private not in self._clients:
             backend = GuardedBackend(self._resolver, self._is_public, allow_private, self.clock)
-            self._clients[allow_private] = httpx.Client(
+            transport = self._transport or GuardedTransport(backend, verify=self._verify or tls_context())
+            client = httpx.Client(
                 headers={"User-Agent": self.config.user_agent, "Accept-Encoding": "gzip, deflate"},
                 timeout=httpx.Timeout(self.config.timeout_s, connect=self.config.connect_timeout_s),
-                follow_redirects=False,  # followed in _stream, each hop checked before it is requested
-                transport=self._transport or GuardedTransport(backend, verify=tls_context()),
+                transport=transport,
                 trust_env=False,  # an environment proxy would resolve names itself, past the guard
             )
+            self._clients[allow_private] = (client, transport)
         return self._clients[allow_private]
 
     def close(self) -> None:
-        for client in self._clients.values():
+        for client, _ in self._clients.values():
             client.close()
         self._clients.clear()
 
@@ -499,13 +504,13 @@ class Fetcher:
 
     def _stream(self, url: str, headers: dict[str, str], allow_private: bool, trace: FetchTrace) -> Response:
         """Follow redirects by hand: each hop's URL is checked (scheme here, address at connect) first."""
-        client = self.client(allow_private)
+        client, transport = self.client(allow_private)
         statuses: list[int] = []
         current = url
         for _hop in range(MAX_REDIRECTS + 1):
             trace.hops.append(current)
             try:
-                with client.stream("GET", current, headers=headers) as resp:
+                with self._send(client, transport, current, headers) as resp:
                     location = resp.headers.get("location")
                     if resp.status_code in REDIRECT_STATUSES and location is not None:
                         statuses.append(resp.status_code)
@@ -525,14 +530,26 @@ class Fetcher:
                 raise PrivateAddressError(f"{where}: {exc}") from None
         raise FetchError(f"{url}: more than {MAX_REDIRECTS} redirects")
 
+    @contextmanager
+    def _send(self, client: httpx.Client, transport: httpx.BaseTransport, url: str, headers: dict[str, str]):
+        """One request straight to the transport: httpx's client would parse (and choke on) a Location
+        before we could check it, and keep cookies across hops; neither happens here."""
+        request = client.build_request("GET", url, headers=headers)
+        response = transport.handle_request(request)
+        response.request = request
+        try:
+            yield response
+        finally:
+            response.close()
+
     def _read_body(self, url: str, resp: httpx.Response, trace: FetchTrace) -> bytes:
         """Raw bytes through our own decoders, each layer capped as it decodes (a nested bomb stops early)."""
         cap = self.config.max_bytes
-        layers = Layers(resp.headers.get("content-encoding", ""), cap)
-        trace.layers = layers.produced
         body = bytearray()
         raw = 0
         try:
+            layers = Layers(resp.headers.get("content-encoding", ""), cap)
+            trace.layers = layers.produced
             for chunk in resp.iter_raw():
                 raw += len(chunk)
                 if raw > cap:
