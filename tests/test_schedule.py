@@ -8,7 +8,7 @@ import pytest
 
 from digest.cli import main
 from digest.config import load_config
-from digest.lock import exclusive, lock_path
+from digest.lock import run_lock
 from tests.conftest import FIXTURES, ROOT, write_config
 
 
@@ -48,18 +48,23 @@ def test_list_shows_every_job_with_its_schedule(runner, cfg, db):
 
 def test_bounded_run_ingests_and_persists_jobs_once(runner, cfg, db, httpserver):
     for _ in range(2):  # a restart replaces the persistent jobs instead of adding copies
-        result = runner.invoke(main, ["--config", str(cfg), "schedule", "--for", "2"])
+        result = runner.invoke(main, ["--config", str(cfg), "schedule", "--for", "6"])
         assert result.exit_code == 0, result.output
     ids = sorted(r[0] for r in db.rows("SELECT id FROM apscheduler_jobs"))
     assert ids == ["build", "ingest:blog", "newsletter"]
     assert db.one("SELECT count(*) FROM item WHERE source='blog'") == 2  # ingested at start
-    assert db.one("SELECT count(*) FROM claim") > 0  # then tag and claims ran, because something was new
     assert len([r for r, _ in httpserver.log if r.path == "/feed.xml"]) == 2
+
+
+def test_once_runs_tag_and_claims_after_an_ingest_that_brought_something(runner, cfg, db):
+    result = runner.invoke(main, ["--config", str(cfg), "schedule", "--once"])
+    assert "ingest:blog                      exit 0" in result.output, result.output
+    assert db.one("SELECT count(*) FROM claim") > 0  # tag and claims ran, because something was new
 
 
 def test_scheduled_ingest_respects_a_manual_runs_lock(runner, cfg, db, httpserver):
     config = load_config(cfg)
-    with exclusive(lock_path(db.url, config.workspace)):
+    with run_lock(db.engine, config.workspace):
         result = runner.invoke(main, ["--config", str(cfg), "schedule", "--once"])
     assert "ingest:blog                      exit 1" in result.output
     assert "another ingest is already running" in result.output
