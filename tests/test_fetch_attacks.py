@@ -390,3 +390,63 @@ def test_a_resolver_that_hangs_is_held_to_the_deadline():
             f.get(GUARDED, "http://slow-dns.test/feed")
     finally:
         hang.set()
+
+
+# --- point 10: nested markup costs linear work ----------------------------------------------------------
+
+from digest.normalize import HTML_INPUT_MAX, MAX_DEPTH, bound_html  # noqa: E402
+from digest.parse import parse_feed, parse_html  # noqa: E402
+
+
+def max_depth(html: str) -> int:
+    """Open-element depth of markup made of elements that all need their end tag (as the test inputs are)."""
+    import re
+
+    depth = deepest = 0
+    for closing in re.findall(r"<(/?)[a-z]", html):
+        depth += -1 if closing else 1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def nested(n: int, inner: str) -> str:
+    return "<div>" * n + inner + "</div>" * n
+
+
+def test_deep_nesting_is_bounded_and_the_text_kept():
+    bounded = bound_html(nested(5_000, "<em>deep</em> text"))
+    assert max_depth(bounded) == MAX_DEPTH
+    assert bounded.count("<") == 2 * MAX_DEPTH  # the 9,874 deeper tags are gone, <em> with them
+    assert "deep</em> text" not in bounded and "deep text" in bounded
+
+
+def test_the_sanitiser_gets_a_capped_input():
+    hostile = nested(50_000, "x")  # 0.55 MB: the issue's 12 CPU s feed
+    assert len(bound_html(hostile)) <= HTML_INPUT_MAX
+    assert max_depth(bound_html(hostile)) <= MAX_DEPTH
+
+
+def test_ordinary_markup_passes_unchanged():
+    post = (
+        "<p>One<p>Two <a href='https://x.test/?a=1&b=2' title='a>b'>link</a><br>"
+        + "<ul><li>a<li>b</ul><blockquote><p><em>q</em></blockquote><img src=x.png/>" * 200
+    )
+    assert bound_html(post) == post
+
+
+def test_a_feed_with_fifty_thousand_nested_divs_parses_to_one_clean_entry():
+    description = "<p>Headline: 6.17x speedup.</p>" + nested(50_000, "buried")
+    body = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>f</title><item><title>T</title>'
+        f"<link>https://b.test/1</link><description><![CDATA[{description}]]></description></item></channel></rss>"
+    ).encode()
+    [entry] = parse_feed(body, {}, "https://b.test/").entries
+    assert entry.summary.startswith("Headline: 6.17x speedup.")
+    assert max_depth(entry.summary_html) <= MAX_DEPTH
+
+
+def test_an_html_source_page_nested_beyond_the_bound_still_yields_its_items():
+    items = "".join(f'<article><h2><a href="/p/{i}">Post {i}</a></h2></article>' for i in range(5))
+    page = f"<html><body>{items}{nested(100_000, 'x')}</body></html>".encode()
+    result = parse_html(page, {"item": "article", "title": "h2", "link": "a"}, "https://b.test/")
+    assert [e.title for e in result.entries] == [f"Post {i}" for i in range(5)]
