@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from digest.errors import FetchError
 from digest.normalize import (
     arxiv_ids_in,
+    bound_html,
     clean_text,
     code_urls_in,
     content_hash,
@@ -18,7 +19,6 @@ from digest.normalize import (
     html_to_text,
     parse_arxiv_id,
     safe_url,
-    bound_html,
     sanitize_html,
 )
 
