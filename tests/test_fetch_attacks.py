@@ -55,7 +55,7 @@ class Server:
 
         self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def close(self) -> None:
         self.httpd.shutdown()
@@ -207,6 +207,17 @@ def test_arxiv_is_guarded_unless_the_source_allows_private(httpserver, tmp_path,
     [report] = pipeline.ingest(engine, config)
     assert report.status in ("broken", "incomplete") and "private address" in report.error
     assert httpserver.log == []  # the loopback API was never asked
+
+
+@pytest.mark.parametrize(
+    "host", ["127.1", "0x7f.0.0.1", "2130706433", "017700000001", "[::ffff:127.0.0.1]", "localhost", "0.0.0.0"]
+)
+def test_spellings_of_loopback_through_the_system_resolver_never_connect(servers, host):
+    """No seam here: the production resolver and address rule, on names that resolve without any DNS."""
+    _, private = servers
+    with Fetcher(FetchConfig(timeout_s=3.0, retries=0)) as f, pytest.raises(FetchError, match="private address"):
+        f.get(GUARDED, f"http://{host}:{private.port}/secret")
+    assert private.requests == []
 
 
 # --- the address rule itself --------------------------------------------------------------------------
