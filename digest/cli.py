@@ -39,18 +39,22 @@ def environment_error(exc: BaseException, state: State | None) -> str | None:
 
         if isinstance(exc, DBAPIError):
             exc = exc.orig or exc
+    where = f"database {state.where_db()}" if state else "database"
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if "sqlite3" in sys.modules:
         import sqlite3
 
-        if isinstance(exc, sqlite3.DatabaseError):
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            return f"database {state.where_db() if state else ''}: {reason}".replace("database : ", "database: ")
+        # A corrupt file raises DatabaseError itself; a full disk, a lock or an I/O error OperationalError.
+        # IntegrityError and the like are Digest's own bugs: they keep their traceback.
+        if type(exc) is sqlite3.DatabaseError or isinstance(exc, sqlite3.OperationalError):
+            return f"{where}: {reason}"
+    if "psycopg" in sys.modules:
+        import psycopg
+
+        if isinstance(exc, psycopg.OperationalError):  # connection lost, disk full (53100), ...
+            return f"{where}: {reason}"
     if isinstance(exc, OSError) and exc.errno is not None:
-        name = exc.filename or ""
-        return f"{name}: {exc.strerror}" if name else f"{exc.strerror}"
-    if type(exc).__module__.startswith("psycopg") and isinstance(exc, Exception):
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"database {state.where_db() if state else ''}: {reason}"
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else f"{exc.strerror}"
     return None
 
 

@@ -134,7 +134,10 @@ NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 def is_public_address(address: str) -> bool:
     """True only for globally routable unicast addresses, also when an IPv4 one hides inside IPv6."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:  # not an address at all: never public
+        return False
     if isinstance(ip, ipaddress.IPv6Address):
         embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
         if embedded is None and ip in NAT64:
@@ -216,8 +219,8 @@ class GuardedBackend(httpcore.NetworkBackend):
 
         def lookup() -> None:
             try:
-                box["addresses"] = list(self.resolver(host, port))
-            except (OSError, UnicodeError) as exc:
+                box["addresses"] = [str(a) for a in self.resolver(host, port)]
+            except Exception as exc:  # socket.gaierror, UnicodeError (a label too long), ...: cannot resolve
                 box["error"] = exc
 
         worker = threading.Thread(target=lookup, name="digest-resolve", daemon=True)
