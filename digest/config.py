@@ -235,8 +235,9 @@ def _check_range(value: float, low: float, high: float, low_ok: bool, path: Path
 def _check_fetch(fetch: FetchConfig, path: Path) -> None:
     for key, (low, high, low_ok) in FETCH_RANGES.items():
         _check_range(getattr(fetch, key), low, high, low_ok, path, "[fetch]", key)
-    if not fetch.user_agent.strip() or any(c in fetch.user_agent for c in "\r\n"):
-        raise ConfigError(f"{path}: [fetch]: field 'user_agent' must be one non-empty line")
+    ua = fetch.user_agent
+    if not ua.strip() or not ua.isascii() or not ua.isprintable():
+        raise ConfigError(f"{path}: [fetch]: field 'user_agent' must be one non-empty line of printable ASCII")
     if not re.match(r"^https?://[^/\s]+", fetch.arxiv_api) or fetch.arxiv_api.count("{}") != 1:
         raise ConfigError(
             f"{path}: [fetch]: field 'arxiv_api' must be an http(s) URL with one '{{}}' for the query "

@@ -479,8 +479,10 @@ class Fetcher:
                 if attempt < retries and self._backoff(attempt, trace):
                     continue
                 raise FetchError(f"{url}: cannot connect ({type(exc).__name__}: {exc})") from None
-            except httpx.HTTPError as exc:  # InvalidURL, DecodingError, ...: this source only, never the run
+            except httpx.HTTPError as exc:  # DecodingError, ...: this source only, never the run
                 raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from None
+            except (httpx.InvalidURL, UnicodeError) as exc:  # a bad host name (IDNA), a control character
+                raise FetchError(f"{url[:200]}: invalid URL ({exc})") from None
             trace.outcome = f"HTTP {response.status}"
             if response.status == 304 or 200 <= response.status < 300:
                 return response

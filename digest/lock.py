@@ -15,10 +15,24 @@ from digest.errors import DigestError
 def lock_path(db_url: str, workspace: Path) -> Path:
     """Beside the SQLite file when there is one (so two configs on one DB still exclude), else in the workspace.
     The path is canonical (symlinks resolved): two spellings of one database file share one lock."""
-    if db_url.startswith("sqlite:///") and db_url.split("?")[0] != "sqlite:///:memory:":
-        database = db_url.removeprefix("sqlite:///").split("?")[0]
+    database = _sqlite_file(db_url)
+    if database:
         return Path(os.path.realpath(database) + ".ingest.lock")
     return Path(os.path.realpath(workspace)) / "ingest.lock"
+
+
+def _sqlite_file(db_url: str) -> str:
+    """The file of a SQLite URL in any spelling (sqlite:///, sqlite+pysqlite:///, with ?options); '' if none."""
+    if not db_url.startswith("sqlite"):
+        return ""
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(db_url)
+    except Exception:  # not a URL SQLAlchemy reads: the engine will say so
+        return ""
+    database = url.database or ""
+    return "" if database in ("", ":memory:") or database.startswith("file:") else database
 
 
 def advisory_key(name: str) -> int:

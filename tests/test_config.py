@@ -69,6 +69,7 @@ def test_wrong_type_in_fetch_table(tmp_path):
         ("[fetch]", "arxiv_page_size = 0", "field 'arxiv_page_size'"),
         ("[fetch]", "interval_min = 0", "field 'interval_min'"),
         ("[fetch]", 'user_agent = ""', "field 'user_agent' must be one non-empty line"),
+        ("[fetch]", 'user_agent = "Digést/1"', "field 'user_agent' must be one non-empty line of printable ASCII"),
         ("[fetch]", 'arxiv_api = "https://a.test/query"', "field 'arxiv_api' must be an http(s) URL with one '{}'"),
         ("[smtp]", "timeout_s = -3", "[smtp]: field 'timeout_s'"),
     ],

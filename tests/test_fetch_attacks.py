@@ -172,6 +172,12 @@ def test_redirect_to_a_non_http_url_is_a_clean_error(servers, location):
         f.get(GUARDED, f"http://public.test:{public.port}/feed")
 
 
+@pytest.mark.parametrize("url", ["http://xn--/feed", "http://\u0000x.test/feed", "http://exa mple.test/feed"])
+def test_a_malformed_source_url_is_a_clean_error(url):
+    with guarded_fetcher(Resolver(dict(NAMES))) as f, pytest.raises(FetchError):
+        f.get(GUARDED, url)
+
+
 def test_a_bad_redirect_breaks_one_source_and_the_ingest_goes_on(httpserver, tmp_path, db):
     from digest import pipeline, store
     from digest.config import load_config

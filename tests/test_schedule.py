@@ -216,3 +216,16 @@ def test_for_ends_on_its_own_clock_even_with_a_job_running(runner, tmp_path, db,
     assert result.exit_code == 0, result.output
     assert "digest ingest --source stall: stopped, the scheduler's --for time is up" in result.output
     assert db.one("SELECT count(*) FROM sourcerun") == 0  # the child was ended, not waited for
+
+
+def test_lock_path_is_one_for_every_spelling_of_a_sqlite_url(tmp_path):
+    from digest.lock import lock_path
+
+    (tmp_path / "link").symlink_to(tmp_path)
+    spellings = [
+        f"sqlite:///{tmp_path}/d.db",
+        f"sqlite+pysqlite:///{tmp_path}/d.db",
+        f"sqlite:///{tmp_path}/link/d.db?timeout=5",
+        f"sqlite:///{tmp_path}/./link/./d.db",
+    ]
+    assert {lock_path(url, tmp_path / "ws") for url in spellings} == {tmp_path.resolve() / "d.db.ingest.lock"}
