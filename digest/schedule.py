@@ -92,6 +92,7 @@ def run(config: Config, config_path: str, db_url: str, seconds: float | None = N
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.blocking import BlockingScheduler
 
+    started = time.monotonic()  # `seconds` counts from here, on this clock
     coordinator = Coordinator(db_url) if _is_postgresql(db_url) else None
 
     class Scheduler(BlockingScheduler):
@@ -127,10 +128,14 @@ def run(config: Config, config_path: str, db_url: str, seconds: float | None = N
         if coordinator:  # the jobs are in the store once the scheduler has started: others may join now
             scheduler.add_listener(lambda _event: coordinator.joined(), EVENT_SCHEDULER_STARTED)
         if seconds is not None:
-            _stop_at = time.monotonic() + seconds
-            timer = threading.Timer(seconds, lambda: scheduler.shutdown(wait=True))
-            timer.daemon = True
-            timer.start()
+            _stop_at = started + seconds
+
+            def stop_later(_event) -> None:  # only a running scheduler can be shut down
+                timer = threading.Timer(max(0.0, _stop_at - time.monotonic()), lambda: scheduler.shutdown(wait=True))
+                timer.daemon = True
+                timer.start()
+
+            scheduler.add_listener(stop_later, EVENT_SCHEDULER_STARTED)
         log.info("scheduler started with %d jobs", len(scheduler.get_jobs()))
         scheduler.start()
     finally:

@@ -229,3 +229,22 @@ def test_lock_path_is_one_for_every_spelling_of_a_sqlite_url(tmp_path):
         f"sqlite:///{tmp_path}/./link/./d.db",
     ]
     assert {lock_path(url, tmp_path / "ws") for url in spellings} == {tmp_path.resolve() / "d.db.ingest.lock"}
+
+
+@pytest.mark.parametrize("seconds", ["nan", "inf", "-5", "0"])
+def test_for_must_be_a_positive_number_of_seconds(runner, cfg, seconds):
+    result = runner.invoke(main, ["--config", str(cfg), "schedule", "--for", seconds])
+    assert result.exit_code == 1
+    assert result.output.strip().endswith("must be a positive number of seconds")
+
+
+def test_a_very_short_for_still_stops(cfg, db):
+    """The stop timer starts with the scheduler: one that fired before the scheduler ran was lost, and the
+    scheduler then ran for good (a child process, so that a regression fails instead of hanging)."""
+    argv = [sys.executable, "-m", "digest", "--config", str(cfg), "--db", db.url, "schedule", "--for", "0.001"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail("schedule --for 0.001 did not stop")
+    assert proc.returncode == 0, proc.stderr
