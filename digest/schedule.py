@@ -160,10 +160,11 @@ class Coordinator:
 
     def __init__(self, db_url: str):
         from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
 
         from digest.lock import advisory_key
 
-        self.engine = create_engine(db_url, poolclass=_null_pool())
+        self.engine = create_engine(db_url, poolclass=NullPool)  # one connection, closed with the scheduler
         self.conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         self.keys = {k: advisory_key(f"digest:scheduler:{k}") for k in ("start", "alive", "pick")}
         self._starting = False
@@ -201,12 +202,6 @@ class Coordinator:
     def close(self) -> None:
         self.conn.close()  # ends the session: every lock it held is released
         self.engine.dispose()
-
-
-def _null_pool():
-    from sqlalchemy.pool import NullPool
-
-    return NullPool
 
 
 def stored_next_runs(conn) -> dict[str, datetime]:
