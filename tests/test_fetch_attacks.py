@@ -495,3 +495,19 @@ def test_long_text_runs_reach_the_sanitiser_in_short_nodes_and_read_the_same():
     assert sanitize_html(prose) == prose  # comments added to split the run are gone, the text is whole
     link = f'<a href="https://x.test/?{"q=1&amp;" * 200}" title="{"t" * 700}">l</a>'
     assert "<!--" not in sanitize_html(link) and "&lt;!" not in sanitize_html(link)  # tags are not split
+
+
+def test_bench_sanitize_runs_at_a_tiny_size():
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {**os.environ, "BENCH_MB": "0.05", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "sanitize")], capture_output=True, text=True, env=env, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 7 and all("CPU s" in line and "entries=" in line for line in lines)
