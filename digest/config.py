@@ -159,14 +159,13 @@ def parse_config(raw: dict, path: Path) -> Config:
         else base / _typed(site_raw, "out_dir", str, path, "[site]", ""),
         timezone=_typed(site_raw, "timezone", str, path, "[site]", "UTC"),
     )
-    _check_unknown(fetch_raw, FetchConfig.__dataclass_fields__, path, "[fetch]")
     fetch = FetchConfig(
         **{
             f: _typed(fetch_raw, f, type(getattr(FetchConfig, f)), path, "[fetch]", getattr(FetchConfig, f))
             for f in FetchConfig.__dataclass_fields__
         }
     )
-    _check_fetch(fetch, path)
+    _check_unknown(fetch_raw, FetchConfig.__dataclass_fields__, path, "[fetch]")
     _check_unknown(site_raw, SiteConfig.__dataclass_fields__, path, "[site]")
     _check_unknown(news_raw, NewsletterConfig.__dataclass_fields__, path, "[newsletter]")
     _check_unknown(embed_raw, {"model", "max_tokens"}, path, "[embed]")
@@ -192,6 +191,7 @@ def parse_config(raw: dict, path: Path) -> Config:
     for name in names:
         if names.count(name) > 1:
             raise ConfigError(f"{path}: source {name!r}: field 'name' is used by more than one source")
+    _check_fetch(fetch, path)  # ranges, once every field has its type
     return Config(
         path=path,
         site=site,
