@@ -169,6 +169,7 @@ def parse_config(raw: dict, path: Path) -> Config:
     _check_unknown(site_raw, SiteConfig.__dataclass_fields__, path, "[site]")
     _check_unknown(news_raw, NewsletterConfig.__dataclass_fields__, path, "[newsletter]")
     _check_unknown(embed_raw, {"model", "max_tokens"}, path, "[embed]")
+    _check_fetch(fetch, path)  # ranges, once every field has its type
     max_tokens = _typed(embed_raw, "max_tokens", int, path, "[embed]", 256)
     if not 8 <= max_tokens <= 512:
         raise ConfigError(f"{path}: [embed]: field 'max_tokens' must be between 8 and 512 (got {max_tokens})")
@@ -191,7 +192,6 @@ def parse_config(raw: dict, path: Path) -> Config:
     for name in names:
         if names.count(name) > 1:
             raise ConfigError(f"{path}: source {name!r}: field 'name' is used by more than one source")
-    _check_fetch(fetch, path)  # ranges, once every field has its type
     return Config(
         path=path,
         site=site,
