@@ -84,7 +84,9 @@ class _Writer:
     def write(self, root: Path, rel: str, data: bytes) -> bool:
         try:
             return self._write(root, rel, data)
-        except OSError as exc:  # a full disk: name the file (os.write does not), for the one Error: line
+        except OSError as exc:  # a full disk: no half-written new page stays; the error names the file
+            if rel not in self.present:
+                Path(root, rel).unlink(missing_ok=True)
             if exc.filename is None and exc.errno is not None:
                 raise OSError(exc.errno, exc.strerror, f"{root}/{rel}") from None
             raise

@@ -232,7 +232,11 @@ def test_disk_full_for_the_site_is_one_error_line(tmp_path, httpserver):
         str(out),
         "--no-search",
     ]
-    script = f"mount -t tmpfs -o size=48k none {out} && exec {shlex.join(build)}"
+    # After the build, still inside the namespace: list every page without its closing tag (half-written).
+    script = (
+        f"mount -t tmpfs -o size=48k none {out} || exit 9; {shlex.join(build)}; rc=$?; "
+        f"grep -rL --include='*.html' '</html>' {out} | sed 's/^/HALF /'; exit $rc"
+    )
     proc = subprocess.run(
         ["unshare", "-rm", "sh", "-c", script],
         capture_output=True,
@@ -242,6 +246,7 @@ def test_disk_full_for_the_site_is_one_error_line(tmp_path, httpserver):
     )
     line = one_error_line(proc)
     assert "No space left on device" in line and str(out) in line, line
+    assert "HALF" not in proc.stdout, proc.stdout  # the page being written when the disk filled is removed
     proc = digest("--config", str(cfg), "--db", f"sqlite:///{db}", "build", "--out", str(out), "--no-search")
     assert proc.returncode == 0, proc.stderr  # the same build with room: nothing was left broken
     assert (out / "index.html").exists()
