@@ -189,7 +189,7 @@ def _author_name(raw: str) -> str:
 def parse_feed(body: bytes, headers: dict[str, str], base_url: str, max_entries: int = 500) -> ParseResult:
     """RSS/Atom bytes: lxml for well-formed feeds, feedparser for the rest (a broken feed keeps its good entries)."""
     body, headers = _prefer_utf8(body, dict(headers or {}))
-    fast = feed_items_lxml(body)
+    fast = feed_items_lxml(body, max_entries)
     feed_link, raws, warning = fast if fast is not None else feed_items_feedparser(body, headers)
     feed_link = feed_link or base_url
     entries: list[Entry] = []
@@ -259,8 +259,11 @@ def _xml_root(body: bytes, huge: bool):
         raise
 
 
-def feed_items_lxml(body: bytes) -> tuple[str, list[dict], str] | None:
-    """Well-formed RSS 2.0, RSS 1.0 or Atom in one lxml pass (~5x feedparser); None sends it to feedparser."""
+def feed_items_lxml(body: bytes, limit: int | None = None) -> tuple[str, list[dict], str] | None:
+    """Well-formed RSS 2.0, RSS 1.0 or Atom in one lxml pass (~5x feedparser); None sends it to feedparser.
+    Only the first `limit` items are read (a 15 MB feed of 1.1 million empty items: 4.3 CPU s read whole)."""
+    from itertools import islice
+
     from lxml import etree
 
     try:
@@ -278,17 +281,17 @@ def feed_items_lxml(body: bytes) -> tuple[str, list[dict], str] | None:
         return None
     if root.tag == f"{ATOM}feed":
         link = _atom_link(root)
-        return link, [_atom_item(e) for e in root.iterfind(f"{ATOM}entry")], ""
+        return link, [_atom_item(e) for e in islice(root.iterfind(f"{ATOM}entry"), limit)], ""
     if root.tag == "rss":
         channel = root.find("channel")
         if channel is None:
             return None
-        return channel.findtext("link") or "", [_rss_item(i, "") for i in channel.iterfind("item")], ""
+        return channel.findtext("link") or "", [_rss_item(i, "") for i in islice(channel.iterfind("item"), limit)], ""
     if root.tag == f"{RDF_NS}RDF":
         ns = RSS090 if root.find(f"{RSS090}channel") is not None or root.find(f"{RSS090}item") is not None else RSS1
         channel = root.find(f"{ns}channel")
         link = channel.findtext(f"{ns}link") if channel is not None else ""
-        return link or "", [_rss_item(i, ns) for i in root.iterfind(f"{ns}item")], ""
+        return link or "", [_rss_item(i, ns) for i in islice(root.iterfind(f"{ns}item"), limit)], ""
     return None
 
 

@@ -511,3 +511,15 @@ def test_bench_sanitize_runs_at_a_tiny_size():
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 7 and all("CPU s" in line and "entries=" in line for line in lines)
+
+
+def test_a_feed_of_a_million_items_reads_only_the_ones_it_keeps():
+    from digest.parse import feed_items_lxml
+
+    items = "".join(f"<item><title>P{i}</title><link>https://b.test/{i}</link></item>" for i in range(20_000))
+    body = f'<?xml version="1.0"?><rss version="2.0"><channel><title>f</title>{items}</channel></rss>'.encode()
+    _link, raws, _warning = feed_items_lxml(body, limit=5)
+    assert [r["title"] for r in raws] == [f"P{i}" for i in range(5)]  # 5 read, not 20,000
+    assert [e.title for e in parse_feed(body, {}, "https://b.test/", max_entries=5).entries] == [
+        f"P{i}" for i in range(5)
+    ]
