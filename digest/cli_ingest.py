@@ -81,10 +81,13 @@ def status(state: State) -> None:
 @pass_state
 def schedule(state: State, list_jobs: bool, once: bool, seconds: float | None) -> None:
     """Run ingest, tag, claims, build and the newsletter on their schedules, in the foreground."""
+    import math
     from datetime import datetime
 
     from digest import schedule as sched
 
+    if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+        raise DigestError(f"--for {seconds}: must be a positive number of seconds")
     config = state.config
     config_path = str(config.path.resolve())
     db_url = state.db_url or config.default_db_url
@@ -99,6 +102,7 @@ def schedule(state: State, list_jobs: bool, once: bool, seconds: float | None) -
             code = spec.func(*spec.args)
             click.echo(f"{spec.id:32} exit {code}")
         return
+    state.engine  # noqa: B018 - creates the database (and its folder) or refuses a broken one, before the job store
     click.echo(f"Scheduler running {len(specs)} jobs (Ctrl-C to stop); job store in {db_url.split('?')[0]}")
     try:
         sched.run(config, config_path, db_url, seconds=seconds)

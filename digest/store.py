@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import delete, event, func
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from digest.errors import DigestError
@@ -76,7 +76,7 @@ def init_db(engine: Engine) -> None:
     try:
         SQLModel.metadata.create_all(engine)
         migrate(engine)
-    except OperationalError as exc:
+    except DatabaseError as exc:  # OperationalError, and "file is not a database" (a corrupt file)
         raise DigestError(f"cannot open database {engine.url!r}: {str(exc.orig).strip().splitlines()[0]}") from None
 
 

@@ -84,6 +84,16 @@ class _Writer:
         self.suffix = f".tmp{os.getpid()}"
 
     def write(self, root: Path, rel: str, data: bytes) -> bool:
+        try:
+            return self._write(root, rel, data)
+        except OSError as exc:  # a full disk: no half-written new page stays; the error names the file
+            if rel not in self.present:
+                Path(root, rel).unlink(missing_ok=True)
+            if exc.filename is None and exc.errno is not None:
+                raise OSError(exc.errno, exc.strerror, f"{root}/{rel}") from None
+            raise
+
+    def _write(self, root: Path, rel: str, data: bytes) -> bool:
         path = f"{root}/{rel}"
         if rel not in self.present:
             # A new file: written in place (no reader can depend on it yet, and the manifest, saved

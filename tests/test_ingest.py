@@ -11,7 +11,7 @@ from digest.cli import main
 from digest.config import load_config
 from digest.errors import DigestError
 from digest.ingest import ingest
-from digest.lock import exclusive, lock_path
+from digest.lock import run_lock
 from tests.conftest import FIXTURES, write_config
 
 FEED = (FIXTURES / "feed.xml").read_bytes()
@@ -185,11 +185,11 @@ def test_a_second_ingest_waits_for_no_one(httpserver, tmp_path, db, runner):
     httpserver.expect_request("/feed.xml").respond_with_data(FEED)
     cfg = write_config(tmp_path, rss_source("blog", httpserver.url_for("/feed.xml")))
     config = load_config(cfg)
-    with exclusive(lock_path(db.url, config.workspace)):
+    with run_lock(db.engine, config.workspace):
         result = runner.invoke(main, ["--config", str(cfg), "ingest"])
         assert result.exit_code == 1
         assert "another ingest is already running" in result.output
-        with pytest.raises(DigestError, match="lock held"):
+        with pytest.raises(DigestError, match="another ingest"):
             run_ingest(cfg, db)
     assert hits(httpserver, "/feed.xml") == 0
     assert runner.invoke(main, ["--config", str(cfg), "ingest"]).exit_code == 0  # released: runs again

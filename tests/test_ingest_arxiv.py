@@ -67,6 +67,7 @@ def setup(httpserver, tmp_path, api: FakeArxiv, delay_s: float = 0.0, sources: s
         [[source]]
         name = "arxiv-a"
         kind = "arxiv"
+        allow_private = true
         query = "cat:cs.CL"
         """,
         fetch=f'arxiv_api = "{httpserver.url_for("/api/query")}?{{}}"\narxiv_page_size = 2\nretries = 0',
@@ -101,6 +102,7 @@ def test_one_request_every_delay_across_all_arxiv_sources(httpserver, tmp_path, 
         [[source]]
         name = "arxiv-{n}"
         kind = "arxiv"
+        allow_private = true
         query = "cat:cs.{n}"
         """
         for n in ("a", "b")

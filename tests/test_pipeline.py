@@ -27,6 +27,7 @@ def site(httpserver, tmp_path):
         [[source]]
         name = "arxiv-test"
         kind = "arxiv"
+        allow_private = true
         query = "cat:cs.CL"
         [[source]]
         name = "blog-rss"
