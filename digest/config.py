@@ -38,6 +38,7 @@ class FetchConfig:
     arxiv_delay_s: float = 3.0
     arxiv_page_size: int = 100
     arxiv_max_results: int = 200
+    arxiv_overlap_days: float = 7.0
     retries: int = 2
     retry_after_max_s: float = 6 * 3600.0
     retry_after_wait_s: float = 30.0
@@ -161,6 +162,8 @@ def parse_config(raw: dict, path: Path) -> Config:
         }
     )
     _check_unknown(fetch_raw, FetchConfig.__dataclass_fields__, path, "[fetch]")
+    if not 0 <= fetch.arxiv_overlap_days <= 365:
+        raise ConfigError(f"{path}: [fetch]: field 'arxiv_overlap_days' must be between 0 and 365")
     _check_unknown(site_raw, SiteConfig.__dataclass_fields__, path, "[site]")
     _check_unknown(news_raw, NewsletterConfig.__dataclass_fields__, path, "[newsletter]")
     _check_unknown(embed_raw, {"model", "max_tokens"}, path, "[embed]")
