@@ -49,7 +49,8 @@ def newsletter(state: State, week: str, out_dir: Path | None, send: bool, dry_ru
     if dry_run:
         click.echo(f"Dry run: {len(report.files)} .eml files in {report.files[0].parent}")
         return
-    click.echo(f"Sent {len(report.sent)}, already sent {report.already}, of {report.total} subscribers")
+    again = f" ({len(report.resent)} again under their first Message-ID)" if report.resent else ""
+    click.echo(f"Sent {len(report.sent)}, already sent {report.already}, of {report.total} subscribers{again}")
     if report.refused:
         raise DigestError(f"the SMTP server refused {len(report.refused)} recipient(s): {', '.join(report.refused)}")
 

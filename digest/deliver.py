@@ -1,4 +1,10 @@
-"""Newsletter delivery over SMTP: one message per subscriber, a ledger row only after the server accepted it."""
+"""Newsletter delivery over SMTP: one message per subscriber through a two-step ledger.
+
+Each recipient's row is committed as `sending`, with the Message-ID, before the SMTP transaction and turned
+`sent` after the server's 250. A crash or a dropped connection between the two leaves `sending`: the server may
+or may not have the message. The next run sends it again under the same Message-ID (never a new one), so a
+receiving system that already has it can drop the copy; a server that replied with a refusal had nothing, and
+its row is removed. See docs/guarantees.md."""
 
 from __future__ import annotations
 
@@ -44,6 +50,7 @@ class SendReport:
     total: int = 0
     sent: list[str] = field(default_factory=list)
     already: int = 0
+    resent: list[str] = field(default_factory=list)  # were `sending`: sent again under their first Message-ID
     refused: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
 
@@ -117,8 +124,8 @@ def send_issue(
             write_bytes(path, bytes(personalize(sub.email, sub.token)))
             report.files.append(path)
         return report
-    done = store.sent_to(engine, issue)
-    todo = [s for s in subs if s.email not in done]
+    ledger = store.ledger(engine, issue)
+    todo = [s for s in subs if ledger.get(s.email, ("",))[0] != "sent"]
     report.already = len(subs) - len(todo)
     if not todo:
         return report
@@ -128,16 +135,25 @@ def send_issue(
             if progress:
                 progress("send", n, len(todo))
             msg = personalize(sub.email, sub.token)
+            if sub.email in ledger:  # `sending`: a run stopped before the server's reply reached it
+                msg.replace_header("Message-ID", ledger[sub.email][1])
+                report.resent.append(sub.email)
+            elif not store.record_sending(engine, issue, sub.email, msg["Message-ID"] or ""):
+                report.already += 1  # another `newsletter --send` claimed this recipient meanwhile
+                continue
             try:
                 conn.send_message(msg, from_addr=sender, to_addrs=[sub.email])
             except smtplib.SMTPRecipientsRefused:
+                store.forget_sending(engine, issue, sub.email)
                 report.refused.append(sub.email)
                 continue
             except (OSError, smtplib.SMTPException) as exc:
+                if isinstance(exc, smtplib.SMTPResponseException):
+                    store.forget_sending(engine, issue, sub.email)  # the server answered no: nothing delivered
                 raise DigestError(
                     f"SMTP {config.smtp.host}:{config.smtp.port}: stopped at {sub.email} after sending "
                     f"{len(report.sent)} of {len(todo)} ({exc}); run the same command again to send the rest"
                 ) from None
-            store.record_sent(engine, issue, sub.email, msg["Message-ID"] or "")
+            store.mark_sent(engine, issue, sub.email)
             report.sent.append(sub.email)
     return report

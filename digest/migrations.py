@@ -139,6 +139,12 @@ def m008_no_rev_bump_per_inserted_item(conn, dialect: str) -> None:
         _exec(conn, "DROP TRIGGER IF EXISTS item_rev_insert")
 
 
+@migration
+def m009_hardening_send_ledger_status(conn, dialect: str) -> None:
+    """The send ledger records `sending` before the SMTP transaction and `sent` after; old rows were sent."""
+    _add_columns(conn, {"sendledger": ["status"]})
+
+
 LATEST = len(MIGRATIONS)
 
 

@@ -186,13 +186,15 @@ class Subscriber(SQLModel, table=True):
 
 
 class SendLedger(SQLModel, table=True):
-    """One row per (issue, recipient), written only after the SMTP server accepted that message."""
+    """One row per (issue, recipient): committed as `sending` with its Message-ID before the SMTP transaction,
+    turned `sent` after the server accepted it. A `sending` row left by a crash is resent with that Message-ID."""
 
     __table_args__ = (UniqueConstraint("issue", "email"),)
     id: int | None = Field(default=None, primary_key=True)
     issue: str = Field(index=True)  # ISO week, e.g. 2026-W48
     email: str
     message_id: str = ""
+    status: str = "sent"  # sending | sent
     sent_at: NaiveDatetime = Field(default_factory=utcnow)
 
 

@@ -687,20 +687,60 @@ def subscribers(engine: Engine) -> list:
         return list(s.exec(select(Subscriber).order_by(Subscriber.email)))
 
 
-def sent_to(engine: Engine, issue: str) -> set[str]:
-    """Addresses the server already accepted this issue for."""
+def ledger(engine: Engine, issue: str) -> dict[str, tuple[str, str]]:
+    """{address: (status, Message-ID)} of this issue's send ledger: `sending` or `sent`."""
     from digest.models import SendLedger
 
     with session(engine) as s:
-        return set(s.exec(select(SendLedger.email).where(SendLedger.issue == issue)))
+        rows = s.exec(
+            select(SendLedger.email, SendLedger.status, SendLedger.message_id).where(SendLedger.issue == issue)
+        )
+        return {email: (status, message_id) for email, status, message_id in rows}
 
 
-def record_sent(engine: Engine, issue: str, email: str, message_id: str) -> None:
-    """Commit one ledger row right after the server accepted the message."""
+def record_sending(engine: Engine, issue: str, email: str, message_id: str) -> bool:
+    """Commit (issue, email) as `sending` with the Message-ID about to be sent; False when a row already exists
+    (another process claimed this recipient)."""
+    from sqlalchemy.exc import IntegrityError
+
     from digest.models import SendLedger
 
     with session(engine) as s:
-        s.add(SendLedger(issue=issue, email=email, message_id=message_id))
+        s.add(SendLedger(issue=issue, email=email, message_id=message_id, status="sending"))
+        try:
+            s.commit()
+        except IntegrityError:
+            return False
+        return True
+
+
+def mark_sent(engine: Engine, issue: str, email: str) -> None:
+    """The server accepted the message: the ledger row becomes `sent`."""
+    from sqlalchemy import update
+
+    from digest.models import SendLedger
+
+    with session(engine) as s:
+        s.exec(
+            update(SendLedger)
+            .where(SendLedger.issue == issue, SendLedger.email == email)
+            .values(status="sent", sent_at=utcnow())
+        )
+        s.commit()
+
+
+def forget_sending(engine: Engine, issue: str, email: str) -> None:
+    """The server refused the message with a reply: nothing was delivered, drop the `sending` row."""
+    from sqlalchemy import delete
+
+    from digest.models import SendLedger
+
+    with session(engine) as s:
+        s.exec(
+            delete(SendLedger).where(
+                SendLedger.issue == issue, SendLedger.email == email, SendLedger.status == "sending"
+            )
+        )
         s.commit()
 
 
