@@ -64,6 +64,7 @@ class NewsletterConfig:
     sender: str = "Digest <digest@localhost>"
     unsubscribe_mailto: str = "mailto:digest@localhost?subject=unsubscribe"
     unsubscribe_url: str = ""
+    send: bool = True  # `newsletter --scheduled` (cron, `digest schedule`) sends when [smtp] and subscribers exist
 
 
 SMTP_SECURITY = ("starttls", "ssl", "none")
@@ -79,6 +80,7 @@ class SmtpConfig:
     password: str = field(default="", repr=False)
     timeout_s: float = 30.0
     ca_file: str = ""  # extra CA certificates (PEM) to trust, e.g. a private CA; verification is never off
+    configured: bool = False  # an [smtp] table or a DIGEST_SMTP_* variable exists (scheduled sending needs one)
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,7 @@ def parse_config(raw: dict, path: Path) -> Config:
             news_raw, "unsubscribe_mailto", str, path, "[newsletter]", NewsletterConfig.unsubscribe_mailto
         ),
         unsubscribe_url=_typed(news_raw, "unsubscribe_url", str, path, "[newsletter]", ""),
+        send=_typed(news_raw, "send", bool, path, "[newsletter]", True),
     )
     topics_file = base / _typed(raw, "topics_file", str, path, "", "topics.toml")
     sources_raw = raw.get("source", [])
@@ -205,7 +208,8 @@ def parse_config(raw: dict, path: Path) -> Config:
 
 def _smtp(raw: dict, path: Path) -> SmtpConfig:
     """[smtp] from the file, each field overridable by DIGEST_SMTP_<FIELD> (e.g. DIGEST_SMTP_PASSWORD)."""
-    _check_unknown(raw, SmtpConfig.__dataclass_fields__, path, "[smtp]")
+    _check_unknown(raw, set(SmtpConfig.__dataclass_fields__) - {"configured"}, path, "[smtp]")
+    configured = bool(raw) or any(k.startswith("DIGEST_SMTP_") for k in os.environ)
     raw = dict(raw)
     for name, kind in (
         ("host", str), ("port", int), ("security", str), ("user", str), ("password", str), ("ca_file", str),
@@ -236,6 +240,7 @@ def _smtp(raw: dict, path: Path) -> SmtpConfig:
         password=_typed(raw, "password", str, path, "[smtp]", ""),
         timeout_s=_typed(raw, "timeout_s", float, path, "[smtp]", 30.0),
         ca_file=_ca_file(_typed(raw, "ca_file", str, path, "[smtp]", ""), path),
+        configured=configured,
     )
 
 
