@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -257,14 +258,7 @@ def write_site(
         page = pages[rel]
         written += writer.write(root, rel, page.join([(root / part).read_bytes() for part in page.parts]))
     rendered += len(joined)
-    for rel in set(old) - set(pages):
-        try:
-            target = confined(root, rel)
-        except DigestError:
-            continue
-        if target.is_file():
-            target.unlink()
-            written += 1
+    written += _remove_stale(root, pages, old)
     if fragments is not None:
         made.update(fragments())
         old_items, new_items = manifest.get("items", {}), (extra or {}).get("items")
@@ -275,6 +269,41 @@ def write_site(
         return rendered, written
     replace_with(root / MANIFEST, orjson.dumps(data), temp_beside(root / MANIFEST))
     return rendered, written
+
+
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?:[0-9a-f]{12}|tmp\d+)$")  # temp_beside's and _Writer's temp names
+
+
+def _remove_stale(root: Path, pages: dict, old: dict) -> int:
+    """Delete what the new manifest will not list, judged from the disk, not from the last manifest alone: a
+    build killed after writing pages but before saving its manifest leaves pages no manifest ever listed.
+
+    Every file in a folder the site's pages live in (items/, tags/, ...: folders Digest owns) that is not one
+    of `pages` goes, temp files included; at the top level, where a user may keep files of their own, only
+    pages of the last manifest and Digest's own temp files (of pages and of the manifest) go."""
+    keep = set(pages)
+    removed = 0
+    folders = {rel.split("/", 1)[0] for rel in (*pages, *old) if "/" in rel}
+    for folder in sorted(folders):
+        try:
+            _check(folder)
+        except DigestError:
+            continue
+        for parent, _dirs, names in os.walk(root / folder):
+            prefix = os.path.relpath(parent, root).replace(os.sep, "/")
+            for name in names:
+                if f"{prefix}/{name}" not in keep:
+                    Path(parent, name).unlink(missing_ok=True)
+                    removed += 1
+    top = {rel for rel in (*pages, *old) if "/" not in rel} | {MANIFEST}
+    for name in os.listdir(root):
+        temp = _TEMP_RE.match(name)
+        if (temp and temp["name"] in top) or (name in old and name not in keep and "/" not in name):
+            path = root / name
+            if path.is_file() and not path.is_symlink():
+                path.unlink()
+                removed += not temp
+    return removed
 
 
 def _run(

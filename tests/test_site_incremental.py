@@ -245,3 +245,64 @@ def test_a_build_in_forked_workers_equals_one_in_a_single_process(tmp_path, db, 
     assert files(parallel) == files(single)
     ids = sorted(int(i) for i in write.read_manifest(single)["items"])
     assert sorted(write.FragmentCache(parallel).get(ids)) == sorted(write.FragmentCache(single).get(ids))
+
+
+def retitle(engine, word: str) -> None:
+    """Every finding gets a new title, so a new page path (items/<id>-<slug>.html)."""
+    with store.session(engine) as s:
+        for item in s.exec(store.select(Item)).all():
+            item.title = f"{word} take on finding {item.id}"
+            item.content_hash = f"{word}{item.id}"
+            s.add(item)
+        s.commit()
+
+
+def test_a_build_killed_mid_write_then_a_retitle_leaves_no_stale_page_and_no_temp_file(tmp_path, db):
+    """A real `digest build` (its process group, forked workers included) SIGKILLed while it writes the
+    retitled pages, before its manifest; then another retitle and a complete build. The pages the killed build
+    wrote were in no manifest: deletion must come from what is on disk."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    config, engine = seeded(tmp_path, db, 1500)
+    out = tmp_path / "site"
+    pipeline.build_site(engine, config, out, search=False)
+    before = (out / write.MANIFEST).read_bytes()
+    retitle(engine, "second")
+    argv = [sys.executable, "-m", "digest", "--config", str(config.path), "--db", db.url, "build", "--no-search",
+            "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(argv, cwd=ROOT, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        while proc.poll() is None and not any("-second-" in n for n in os.listdir(out / "items")):
+            pass
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, proc.communicate()
+    assert (out / write.MANIFEST).read_bytes() == before  # killed mid-write: the old manifest is still there
+    assert any("-second-" in n for n in os.listdir(out / "items"))
+    retitle(engine, "third")
+    pipeline.build_site(engine, config, out, search=False)
+    listed = set(write.read_manifest(out)["pages"])
+    on_disk = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    assert on_disk - listed == {write.MANIFEST, write.CACHE}, sorted(on_disk - listed)[:5]
+    fresh = tmp_path / "fresh"
+    pipeline.build_site(engine, config, fresh, search=False)
+    assert files(out) == files(fresh)
+
+
+def test_temp_files_a_kill_leaves_are_removed_and_a_users_own_files_kept(tmp_path, db):
+    config, engine = seeded(tmp_path, db, 3)
+    out = tmp_path / "site"
+    pipeline.build_site(engine, config, out, search=False)
+    page = next(p for p in write.read_manifest(out)["pages"] if p.startswith("items/"))
+    left = [write.temp_beside(out / write.MANIFEST), write.temp_beside(out / "index.html"),
+            write.temp_beside(out / page), str(out / "items" / f".{page[6:]}.tmp4242")]  # fmt: skip
+    (out / "CNAME").write_text("digest.example.org")  # the operator's own file at the top level
+    retitle(engine, "new")
+    pipeline.build_site(engine, config, out, search=False)
+    assert not any(Path(p).exists() for p in left)
+    assert (out / "CNAME").read_text() == "digest.example.org"
