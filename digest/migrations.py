@@ -145,6 +145,12 @@ def m009_hardening_send_ledger_status(conn, dialect: str) -> None:
     _add_columns(conn, {"sendledger": ["status"]})
 
 
+@migration
+def m010_hardening_hook_env(conn, dialect: str) -> None:
+    """Hooks see an allow-listed environment plus the variables their owner names (`reprohook.env`)."""
+    _add_columns(conn, {"reprohook": ["env"]})
+
+
 LATEST = len(MIGRATIONS)
 
 

@@ -137,6 +137,7 @@ class ReproHook(SQLModel, table=True):
     claimed: float | None = None  # the value to compare against when the hook has no claim
     claimed_hi: float | None = None
     unit: str = ""
+    env: str = ""  # environment variables (space separated) the hook sees besides the allow-list
 
 
 class ReproRun(SQLModel, table=True):
