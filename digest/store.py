@@ -7,7 +7,7 @@ import json
 from collections import namedtuple
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from itertools import chain, groupby
@@ -146,8 +146,23 @@ def save_entries(
     return counts
 
 
+def item_key(source: str, key: str) -> str:
+    """The stored key of an entry: arXiv ids are global (a paper from any source is one finding); every other
+    key (guid, link, hash) is scoped to its source, as miniflux scopes them per feed, so two feeds that both
+    use guid `1` keep two rows."""
+    return key if key.startswith("arxiv:") else f"{source}|{key}"
+
+
+def _scoped(source: str, entries: Sequence[Entry]) -> Sequence[Entry]:
+    """Entries with their stored keys (arXiv pages come back as they are, without a copy)."""
+    if all(e.key.startswith("arxiv:") for e in entries):
+        return entries
+    return [e if e.key.startswith("arxiv:") else replace(e, key=item_key(source, e.key)) for e in entries]
+
+
 def upsert_entries(s: Session, source: str, entries: Sequence[Entry], fresh: NewRows | None = None) -> UpsertCounts:
     """save_entries inside the caller's transaction: several calls can make up one commit."""
+    entries = _scoped(source, entries)
     counts = UpsertCounts()
     now = utcnow()
     existing = _existing_rows(s, entries)
@@ -194,7 +209,7 @@ class NewRows:
 def new_item_rows(engine: Engine, source: str, entries: Sequence[Entry]) -> NewRows:
     """Each entry's column values as a new item row: the part of save_entries that needs no database."""
     now = utcnow()
-    values = [_upsert_values(source, entry, None, now)[1] for entry in entries]
+    values = [_upsert_values(source, entry, None, now)[1] for entry in _scoped(source, entries)]
     names = list(values[0]) if values else []
     return NewRows(values, names, _bound(engine.dialect, names, [tuple(map(v.get, names)) for v in values]))
 

@@ -107,6 +107,7 @@ def test_one_request_every_delay_across_all_arxiv_sources(httpserver, tmp_path, 
     assert len(api.times) == 4  # two pages per source
     gaps = [b - a for a, b in zip(api.times, api.times[1:], strict=False)]
     assert min(gaps) >= 0.38, gaps  # the clock is shared: no burst when the second source starts
+    assert db.one("SELECT count(*) FROM item") == 3  # arXiv keys are global: a paper from any source is one row
 
 
 def test_empty_page_mid_pagination_is_incomplete_and_keeps_the_cursor(httpserver, tmp_path, db):
