@@ -156,11 +156,11 @@ def m011_hardening_entry_keys_per_source(conn, dialect: str) -> None:
     """Item keys other than arXiv ids become `<source>|<key>` (two feeds with guid `1` are two items); claim
     keys, which start with their item's key, follow. Rows that two feeds already collapsed into one keep the
     source that wrote them last."""
-    _exec(conn, "UPDATE item SET key = source || '|' || key WHERE key NOT LIKE 'arxiv:%'")
+    _exec(conn, "UPDATE item SET key = source || '|' || key WHERE substr(key, 1, 6) <> 'arxiv:'")
     _exec(
         conn,
         "UPDATE claim SET key = (SELECT item.source || '|' || claim.key FROM item WHERE item.id = claim.item_id) "
-        "WHERE key IS NOT NULL AND key NOT LIKE 'arxiv:%' "
+        "WHERE key IS NOT NULL AND substr(key, 1, 6) <> 'arxiv:' "
         "AND EXISTS (SELECT 1 FROM item WHERE item.id = claim.item_id)",
     )
 
