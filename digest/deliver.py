@@ -144,12 +144,15 @@ def send_issue(
             try:
                 conn.send_message(msg, from_addr=sender, to_addrs=[sub.email])
             except smtplib.SMTPRecipientsRefused:
-                store.forget_sending(engine, issue, sub.email)
+                if sub.email not in ledger:
+                    store.forget_sending(engine, issue, sub.email)
                 report.refused.append(sub.email)
                 continue
             except (OSError, smtplib.SMTPException) as exc:
-                if isinstance(exc, smtplib.SMTPResponseException):
-                    store.forget_sending(engine, issue, sub.email)  # the server answered no: nothing delivered
+                if isinstance(exc, smtplib.SMTPResponseException) and sub.email not in ledger:
+                    # The server answered no to this run's first attempt: nothing was delivered. A refused
+                    # resend keeps its row: the earlier attempt may have arrived, so the Message-ID must stay.
+                    store.forget_sending(engine, issue, sub.email)
                 raise DigestError(
                     f"SMTP {config.smtp.host}:{config.smtp.port}: stopped at {sub.email} after sending "
                     f"{len(report.sent)} of {len(todo)} ({exc}); run the same command again to send the rest"

@@ -221,7 +221,11 @@ def test_server_dropping_the_connection_after_data_gets_the_same_message_id_agai
     [(rcpt, _)] = smtp.accepted
     first = message_ids(smtp)[rcpt[0]]
     assert db.rows("SELECT email, status, message_id FROM sendledger") == [(rcpt[0], "sending", first[0])]
-    smtp.drop_after_data = False
+    smtp.drop_after_data, smtp.refuse_after = False, 0  # the resend is refused with a reply: the row stays
+    result = cli(runner, cfg, "newsletter", "--week", WEEK, "--send")
+    assert result.exit_code == 1 and len(smtp.accepted) == 1
+    assert db.rows("SELECT email, status, message_id FROM sendledger") == [(rcpt[0], "sending", first[0])]
+    smtp.refuse_after = None
     result = cli(runner, cfg, "newsletter", "--week", WEEK, "--send")
     assert result.exit_code == 0, result.output
     assert "Sent 2, already sent 0, of 2 subscribers (1 again under their first Message-ID)" in result.output
