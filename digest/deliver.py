@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from digest import store
 from digest.config import Config, SmtpConfig
 from digest.errors import DigestError
+from digest.lock import exclusive, lock_path
 from digest.normalize import slugify
 
 ADDRESS_RE = re.compile(
@@ -124,6 +125,20 @@ def send_issue(
             write_bytes(path, bytes(personalize(sub.email, sub.token)))
             report.files.append(path)
         return report
+    with exclusive(
+        send_lock_path(engine, config), "newsletter send"
+    ):  # one sender at a time: a `sending` row is never in flight
+        return _send(engine, config, issue, personalize, subs, report, progress)
+
+
+def send_lock_path(engine: Engine, config: Config) -> Path:
+    """Beside the ingest lock: `<db>.send.lock` for SQLite, else `<workspace>/send.lock`."""
+    path = lock_path(engine.url.render_as_string(hide_password=False), config.workspace)
+    return path.with_name(path.name.replace("ingest.lock", "send.lock"))
+
+
+def _send(engine: Engine, config: Config, issue: str, personalize: Personalize, subs: list, report: SendReport,
+          progress: Callable[[str, int, int], None] | None) -> SendReport:  # fmt: skip
     ledger = store.ledger(engine, issue)
     todo = [s for s in subs if ledger.get(s.email, ("",))[0] != "sent"]
     report.already = len(subs) - len(todo)

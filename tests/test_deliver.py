@@ -273,6 +273,23 @@ def test_sigkill_at_random_points_of_a_200_subscriber_send_gives_one_message_id_
     assert db.one("SELECT count(*) FROM sendledger WHERE status = 'sent'") == 200
 
 
+def test_a_second_sender_stops_at_once_and_sends_nothing(runner, cfg, smtp, db):
+    """While one `newsletter --send` holds the send lock, another stops at once: a `sending` row of a live run
+    is never taken for a crashed one and resent."""
+    from digest import store
+    from digest.config import load_config
+    from digest.deliver import send_lock_path
+    from digest.lock import exclusive
+
+    subscribe(runner, cfg, PEOPLE[:1])
+    engine = store.open_engine(db.url)
+    with exclusive(send_lock_path(engine, load_config(cfg))):
+        result = cli(runner, cfg, "newsletter", "--week", WEEK, "--send")
+    engine.dispose()
+    assert result.exit_code == 1 and "another newsletter send is already running" in result.output
+    assert smtp.accepted == [] and db.one("SELECT count(*) FROM sendledger") == 0
+
+
 def test_dry_run_writes_one_eml_per_subscriber_and_sends_nothing(runner, cfg, smtp, db, tmp_path):
     subscribe(runner, cfg, PEOPLE[:3])
     result = cli(runner, cfg, "newsletter", "--week", WEEK, "--send", "--dry-run", "--out", str(tmp_path / "dry"))
