@@ -289,6 +289,8 @@ def _remove_stale(root: Path, pages: dict, old: dict) -> int:
             _check(folder)
         except DigestError:
             continue
+        if (root / folder).is_symlink():
+            continue  # what a link points at is not the site's to clean (os.walk does not follow links below)
         for parent, _dirs, names in os.walk(root / folder):
             prefix = os.path.relpath(parent, root).replace(os.sep, "/")
             for name in names:

@@ -306,3 +306,11 @@ def test_temp_files_a_kill_leaves_are_removed_and_a_users_own_files_kept(tmp_pat
     pipeline.build_site(engine, config, out, search=False)
     assert not any(Path(p).exists() for p in left)
     assert (out / "CNAME").read_text() == "digest.example.org"
+    # A page folder that is a link to somewhere else: pages are written through it, nothing there is deleted.
+    elsewhere = tmp_path / "elsewhere"
+    (out / "items").rename(elsewhere)
+    (elsewhere / "precious.txt").write_text("keep")
+    (out / "items").symlink_to(elsewhere)
+    retitle(engine, "linked")
+    pipeline.build_site(engine, config, out, search=False)
+    assert (elsewhere / "precious.txt").read_text() == "keep"
