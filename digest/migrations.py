@@ -140,19 +140,29 @@ def m008_no_rev_bump_per_inserted_item(conn, dialect: str) -> None:
 
 
 @migration
-def m009_hardening_send_ledger_status(conn, dialect: str) -> None:
+def m009_library_entries(conn, dialect: str) -> None:
+    """The reader's library (issue #16): a table of its own, so the search fast path upgrades old databases."""
+    from sqlmodel import SQLModel
+
+    import digest.models  # noqa: F401  (registers the tables)
+
+    SQLModel.metadata.tables["libraryentry"].create(conn, checkfirst=True)
+
+
+@migration
+def m010_hardening_send_ledger_status(conn, dialect: str) -> None:
     """The send ledger records `sending` before the SMTP transaction and `sent` after; old rows were sent."""
     _add_columns(conn, {"sendledger": ["status"]})
 
 
 @migration
-def m010_hardening_hook_env(conn, dialect: str) -> None:
+def m011_hardening_hook_env(conn, dialect: str) -> None:
     """Hooks see an allow-listed environment plus the variables their owner names (`reprohook.env`)."""
     _add_columns(conn, {"reprohook": ["env"]})
 
 
 @migration
-def m011_hardening_entry_keys_per_source(conn, dialect: str) -> None:
+def m012_hardening_entry_keys_per_source(conn, dialect: str) -> None:
     """Item keys other than arXiv ids become `<source>|<key>` (two feeds with guid `1` are two items); claim
     keys, which start with their item's key, follow. Rows that two feeds already collapsed into one keep the
     source that wrote them last."""

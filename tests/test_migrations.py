@@ -147,7 +147,7 @@ def test_entry_keys_move_to_their_source_and_ingest_finds_the_moved_rows(db, tmp
     from digest.ingest import ingest
     from tests.conftest import FIXTURES
 
-    before = [n for n, _ in migrations.MIGRATIONS].index("m011_hardening_entry_keys_per_source")
+    before = [n for n, _ in migrations.MIGRATIONS].index("m012_hardening_entry_keys_per_source")
     cfg = write_config(tmp_path, f"""
         [[source]]
         name = "blog"
