@@ -125,9 +125,8 @@ def send_issue(
             write_bytes(path, bytes(personalize(sub.email, sub.token)))
             report.files.append(path)
         return report
-    with exclusive(
-        send_lock_path(engine, config), "newsletter send"
-    ):  # one sender at a time: a `sending` row is never in flight
+    # One sender at a time: a `sending` row then always belongs to a run that stopped, never to one in flight.
+    with exclusive(send_lock_path(engine, config), "newsletter send"):
         return _send(engine, config, issue, personalize, subs, report, progress)
 
 
@@ -151,7 +150,8 @@ def _send(engine: Engine, config: Config, issue: str, personalize: Personalize, 
                 progress("send", n, len(todo))
             msg = personalize(sub.email, sub.token)
             if sub.email in ledger:  # `sending`: a run stopped before the server's reply reached it
-                msg.replace_header("Message-ID", ledger[sub.email][1])
+                if ledger[sub.email][1]:
+                    msg.replace_header("Message-ID", ledger[sub.email][1])
                 report.resent.append(sub.email)
             elif not store.record_sending(engine, issue, sub.email, msg["Message-ID"] or ""):
                 report.already += 1  # another `newsletter --send` claimed this recipient meanwhile
