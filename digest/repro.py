@@ -172,7 +172,8 @@ def run_process(
     double-forked daemons included.
 
     Returns (exit code or None when killed, timed out?, why it was killed)."""
-    budget = MAX_OUTPUT_BYTES if max_bytes is None else max_bytes
+    cap = MAX_OUTPUT_BYTES if max_bytes is None else max_bytes
+    budget = cap
     out_path, err_path = cwd / "stdout.txt", cwd / "stderr.txt"
     with out_path.open("wb") as out, err_path.open("wb") as err, KillScope(KILL_GRACE_S) as scope:
         try:
@@ -202,19 +203,26 @@ def run_process(
                     killed = f"timed out after {timeout_s:g} s"
                     break
                 for key, _ in selector.select(timeout=min(0.05, left)):
-                    budget, over = _copy(key.fd, sinks[key.fd], budget, selector)
-                    if over:
-                        killed = f"output over {MAX_OUTPUT_BYTES if max_bytes is None else max_bytes} bytes"
-                        break
+                    chunk = _read(key.fd)
+                    if chunk == b"":
+                        selector.unregister(key.fd)
+                    elif chunk is not None:
+                        budget = _take(chunk, sinks[key.fd], budget)
+                        if budget < 0:
+                            killed = f"output over {cap} bytes"
+                            break
                 if not killed and proc.poll() is not None:
                     break  # exited: what it left running is killed below, then the pipes are drained
             scope.kill(proc.pid)  # leftovers a finished hook started in the background die with it
             proc.wait()
-            for fd in list(selector.get_map()):  # every writer is gone: read to EOF, within the budget
-                while fd in selector.get_map() and not killed:
-                    budget, over = _copy(fd, sinks[fd], budget, selector)
-                    if over:
-                        killed = f"output over {MAX_OUTPUT_BYTES if max_bytes is None else max_bytes} bytes"
+            for fd in list(selector.get_map()):  # the writers are gone: what they wrote, within the budget
+                while budget >= 0:
+                    chunk = _read(fd)
+                    if not chunk:
+                        break  # EOF, or a writer this process could not kill keeps the pipe open: stop here
+                    budget = _take(chunk, sinks[fd], budget)
+                    if budget < 0 and not killed:
+                        killed = f"output over {cap} bytes"
         finally:
             selector.close()
             proc.stdout.close()
@@ -222,18 +230,18 @@ def run_process(
     return (None if killed else proc.returncode), killed.startswith("timed out"), killed
 
 
-def _copy(fd: int, sink, budget: int, selector) -> tuple[int, bool]:
-    """Move one read of the pipe `fd` into `sink`, at most `budget` bytes; (budget left, went over?). EOF (or
-    nothing more to read from a pipe whose writers are gone) unregisters fd."""
+def _read(fd: int) -> bytes | None:
+    """One read of a non-blocking pipe: b"" at EOF, None when nothing is there yet."""
     try:
-        chunk = os.read(fd, 1 << 16)
+        return os.read(fd, 1 << 16)
     except BlockingIOError:
-        return budget, False
-    if not chunk:
-        selector.unregister(fd)
-        return budget, False
-    sink.write(chunk[:budget])
-    return max(0, budget - len(chunk)), len(chunk) > budget
+        return None
+
+
+def _take(chunk: bytes, sink, budget: int) -> int:
+    """Write at most `budget` bytes of chunk to sink; the budget left, negative once the output went over."""
+    sink.write(chunk[: max(0, budget)])
+    return budget - len(chunk)
 
 
 def _tail(path: Path, limit: int = STORED_BYTES) -> str:
