@@ -294,3 +294,37 @@ def test_the_page_writer_writes_a_page_in_chunks_and_commits_it_whole(db):
         writer.put(entries[:1])  # nothing after a failed page is written
     engine.dispose()
     assert db.rows("SELECT arxiv_id FROM item ORDER BY arxiv_id") == [(f"2611.{i:05d}",) for i in range(4)]
+
+
+def test_300_papers_announced_late_over_ten_runs_are_all_stored(httpserver, tmp_path, db):
+    """arXiv lists a paper once announced, sorted by `updated` (its submission, for a v1): with announcements
+    lagging submissions by up to 4 days, each run finds new papers older than what the last run stored, and
+    v2s of earlier papers newer than all of them. A strict cursor lost 15 of 300 in a run like this."""
+    import random
+    from datetime import datetime, timedelta
+
+    rng = random.Random(6)
+    start = datetime(2026, 10, 1)
+    submitted = sorted(start + timedelta(hours=rng.uniform(0, 24 * 30)) for _ in range(300))
+    lag = [timedelta(hours=rng.uniform(0, 96)) for _ in submitted]
+
+    def entry(n: int, version: int, when: datetime) -> str:
+        stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return paper(f"2610.{n:05d}", version).replace("2026-11-01T10:00:00Z</updated>", f"{stamp}</updated>")
+
+    api = FakeArxiv([])
+    cfg = setup(httpserver, tmp_path, api)
+    cfg.write_text(cfg.read_text().replace("arxiv_page_size = 2", "arxiv_page_size = 50\narxiv_max_results = 300"))
+    for run in range(1, 11):
+        now = start + timedelta(days=3 * run + 4)
+        listed = []
+        for n, s in enumerate(submitted):  # one row per paper: its latest announced version
+            if n % 25 == 0 and s + timedelta(days=2) + lag[n] <= now:
+                listed.append((s + timedelta(days=2), n, 2))  # a v2, newer than most new papers
+            elif s + lag[n] <= now:
+                listed.append((s, n, 1))
+        listed.sort(reverse=True)  # newest revision first, as arXiv's lastUpdatedDate order
+        api.entries = [entry(n, v, s) for s, n, v in listed]
+        assert run_ingest(cfg, db)["arxiv-a"].status == "ok"
+    assert db.one("SELECT count(*) FROM item") == 300
+    assert db.one("SELECT count(*) FROM item WHERE arxiv_version = 2") == 12
