@@ -59,7 +59,7 @@ def newsletter(
     if scheduled:
         path = pipeline.build_newsletter(state.engine, state.config, week, out_dir)
         click.echo(f"Newsletter: {path}")
-        reason = _not_sending(state)
+        reason = _not_sending(state, week)
         if reason:
             click.echo(f"Not sent: {reason}")
             return
@@ -79,10 +79,17 @@ def newsletter(
         raise DigestError(f"the SMTP server refused {len(report.refused)} recipient(s): {', '.join(report.refused)}")
 
 
-def _not_sending(state: State) -> str:
-    """Why a scheduled issue is not sent ("" when it is)."""
-    from digest import store
+def _not_sending(state: State, week: str) -> str:
+    """Why a scheduled issue is not sent ("" when it is): a quiet week is no error for cron."""
+    from datetime import datetime, time, timedelta
 
+    from digest import store
+    from digest.pipeline import parse_week
+
+    start, end = parse_week(week)
+    since, until = datetime.combine(start, time()), datetime.combine(end + timedelta(days=1), time())
+    if not store.finding_ids_between(state.engine, since, until):
+        return f"no findings in {week}"
     if not state.config.newsletter.send:
         return "[newsletter] send = false"
     if not state.config.smtp.configured:

@@ -147,6 +147,8 @@ def test_scheduled_newsletter_is_only_written_when_sending_is_off_or_unset(runne
         result = runner.invoke(main, ["--config", str(cfg), "newsletter", "--week", "2026-W48", "--scheduled"])
         assert result.exit_code == 0, result.output
         assert f"Not sent: {reason}" in result.output and "digest-2026-W48.eml" in result.output
+    quiet = runner.invoke(main, ["--config", str(cfg), "newsletter", "--week", "2026-W02", "--scheduled"])
+    assert quiet.exit_code == 0 and "Not sent: no findings in 2026-W02" in quiet.output  # a quiet week: no error
     assert mailbox.accepted == []
 
 
