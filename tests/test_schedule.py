@@ -138,7 +138,13 @@ def test_newsletter_job_builds_then_sends_last_week_in_the_site_timezone(
     assert len(mailbox.accepted) == 2
 
 
-def test_scheduled_newsletter_is_only_written_when_sending_is_off_or_unset(runner, httpserver, tmp_path, db, mailbox):
+def test_scheduled_newsletter_is_only_written_when_sending_is_off_or_unset(
+    runner, httpserver, tmp_path, db, mailbox, monkeypatch
+):
+    import os
+
+    for name in [k for k in os.environ if k.startswith("DIGEST_SMTP_")]:
+        monkeypatch.delenv(name)  # an exported DIGEST_SMTP_* counts as an [smtp] setting
     for port, send, reason in ((mailbox.port, False, "[newsletter] send = false"), (None, True, "no [smtp]")):
         folder = tmp_path / f"{send}-{port}"
         folder.mkdir()
