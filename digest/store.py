@@ -777,7 +777,14 @@ def find_item(engine: Engine, ref: str) -> Item | None:
             found = s.exec(select(Item).where(Item.arxiv_id == parsed[0]).order_by(Item.id)).first()
             if found:
                 return found
-        return s.exec(select(Item).where(Item.key == ref)).first()
+        return s.exec(select(Item).where(Item.key.in_(_key_spellings(s, ref))).order_by(Item.id)).first()
+
+
+def _key_spellings(s: Session, ref: str) -> list[str]:
+    """A key as given and, for a key from before keys were per source (`guid:1`), as each source stores it."""
+    if "|" in ref or ref.startswith("arxiv:"):
+        return [ref]
+    return [ref, *(item_key(source, ref) for source in s.exec(select(Item.source).distinct()))]
 
 
 def topic_vectors(engine: Engine, model: str, hashes: Sequence[str]) -> dict[str, bytes]:
@@ -851,8 +858,11 @@ def claim_with_item(engine: Engine, claim_id: int) -> tuple[Claim, Item]:
 def find_claim(engine: Engine, item_ref: str, value: float, unit: str) -> Claim | None:
     """The claim of an item (by key, arXiv id or URL) with this value and unit."""
     with session(engine) as s:
+        keys = _key_spellings(s, item_ref)
         item = s.exec(
-            select(Item).where((Item.key == item_ref) | (Item.arxiv_id == item_ref) | (Item.url == item_ref))
+            select(Item)
+            .where(Item.key.in_(keys) | (Item.arxiv_id == item_ref) | (Item.url == item_ref))
+            .order_by(Item.id)
         ).first()
         if item is None:
             return None

@@ -279,3 +279,7 @@ def test_two_feeds_using_the_same_guid_keep_two_items(httpserver, tmp_path, db):
     again = run_ingest(cfg, db)
     assert [(r.new, r.updated, r.unchanged) for r in again.values()] == [(0, 0, 1), (0, 0, 1)]
     assert db.rows("SELECT key, source, title FROM item ORDER BY key") == rows
+    engine = store.open_engine(db.url)
+    assert store.find_item(engine, "beta|guid:1").title == "Beta: our first post"
+    assert store.find_item(engine, "guid:1").source == "alpha"  # a key as written before keys were per source
+    engine.dispose()
