@@ -5,6 +5,9 @@ session, reparented to init, out of reach of killpg. On Linux this process becom
 (prctl PR_SET_CHILD_SUBREAPER) for the run, so such orphans are reparented to it instead; the scope's members
 are then every descendant of this process that did not exist before the run, found in /proc, and the scope
 kills and reaps all of them. Elsewhere only the hook's process group is killed.
+
+The scope assumes no other thread of this process starts processes while a hook runs (`digest repro run` runs
+hooks one after another): a process started meanwhile would count as the hook's.
 """
 
 from __future__ import annotations
