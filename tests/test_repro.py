@@ -533,3 +533,33 @@ def test_a_hook_writing_2_gib_puts_no_more_than_the_cap_on_disk(env, db, tmp_pat
     folder = Path(db.one("SELECT run_dir FROM reprorun"))
     on_disk = (folder / "stdout.txt").stat().st_size + (folder / "stderr.txt").stat().st_size
     assert on_disk <= repro.MAX_OUTPUT_BYTES
+
+
+def test_a_process_that_keeps_forking_and_exiting_dies_with_the_run(env, db, tmp_path):
+    """A hopper changes its pid every few ms (fork, parent exits) after leaving the session: the scope's kill
+    passes repeat until no member is left, so whichever pid it holds at the end dies too."""
+    invoke, _, tmp = env
+    hops = tmp / "hops"
+    hops.mkdir()
+    body = f"""
+        import os, time
+        if os.fork() == 0:
+            os.setsid()
+            while True:
+                open(os.path.join({str(hops)!r}, str(os.getpid())), "w").close()
+                time.sleep(0.002)
+                if os.fork() != 0:
+                    os._exit(0)
+        while len(os.listdir({str(hops)!r})) < 20:
+            time.sleep(0.01)
+        print('{{"value": 57}}')
+        """
+    invoke("repro", "add", str(claim_id(db, 57)), "--script", str(script(tmp, "hopper.py", body)))
+    try:
+        invoke("repro", "run", "--all")
+        pids = [int(p.name) for p in hops.iterdir()]
+        assert len(pids) >= 20 and not [p for p in pids if alive(p)]
+    finally:
+        for p in hops.iterdir():
+            if alive(int(p.name)):
+                os.kill(int(p.name), 9)
