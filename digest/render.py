@@ -359,12 +359,23 @@ class Finding:
         return sentences(summary) if len(summary) <= ONE_LINE_HEAD else None
 
     @_once
+    def _summary_claims(self) -> list | None:
+        """The ledger's claims on the summary, for one_line and key_points (None: they extract them)."""
+        return [c for c in self.view.claims if c.field == "summary"] or None
+
+    @_once
     def one_line(self) -> str:
-        return one_line(self.item.summary, parts=self._sentences)
+        return one_line(self.item.summary, parts=self._sentences, title=self.item.title, claims=self._summary_claims)
 
     @_once
     def points(self) -> list[str]:
-        return key_points(self.item.summary, [c.text for c in self.view.claims], parts=self._sentences)
+        return key_points(
+            self.item.summary,
+            [c.text for c in self.view.claims],
+            parts=self._sentences,
+            title=self.item.title,
+            claims=self._summary_claims,
+        )
 
     @_once
     def title_300(self) -> str:
