@@ -359,9 +359,10 @@ class Finding:
         return sentences(summary) if len(summary) <= ONE_LINE_HEAD else None
 
     @_once
-    def _summary_claims(self) -> list | None:
-        """The ledger's claims on the summary, for one_line and key_points (None: they extract them)."""
-        return [c for c in self.view.claims if c.field == "summary"] or None
+    def _summary_claims(self) -> list:
+        """The ledger's claims on the summary, for one_line and key_points (the ledger, not a re-extraction: a
+        build never imports digest.claims)."""
+        return [c for c in self.view.claims if c.field == "summary"]
 
     @_once
     def one_line(self) -> str:
