@@ -163,6 +163,12 @@ _OUR_THING = re.compile(
     r"^(?:our|the proposed|this) (?:method|approach|framework|model|technique|system|algorithm|pipeline|recipe)\b",
     re.IGNORECASE,
 )
+# A sentence with no subject ("Reportedly achieves ~6.17x ...", as blog notes write): the title's name goes first.
+_NO_SUBJECT = re.compile(
+    r"^(?:reportedly |also |further )?(?:achieves|reaches|delivers|gets|cuts|reduces|improves|outperforms|beats|"
+    r"yields|matches|speeds|runs)\b",
+    re.IGNORECASE,
+)
 _TRAILING_GLOSS = re.compile(
     r",\s+(?:demonstrating|highlighting|underscoring|showcasing|indicating|suggesting|validating|confirming|"
     r"establishing|marking|paving|offering|providing)\b[^,;]*$",
@@ -329,6 +335,10 @@ def trim(sentence: str, title: str = "", limit: int = 240) -> str:
     name = _name_from_title(title)
     if name:
         text = _OUR_THING.sub(name, text, count=1)
+        if text[:3].lower() == "it " and _NO_SUBJECT.match(text[3:]):
+            text = text[3:]
+        if _NO_SUBJECT.match(text):
+            text = f"{name} {text[:1].lower()}{text[1:]}"
     if len(text) > limit:
         text = _TRAILING_GLOSS.sub(".", text.rstrip("."))
     text = text[:1].upper() + text[1:]

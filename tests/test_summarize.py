@@ -158,6 +158,10 @@ def test_trim_names_the_method_and_cuts_long_sentences():
     assert trim("Our method reduces latency by 2x.", "A Long Title Without A Name Before Any Colon") == (
         "Our method reduces latency by 2x."
     )
+    seed = "Reportedly achieves ~6.17x lossless speed-up for Qwen3-8B."  # a blog note's sentence (seed 001)
+    assert trim(seed, DFLASH_TITLE) == "DFlash reportedly achieves ~6.17x lossless speed-up for Qwen3-8B."
+    assert trim("It achieves a 2x speedup.", DFLASH_TITLE) == "DFlash achieves a 2x speedup."
+    assert trim("It is known that drafts help.", DFLASH_TITLE) == "It is known that drafts help."
     long = "DFlash achieves a 6x speedup " + "on many models " * 30 + "."
     cut = trim(long, limit=80)
     assert len(cut) <= 81 and cut.endswith("…") and cut.startswith("DFlash achieves")
