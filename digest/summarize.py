@@ -402,12 +402,17 @@ def key_points(
 
     Ranked: the first "what we do" sentence, then result sentences that carry claims (`claim_sentences`), then
     other result sentences; background, method detail and links are left out."""
-    parts = sentences(summary) if parts is None else parts
+    skip = {s.strip() for s in exclude}
+    if parts is None:
+        parts = sentences(summary)
+        if len(summary or "") > ONE_LINE_HEAD:  # one_line chose from the head only: never repeat its sentence
+            head = sentences(summary[:ONE_LINE_HEAD])
+            if head:
+                skip.add(head[_choose(head, sentence_roles(head, claims), title)[0]])
     if not parts:
         return []
     roles = _roles(parts, claims)
     chosen, _ = _choose(parts, roles, title)
-    skip = {s.strip() for s in exclude}
     claimed = {s.strip() for s in claim_sentences}
     candidates = [
         r

@@ -195,6 +195,16 @@ def test_key_points_skip_sentences_already_shown():
     assert KNN_SSD[4] not in points
 
 
+def test_key_points_of_a_long_post_never_repeat_the_one_liner():
+    # one_line reads only the head of a long text; the key points read all of it
+    filler = " ".join(f"Section {i} describes the setup of the study in more detail." for i in range(80))
+    tail = "Experiments show that our method achieves a 2.1x speedup and 30% lower latency than the SOTA baseline."
+    text = f"{' '.join(KNN_SSD)} {filler} {tail}"
+    assert len(text) > 4000
+    line = one_line(text)
+    assert line and all(not p.startswith(line.rstrip("…")[:60]) for p in key_points(text, []))
+
+
 def test_key_points_never_repeat_the_one_liner_on_the_labelled_set():
     rows = load_eval(EVAL)
     differ_from_2_to_5 = 0
