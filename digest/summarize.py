@@ -41,10 +41,11 @@ _OUTCOME = re.compile(
     r"reduc(?:es|ed)|boost(?:s|ed)|cuts|lowers|increas(?:es|ed)|rais(?:es|ed)|lifts|yield(?:s|ed)|deliver(?:s|ed)|"
     r"attain(?:s|ed)|obtain(?:s|ed)|match(?:es|ed)|rival(?:s|ed)|narrows|accelerates|sets? (?:a )?new|"
     r"fail(?:s|ed)? to|struggle(?:s|d)?|collapse(?:s|d)|degrade(?:s|d)|lag(?:s|ged)?|(?:is|are|was|were) "
-    r"(?:able|unable|capable)|can (?:effectively |successfully |accurately |reliably )?(?:be|match|replace|reach)|"
+    r"(?:able|unable|capable)|can (?:(?:effectively |successfully |accurately |reliably )(?:be|match|replace|reach)|"
+    r"match|replace|reach|achieve|outperform|surpass)|"
     r"scor(?:es|ed)|reach(?:es|ed)|tend to|mitigates|alleviates|remains? (?:robust|stable|competitive)|"
     r"(?:demonstrat|show|exhibit|display)(?:es|s|ed)? (?:strong|competitive|superior|comparable|state-of-the-art|"
-    r"remarkable|impressive|significant|consistent|robust|notable|clear)\b|"
+    r"remarkable|impressive|significant|consistent|robust|notable|clear|high|excellent)\b|"
     r"align(?:s|ed)? (?:well |closely )?with human)\b",
 )
 _COMPARATIVE = re.compile(
@@ -121,6 +122,7 @@ _OUTCOME_GUARD = _words(
     "accelerates new fail fails failed struggle struggles struggled collapses collapsed degrades degraded lag lags",
     "lagged able unable capable can scores scored reaches reached tend mitigates alleviates robust stable",
     "competitive strong superior comparable state remarkable impressive significant consistent notable clear human",
+    "high excellent achieve outperform surpass",
 )
 _COMPARATIVE_GUARD = _words(
     "faster slower fewer higher lower better worse stronger weaker more less drop drops gain gains significant",
@@ -266,8 +268,8 @@ def sentence_roles(parts: Sequence[str], claims: Iterable | None = None) -> list
         elif first_does is None and i == 0 and background:
             score -= 2
             cues.append("opening-background")
-        if does[i] and not report and not strong:
-            score -= 2  # "We propose X, which achieves ..." is a does sentence first
+        if does[i] and not report and not strong and not outcome:
+            score -= 2  # "We propose X" with no outcome of its own is a does sentence
             cues.append("does")
         if _IMPLICATION.match(p):
             score -= 3
