@@ -379,11 +379,19 @@ def one_line(
 
     `parts`: the sentences of the whole summary, when it is no longer than ONE_LINE_HEAD (the same split);
     `title`: names the method for "Our method ..."; `claims`: `extract_claims` of the summary, if already made."""
+    sentence = one_line_sentence(summary, parts, title=title, claims=claims)
+    return trim(sentence, title, limit) if sentence else ""
+
+
+def one_line_sentence(
+    summary: str, parts: list[str] | None = None, *, title: str = "", claims: Iterable | None = None
+) -> str:
+    """The sentence, untrimmed, that `one_line` is made from (same arguments): a page that also lists claim
+    sentences can match it against `Claim.text` to say it once."""
     parts = sentences((summary or "")[:ONE_LINE_HEAD]) if parts is None else parts
     if not parts:
         return ""
-    index, _ = _choose(parts, _roles(parts, claims), title)
-    return trim(parts[index], title, limit)
+    return parts[_choose(parts, _roles(parts, claims), title)[0]]
 
 
 _SKIP_POINT = re.compile(r"https?://|\bgithub\b|\b(?:is|are) available\b", re.IGNORECASE)

@@ -12,7 +12,15 @@ from digest import render
 from digest.cli import main
 from digest.models import Claim, Item
 from digest.store import ItemView
-from digest.summarize import choose_sentence, key_points, one_line, sentence_roles, sentences, trim
+from digest.summarize import (
+    choose_sentence,
+    key_points,
+    one_line,
+    one_line_sentence,
+    sentence_roles,
+    sentences,
+    trim,
+)
 from digest.summarize_eval import acceptable, evaluate, load_eval
 
 EVAL = Path(__file__).resolve().parents[1] / "data" / "eval" / "summaries.jsonl"
@@ -134,6 +142,7 @@ def test_one_liner_is_the_result_sentence_lightly_trimmed():
     line = one_line(" ".join(DFLASH), title=DFLASH_TITLE)
     assert line.startswith("DFlash achieves over 6x lossless acceleration")  # "Experiments show that" trimmed
     assert "2.5x higher speedup" in line
+    assert one_line_sentence(" ".join(DFLASH), title=DFLASH_TITLE) == DFLASH[5]  # untrimmed, to match Claim.text
 
 
 def test_without_a_result_the_one_liner_says_what_the_paper_does():
