@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 def _words(*groups: str) -> frozenset[str]:
@@ -219,8 +220,14 @@ def _report(p: str, w: frozenset[str]) -> re.Match | None:
 
 def sentence_roles(parts: Sequence[str], claims: Iterable | None = None) -> list[SentenceRole]:
     """The role of every sentence of an abstract. `claims`: `extract_claims` output for the same text (computed
-    when not given)."""
+    when not given). Memoised on the sentences and their claims' kinds: a build that prepares a finding for its
+    card, its page and its feed entry scores it once per process."""
     kinds = _claim_kinds(parts, claims)
+    return list(_scored(tuple(parts), tuple(tuple(k) for k in kinds)))
+
+
+@lru_cache(maxsize=4096)
+def _scored(parts: tuple[str, ...], kinds: tuple[tuple[str, ...], ...]) -> tuple[SentenceRole, ...]:
     low = [p.lower() for p in parts]  # the role regexes are lower-case (faster than re.IGNORECASE)
     words = [frozenset(_TOKEN.findall(p)) for p in low]
     hidden = [bool(w & _NOT_FINDING_GUARD and _NOT_FINDING.search(p)) for p, w in zip(low, words, strict=True)]
@@ -287,7 +294,7 @@ def sentence_roles(parts: Sequence[str], claims: Iterable | None = None) -> list
         else:
             role = "other"
         out.append(SentenceRole(i, role, round(score, 2), tuple(cues)))
-    return out
+    return tuple(out)
 
 
 _INTRODUCES = re.compile(r"\b(?:propose|introduce|present|release|develop)s?\b(?! that)", re.IGNORECASE)
@@ -352,21 +359,6 @@ def trim(sentence: str, title: str = "", limit: int = 240) -> str:
 ONE_LINE_HEAD = 4000  # one_line splits only this much of the text (abstracts are shorter; blog posts may not be)
 
 
-_LAST: tuple = (None, None, ())  # (parts, claims, roles) of the last call: one_line and key_points share it
-
-
-def _roles(parts: Sequence[str], claims: Iterable | None) -> list[SentenceRole]:
-    """sentence_roles, computed once when a page asks for the one-liner and then the key points of the same
-    `parts` list (identity, not equality: the caller passes the same split to both)."""
-    global _LAST
-    last = _LAST
-    if last[0] is parts and last[1] is claims and claims is not None:
-        return last[2]
-    roles = sentence_roles(parts, claims)
-    _LAST = (parts, claims, roles)
-    return roles
-
-
 def one_line(
     summary: str,
     limit: int = 240,
@@ -391,7 +383,7 @@ def one_line_sentence(
     parts = sentences((summary or "")[:ONE_LINE_HEAD]) if parts is None else parts
     if not parts:
         return ""
-    return parts[_choose(parts, _roles(parts, claims), title)[0]]
+    return parts[_choose(parts, sentence_roles(parts, claims), title)[0]]
 
 
 _SKIP_POINT = re.compile(r"https?://|\bgithub\b|\b(?:is|are) available\b", re.IGNORECASE)
@@ -421,7 +413,7 @@ def key_points(
                 skip.add(head[_choose(head, sentence_roles(head, claims), title)[0]])
     if not parts:
         return []
-    roles = _roles(parts, claims)
+    roles = sentence_roles(parts, claims)
     chosen, _ = _choose(parts, roles, title)
     claimed = {s.strip() for s in claim_sentences}
     candidates = [
