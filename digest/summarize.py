@@ -268,7 +268,9 @@ def _scored(parts: tuple[str, ...], kinds: tuple[tuple[str, ...], ...]) -> tuple
             score += 1
             cues.append("sota-or-baseline")
         before_does = first_does is not None and i < first_does
-        background = bool((w & _BACKGROUND_GUARD or "challeng" in p or "suffer" in p) and _BACKGROUND.search(p))
+        background = i == 0 and bool(  # only the opening sentence's background matters
+            (w & _BACKGROUND_GUARD or "challeng" in p or "suffer" in p) and _BACKGROUND.search(p)
+        )
         if before_does:
             score -= 3
             cues.append("before-what-we-do")
