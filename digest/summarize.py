@@ -25,7 +25,7 @@ def _words(*groups: str) -> frozenset[str]:
 # "Experiments on X show that", "Our results demonstrate", "we find that", "Empirically, we observe".
 _REPORT_NOUN = re.compile(  # "Experiments on X show", "Our results demonstrate"
     r"\b(?:experiment(?:s|al results?)?|results?|evaluations?|empirical(?:ly)?|analys[ie]s|findings?|studies|"
-    r"ablations?|tests?|benchmarking|comparisons?|simulations?)\b[^.;]{0,160}?\b(?:show|demonstrate|reveal|indicate|"
+    r"ablations?|tests?|benchmarking|comparisons?|simulations?)\b[^;]{0,160}?\b(?:show|demonstrate|reveal|indicate|"
     r"confirm|suggest|verify|validate|highlight|establish|prove|find|uncover|report)s?\b"
 )
 _REPORT_WE = re.compile(  # "we find", "we show that", "and observe that", "Empirically, ..."
@@ -45,6 +45,7 @@ _OUTCOME = re.compile(
     r"(?:able|unable|capable)|can (?:(?:effectively |successfully |accurately |reliably )(?:be|match|replace|reach)|"
     r"match|replace|reach|achieve|outperform|surpass)|"
     r"scor(?:es|ed)|reach(?:es|ed)|tend to|mitigates|alleviates|remains? (?:robust|stable|competitive)|"
+    r"amplif(?:ies|ied)|enhances|strengthens|decreas(?:es|ed)|doubles|halves|triples|eliminates|restores|emerges|"
     r"(?:demonstrat|show|exhibit|display)(?:es|s|ed)? (?:strong|competitive|superior|comparable|state-of-the-art|"
     r"remarkable|impressive|significant|consistent|robust|notable|clear|high|excellent)\b|"
     r"align(?:s|ed)? (?:well |closely )?with human)\b",
@@ -60,6 +61,12 @@ _IMPLICATION = re.compile(
     r"(?:these|our|the|such) (?:results|findings|insights|observations|analyses|experiments)\s+(?:\w+ly\s+)?"
     r"(?:highlight|suggest|underscore|point|call|motivate|offer|provide|open|pave|emphasi[sz]e|imply|may|could|"
     r"should|lead|inform|shed|lay|serve|contribute|have implications)",
+)
+# A sentence that opens on its evidence: "In our tests, ...", "Across five reasoning tasks, ...", "On 3 benchmarks, ..."
+_EVIDENCE = re.compile(
+    r"^(?:in our (?:tests|experiments|evaluations?|study|studies|analys[ie]s)|across (?:[\w-]+ ){0,6}(?:models|tasks|"
+    r"benchmarks|datasets|settings|languages|domains|subfields|backbones|variants|scales|sizes)|on (?:[\w-]+ ){0,6}"
+    r"(?:benchmarks?|datasets?))\b"
 )
 _SOTA = re.compile(r"state[- ]of[- ]the[- ]art|\bsota\b|\bnew (?:best|record)\b|\bbaselines?\b")
 _NUMBER = re.compile(r"\d(?:[\d.,]*\d)?\s*(?:%|\\%|x\b|×|-fold|\s?times\b|\s?points?\b|\s?pp\b)")
@@ -89,8 +96,8 @@ _NOT_FINDING = re.compile(
     r"https?://|\bgithub\b|\b(?:code|data|dataset|models?|weights|implementation|benchmark|project page|demo|"
     r"materials?|scripts?)s?\b[^.]{0,80}\b(?:(?:is|are|will be|be|been) (?:made )?(?:publicly |freely |openly )?"
     r"(?:available|released|open-sourced|shared|accessible))|\bwe (?:hope|believe|expect|anticipate|discuss|release|"
-    r"outline|close|conclude|open-source|make)\b|\bfuture (?:work|research|directions?)\b|\bthis (?:paper|work) "
-    r"makes\b|\bto support (?:open|future|reproduc)",
+    r"outline|close|conclude|open-source)\b|\bwe make\b[^.]{0,60}\b(?:available|public)|\bfuture (?:work|research|"
+    r"directions?)\b|\bthis (?:paper|work) makes\b|\bto support (?:open|future|reproduc)",
 )
 # Words one of which must occur for the slower patterns to be tried at all (a substring test costs ~50 ns).
 _NOT_FINDING_GUARD = _words(
@@ -123,7 +130,8 @@ _OUTCOME_GUARD = _words(
     "accelerates new fail fails failed struggle struggles struggled collapses collapsed degrades degraded lag lags",
     "lagged able unable capable can scores scored reaches reached tend mitigates alleviates robust stable",
     "competitive strong superior comparable state remarkable impressive significant consistent notable clear human",
-    "high excellent achieve outperform surpass",
+    "high excellent achieve outperform surpass amplifies amplified enhances strengthens decreases decreased doubles",
+    "halves triples eliminates restores emerges",
 )
 _COMPARATIVE_GUARD = _words(
     "faster slower fewer higher lower better worse stronger weaker more less drop drops gain gains significant",
@@ -209,6 +217,16 @@ def _claim_kinds(parts: Sequence[str], claims: Iterable | None) -> list[list[str
     return [by_text.get(p, []) for p in parts]
 
 
+def _hidden(p: str, w: frozenset[str]) -> bool:
+    """A link, availability or outlook sentence, unless a result comes before the link ("... outperforms X.Code is
+    available at ..." when the abstract lacks the space after the period)."""
+    m = _NOT_FINDING.search(p) if w & _NOT_FINDING_GUARD else None
+    if not m:
+        return False
+    head = p[: m.start()]
+    return not (head and _report(head, w) and (_OUTCOME.search(head) or _COMPARATIVE.search(head)))
+
+
 def _report(p: str, w: frozenset[str]) -> re.Match | None:
     """The leftmost reporting cue ("experiments show", "we find") of a lower-case sentence."""
     a = _REPORT_NOUN.search(p) if w & _REPORT_NOUNS and w & _REPORT_VERBS else None
@@ -230,7 +248,7 @@ def sentence_roles(parts: Sequence[str], claims: Iterable | None = None) -> list
 def _scored(parts: tuple[str, ...], kinds: tuple[tuple[str, ...], ...]) -> tuple[SentenceRole, ...]:
     low = [p.lower() for p in parts]  # the role regexes are lower-case (faster than re.IGNORECASE)
     words = [frozenset(_TOKEN.findall(p)) for p in low]
-    hidden = [bool(w & _NOT_FINDING_GUARD and _NOT_FINDING.search(p)) for p, w in zip(low, words, strict=True)]
+    hidden = [_hidden(p, w) for p, w in zip(low, words, strict=True)]
     does = [
         bool(w & _DOES_SUBJECT) and any(x.startswith(_DOES_STEMS) for x in w) and bool(_DOES.search(p))
         for p, w in zip(low, words, strict=True)
@@ -249,6 +267,9 @@ def _scored(parts: tuple[str, ...], kinds: tuple[tuple[str, ...], ...]) -> tuple
         if report:
             score += 3
             cues.append(f"report:{report.group().split()[0]}")
+        if not report and p[:2] in ("in", "ac", "on") and _EVIDENCE.match(p):
+            score += 2.5
+            cues.append("evidence-first")
         outcome = _OUTCOME.search(p) if w & _OUTCOME_GUARD else None
         if outcome:
             score += 2.5
