@@ -127,11 +127,27 @@ def test_not_results(sentence):
         "evidence that our method consistently outperforms strong PEFT baselines.",
         "Our evaluation of 14 frontier models reveals critical limitations in state-of-the-art models: the "
         "top-performing Claude Opus 4.5 achieves only 37.4% success.",
+        # opens on its evidence, no reporting verb (real, dev split)
+        "Across five distinct reasoning tasks, this same pattern emerges with task-dependent severity: "
+        "confidence-based decoding induces failures on highly complex inputs.",
+        # a reporting verb after an abbreviation's periods
+        "Finally, a contrastive evaluation on a U.S. health compliance dataset (HIPAA) reveals that existing systems "
+        "exhibit saturation on flat-structure rules.",
+        # a result with the code link glued on (no space after the period in the arXiv text)
+        "Extensive experiments on three challenging CD-FSOD datasets demonstrate that GiPL consistently outperforms "
+        "state-of-the-art methods.Code is available at https://github.com/example/gipl.",
     ],
 )
 def test_results(sentence):
     opening = "In this paper, we propose a new method for the problem."
     assert roles([opening, sentence])[1] == "result"
+
+
+def test_we_make_is_an_outlook_only_when_it_makes_something_available():
+    concrete = "We make this concrete using multi-digit addition, where decoding predicts easy digits first."
+    release = "We make our code and data publicly available."
+    assert sentence_roles(["We propose a method.", concrete])[1].score > -5
+    assert sentence_roles(["We propose a method.", release])[1].score == -5
 
 
 # --- the choice and the trimming ------------------------------------------------------------------------------
