@@ -362,7 +362,9 @@ def trim(sentence: str, title: str = "", limit: int = 240) -> str:
     ..."), name the method for "Our method" when the title names it, and cut at a word boundary past `limit`."""
     text = sentence.strip()
     cut = _LEAD_IN.match(text)
-    if cut and cut.end() and len(text) - cut.end() > 30:
+    # "We find that X, and that Y" keeps its lead-in: without it the second "that" clause dangles
+    parallel = cut is not None and cut.group().rstrip().lower().endswith("that") and " and that " in text[cut.end() :]
+    if cut and cut.end() and len(text) - cut.end() > 30 and not parallel:
         text = text[cut.end() :]
     name = _name_from_title(title)
     if name:

@@ -183,6 +183,8 @@ def test_trim_names_the_method_and_cuts_long_sentences():
     assert trim("Our method reduces latency by 2x.", "A Long Title Without A Name Before Any Colon") == (
         "Our method reduces latency by 2x."
     )
+    both = "We find that disagreement concentrates on fluent answers, and that judges of one family agree more."
+    assert trim(both) == both  # the second "that" clause needs its lead-in
     seed = "Reportedly achieves ~6.17x lossless speed-up for Qwen3-8B."  # a blog note's sentence (seed 001)
     assert trim(seed, DFLASH_TITLE) == "DFlash reportedly achieves ~6.17x lossless speed-up for Qwen3-8B."
     assert trim("It achieves a 2x speedup.", DFLASH_TITLE) == "DFlash achieves a 2x speedup."
