@@ -81,9 +81,9 @@ _DOES = re.compile(
 # Background and prior work.
 _BACKGROUND = re.compile(
     r"\b(?:recent(?:ly)?|prior|previous(?:ly)?|existing|traditional|conventional|current(?:ly)?|however|despite|"
-    r"although|while|remains?|has (?:been|emerged|shown|become)|have (?:been|emerged|shown|become|achieved|"
+    r"although|remains?|has (?:been|emerged|shown|become)|have (?:been|emerged|shown|become|achieved|"
     r"demonstrated)|widely|increasingly|et al\.?|is (?:crucial|essential|critical|important|a key|a central)|"
-    r"challeng\w*|underexplored|limited|suffer\w*)\b",
+    r"challeng\w*|underexplored|suffer\w*)\b",
 )
 # Boilerplate that says a result exists without saying what it is.
 _VAGUE = re.compile(
@@ -140,7 +140,7 @@ _COMPARATIVE_GUARD = _words(
 )
 _BACKGROUND_GUARD = _words(
     "recent recently prior previous previously existing traditional conventional current currently however",
-    "despite although while remain remains has have widely increasingly al is underexplored limited",
+    "despite although remain remains has have widely increasingly al is underexplored",
 )
 _VAGUE_GUARD = _words(
     "effectiveness efficacy superiority robustness feasibility potential benefit benefits value usefulness",
@@ -185,6 +185,7 @@ _TRAILING_GLOSS = re.compile(
     r"establishing|marking|paving|offering|providing)\b[^,;]*$",
     re.IGNORECASE,
 )
+_LINK_WORD = re.compile(r"([.!?])\s+[a-z]\w{0,15}$")  # "... throughput. paper": a link's text glued to the end
 _NAME = re.compile(r"^[A-Z0-9][\w.+\-]*(?:[ -][A-Z0-9][\w.+\-]*){0,2}$")
 
 
@@ -334,9 +335,15 @@ def _choose(parts: Sequence[str], roles: Sequence[SentenceRole], title: str) -> 
         named = [r for r in does if name and name in parts[r.index].lower()]
         introduces = [r for r in does if _INTRODUCES.search(parts[r.index])]
         return (named or introduces or does)[0].index, "does"
-    if roles[0].role == "background":  # no result, no "we ...": the first sentence past the background
-        for r in roles[1:]:
-            if r.role == "other" and r.score > -5 and not _BACKGROUND.search(parts[r.index].lower()):
+    # No result, no "we ...": a blog teaser or a bare abstract. The sentence with the most evidence of a finding (a
+    # number, an outcome word) if any, else the first full sentence past the background, else the first sentence.
+    full = [r for r in roles if r.score > -5 and len(parts[r.index].split()) >= 6]
+    hinted = [r for r in full if r.score >= 1 and r.role != "background"]
+    if hinted:
+        return max(hinted, key=lambda r: (r.score, -r.index)).index, "other"
+    if roles[0].role == "background":
+        for r in full:
+            if r.index and r.role == "other" and not _BACKGROUND.search(parts[r.index].lower()):
                 return r.index, "other"
     return 0, roles[0].role
 
@@ -360,7 +367,7 @@ def _name_from_title(title: str) -> str:
 def trim(sentence: str, title: str = "", limit: int = 240) -> str:
     """Light trimming: drop a reporting lead-in ("Experiments show that") and a trailing gloss (", demonstrating
     ..."), name the method for "Our method" when the title names it, and cut at a word boundary past `limit`."""
-    text = sentence.strip()
+    text = _LINK_WORD.sub(r"\1", sentence.strip())
     cut = _LEAD_IN.match(text)
     # "We find that X, and that Y" keeps its lead-in: without it the second "that" clause dangles
     parallel = cut is not None and cut.group().rstrip().lower().endswith("that") and " and that " in text[cut.end() :]

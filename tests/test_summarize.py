@@ -167,6 +167,20 @@ def test_without_a_result_the_one_liner_says_what_the_paper_does():
     assert one_line(" ".join(GGBENCH), title=GGBENCH_TITLE).startswith("We introduce GGBench")
 
 
+def test_a_blog_teaser_without_we_shows_its_finding():
+    # seed 000 (larql-lab): no "we propose", no reporting verb; the sentence with the number is the finding
+    teaser = sentences(
+        "I've run LarQL on 9 models from 5 organizations — from a 360M toy to OpenAI's 120B MoE. Three numbers hold "
+        "within ±15% across all of them. One pattern vanishes the moment you go to 1-bit weights."
+    )
+    assert choose_sentence(teaser) == (1, "other")
+    fragments = sentences(  # seed 000 again: never a three-word fragment
+        "A single rank-1 weight edit suppresses one learned fact while leaving the rest of the model intact. "
+        "No fine-tuning. No retraining. Just a feature subtracted from one layer's gate matrix — with a receipt."
+    )
+    assert choose_sentence(fragments)[0] == 0
+
+
 def test_background_only_text_falls_back_to_its_first_sentence():
     text = "Large language models are widely used. However, their cost remains a challenge for many teams."
     assert choose_sentence(sentences(text)) == (0, "background")
@@ -185,6 +199,7 @@ def test_trim_names_the_method_and_cuts_long_sentences():
     )
     both = "We find that disagreement concentrates on fluent answers, and that judges of one family agree more."
     assert trim(both) == both  # the second "that" clause needs its lead-in
+    assert trim("GB300 unlocks 6x the BF16 throughput. paper") == "GB300 unlocks 6x the BF16 throughput."
     seed = "Reportedly achieves ~6.17x lossless speed-up for Qwen3-8B."  # a blog note's sentence (seed 001)
     assert trim(seed, DFLASH_TITLE) == "DFlash reportedly achieves ~6.17x lossless speed-up for Qwen3-8B."
     assert trim("It achieves a 2x speedup.", DFLASH_TITLE) == "DFlash achieves a 2x speedup."
