@@ -2,7 +2,8 @@
 
 The one-liner is the sentence that states the main result ("Experiments show that DFlash achieves over 6x
 lossless acceleration ..."), lightly trimmed; an abstract without a result sentence falls back to the sentence
-that says what the paper does ("We propose ..."), then to its first sentence. Each sentence gets a role from
+that says what the paper does ("We propose ..."), a blog teaser with neither to its sentence with a number or an
+outcome word, then to its first full sentence. Each sentence gets a role from
 cue words, its position relative to the first "what we do" sentence and the headline numbers
 (`digest.claims.extract_claims`) it carries; the scores and cues are visible through `sentence_roles`, so every
 choice can be explained. Method and figures: docs/summaries.md.
