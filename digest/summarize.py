@@ -27,7 +27,7 @@ def _words(*groups: str) -> frozenset[str]:
 _REPORT_NOUN = re.compile(  # "Experiments on X show", "Our results demonstrate"
     r"\b(?:experiment(?:s|al results?)?|results?|evaluations?|empirical(?:ly)?|analys[ie]s|findings?|studies|"
     r"ablations?|tests?|benchmarking|comparisons?|simulations?)\b[^;]{0,160}?\b(?:show|demonstrate|reveal|indicate|"
-    r"confirm|suggest|verify|validate|highlight|establish|prove|find|uncover|report)s?\b"
+    r"confirm|suggest|verify|validate|highlight|establish|prove|find|uncover|report)(?:s|e?d)?\b|showed\b|found\b"
 )
 _REPORT_WE = re.compile(  # "we find", "we show that", "and observe that", "Empirically, ..."
     r"\bwe (?:also |further |empirically |then |first |consistently |additionally )?(?:find|found|observe|discover|"
@@ -39,6 +39,7 @@ _REPORT_WE = re.compile(  # "we find", "we show that", "and observe that", "Empi
 )
 # What was achieved: finite outcome verbs ("achieves", "outperforms"), then weaker comparatives.
 _OUTCOME = re.compile(
+    r"(?<!to )(?<!to further )\b(?:achieve|improve|reduce|surpass|exceed)\b|"
     r"\b(?:achiev(?:es|ed)|outperform(?:s|ed)?|surpass(?:es|ed)|exceed(?:s|ed)|beats?|improv(?:es|ed)|"
     r"reduc(?:es|ed)|boost(?:s|ed)|cuts|lowers|increas(?:es|ed)|rais(?:es|ed)|lifts|yield(?:s|ed)|deliver(?:s|ed)|"
     r"attain(?:s|ed)|obtain(?:s|ed)|match(?:es|ed)|rival(?:s|ed)|narrows|accelerates|sets? (?:a )?new|"
@@ -47,7 +48,7 @@ _OUTCOME = re.compile(
     r"match|replace|reach|achieve|outperform|surpass)|"
     r"scor(?:es|ed)|reach(?:es|ed)|tend to|mitigates|alleviates|remains? (?:robust|stable|competitive)|"
     r"amplif(?:ies|ied)|enhances|strengthens|decreas(?:es|ed)|doubles|halves|triples|eliminates|restores|emerges|"
-    r"(?:demonstrat|show|exhibit|display)(?:es|s|ed)? (?:strong|competitive|superior|comparable|state-of-the-art|"
+    r"(?:demonstrat|show|exhibit|display)(?:e|es|s|ed)? (?:strong|competitive|superior|comparable|state-of-the-art|"
     r"remarkable|impressive|significant|consistent|robust|notable|clear|high|excellent)\b|"
     r"align(?:s|ed)? (?:well |closely )?with human)\b",
 )
@@ -119,6 +120,8 @@ _REPORT_NOUNS = _words(
 _REPORT_VERBS = _words(
     "show shows demonstrate demonstrates reveal reveals indicate indicates confirm confirms suggest suggests verify",
     "validate validates highlight highlights establish prove proves find finds uncover uncovers report reports",
+    "showed demonstrated revealed indicated confirmed suggested verified validated highlighted established proved",
+    "found uncovered reported",
 )
 _REPORT_WE_GUARD = _words(
     "we find found observe observes show shows reveal reveals demonstrate demonstrates observing showing finding",
@@ -132,7 +135,7 @@ _OUTCOME_GUARD = _words(
     "lagged able unable capable can scores scored reaches reached tend mitigates alleviates robust stable",
     "competitive strong superior comparable state remarkable impressive significant consistent notable clear human",
     "high excellent achieve outperform surpass amplifies amplified enhances strengthens decreases decreased doubles",
-    "halves triples eliminates restores emerges",
+    "halves triples eliminates restores emerges improve reduce exceed",
 )
 _COMPARATIVE_GUARD = _words(
     "faster slower fewer higher lower better worse stronger weaker more less drop drops gain gains significant",
