@@ -37,6 +37,12 @@ _REPORT_WE = re.compile(  # "we find", "we show that", "and observe that", "Empi
     r"|\b(?:and|while|thereby) (?:find|found)\b|\b(?:and|,) (?:observe|show|reveal|demonstrate)s? that\b"
     r"|\b(?:observing|showing|finding|revealing|demonstrating) that\b|^empirically\b"
 )
+# "we identify the open challenges / future directions": a survey's outline, not a finding.
+_OUTLOOK_FIND = re.compile(
+    r"we (?:also |further )?identify (?:the |several |key |open |remaining |main |major |critical )*(?:challenges|"
+    r"open (?:problems|questions|issues)|research (?:directions|gaps|opportunities)|future|directions|gaps|"
+    r"opportunities)\b"
+)
 # What was achieved: finite outcome verbs ("achieves", "outperforms"), then weaker comparatives.
 _OUTCOME = re.compile(
     r"(?<!to )(?<!to further )\b(?:achieve|improve|reduce|surpass|exceed)\b|"
@@ -50,7 +56,8 @@ _OUTCOME = re.compile(
     r"amplif(?:ies|ied)|enhances|strengthens|decreas(?:es|ed)|doubles|halves|triples|eliminates|restores|emerges|"
     r"(?:demonstrat|show|exhibit|display)(?:e|es|s|ed)? (?:strong|competitive|superior|comparable|state-of-the-art|"
     r"remarkable|impressive|significant|consistent|robust|notable|clear|high|excellent)\b|"
-    r"align(?:s|ed)? (?:well |closely )?with human)\b",
+    r"align(?:s|ed)? (?:well |closely )?with human|(?:is|are|was|were) (?:\w+ly )?(?:harder|easier|better|worse|"
+    r"faster|slower|higher|lower|stronger|weaker|more \w+|less \w+) than)\b",
 )
 _COMPARATIVE = re.compile(
     r"\b(?:faster|slower|fewer|higher|lower|better|worse|stronger|weaker|more (?:accurate|robust|efficient)|"
@@ -135,7 +142,7 @@ _OUTCOME_GUARD = _words(
     "lagged able unable capable can scores scored reaches reached tend mitigates alleviates robust stable",
     "competitive strong superior comparable state remarkable impressive significant consistent notable clear human",
     "high excellent achieve outperform surpass amplifies amplified enhances strengthens decreases decreased doubles",
-    "halves triples eliminates restores emerges improve reduce exceed",
+    "halves triples eliminates restores emerges improve reduce exceed than",
 )
 _COMPARATIVE_GUARD = _words(
     "faster slower fewer higher lower better worse stronger weaker more less drop drops gain gains significant",
@@ -236,6 +243,8 @@ def _report(p: str, w: frozenset[str]) -> re.Match | None:
     """The leftmost reporting cue ("experiments show", "we find") of a lower-case sentence."""
     a = _REPORT_NOUN.search(p) if w & _REPORT_NOUNS and w & _REPORT_VERBS else None
     b = _REPORT_WE.search(p) if "we" in w or w & _REPORT_WE_GUARD else None
+    if b and _OUTLOOK_FIND.match(p, b.start()):  # "we identify the challenges ... and propose directions": a plan
+        b = None
     if a and b:
         return a if a.start() <= b.start() else b
     return a or b

@@ -102,6 +102,8 @@ def test_a_number_found_by_extract_claims_raises_the_score():
         "significantly enhance the reasoning capabilities of large language models.",
         # links, outlooks
         "Our code is available at https://github.com/w-yibo/R1-Compress.",
+        # a survey's outline
+        "Finally, we identify the challenges in safety evaluation and propose potential research directions.",
         # a purpose clause and a noun are no outcome
         "To achieve this, the pipeline splits each document into sections before any model sees it.",
         "Through 24 experimental runs, we analyze training stability, scaling behavior and data yield losses.",
@@ -136,6 +138,8 @@ def test_not_results(sentence):
         # a reporting verb after an abbreviation's periods
         "Finally, a contrastive evaluation on a U.S. health compliance dataset (HIPAA) reveals that existing systems "
         "exhibit saturation on flat-structure rules.",
+        # a comparison stated with "than"
+        "As a secondary diagnostic, targeted error generation is substantially harder than free-form generation.",
         # plural subjects and past tense
         "Distilled students achieve 92.5% accuracy with a 4.1-fold smaller model.",
         "Results showed that fine-tuned judges agree with clinicians more often than prompted ones.",
