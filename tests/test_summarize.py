@@ -292,6 +292,28 @@ def test_item_page_one_liner_is_the_finding():
     assert DFLASH[5] not in finding.points
 
 
+def test_item_page_says_a_renamed_one_liner_once():
+    # "Our method ..." becomes the title's name in the one-liner; the page still knows which claim sentence it is
+    result = "Experiments show that our method reduces decoding latency by 2.1x over vLLM on eight GPUs."
+    summary = f"Serving is slow. We propose FastX, a scheduler for decoding. {result}"
+    item = Item(
+        id=2,
+        key="k2",
+        kind="paper",
+        source="arxiv",
+        title="FastX: Faster Decoding",
+        summary=summary,
+        url="https://arxiv.org/abs/2611.00002",
+        published=datetime(2026, 11, 2, 10),
+    )
+    start = result.index("2.1x")
+    claim = Claim(id=20, item_id=2, value=2.1, unit="x", kind="latency", text=result, start=start, end=start + 4)
+    finding = render.finding(ItemView(item, [], [claim], [], {}))
+    assert finding.one_line.startswith("FastX reduces decoding latency by 2.1x")
+    assert finding.one_line_source == result
+    assert all(s.text != result for s in finding.claim_sentences)
+
+
 # --- the eval ---------------------------------------------------------------------------------------------------
 
 
