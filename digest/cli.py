@@ -267,4 +267,13 @@ def eval_group() -> None:
 
 
 # Each wing's commands live in their own module; importing them registers them on `main`.
-from digest import cli_claims, cli_ingest, cli_library, cli_publish, cli_search, cli_sources, cli_topics  # noqa: E402, F401
+from digest import (  # noqa: E402, F401
+    cli_claims,
+    cli_ingest,
+    cli_library,
+    cli_publish,
+    cli_search,
+    cli_sources,
+    cli_summaries,
+    cli_topics,
+)

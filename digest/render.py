@@ -27,7 +27,7 @@ from digest.models import Topic
 from digest.normalize import clean_text, slugify
 from digest.picks import PICKS_MAX, Candidate, top_picks
 from digest.store import ItemView, SiteSignatures
-from digest.summarize import ONE_LINE_HEAD, key_points, one_line, sentences
+from digest.summarize import ONE_LINE_HEAD, key_points, one_line, one_line_sentence, sentences
 
 TEMPLATES = REPO_ROOT / "templates"
 CSS = "style.css"
@@ -432,8 +432,14 @@ class Finding:
         return sentences(summary) if len(summary) <= ONE_LINE_HEAD else None
 
     @_once
+    def _summary_claims(self) -> list:
+        """The ledger's claims on the summary, for one_line and key_points (the ledger, not a re-extraction: a
+        build never imports digest.claims)."""
+        return [c for c in self.view.claims if c.field == "summary"]
+
+    @_once
     def one_line(self) -> str:
-        return one_line(self.item.summary, parts=self._sentences)
+        return one_line(self.item.summary, parts=self._sentences, title=self.item.title, claims=self._summary_claims)
 
     @_once
     def headline(self) -> Headline | None:
@@ -467,6 +473,11 @@ class Finding:
     @_once
     def one_line_source(self) -> str | None:
         """The claim sentence the one-liner says (itself, or trimmed: one contains the other), if any."""
+        exact = one_line_sentence(
+            self.item.summary, parts=self._sentences, title=self.item.title, claims=self._summary_claims
+        )
+        if exact in self._by_sentence:  # the untrimmed sentence ("Experiments show that ..."), as Claim.text has it
+            return exact
         line = self.one_line
         if line in self._by_sentence:
             return line
@@ -512,7 +523,13 @@ class Finding:
         it is one) with the headline number highlighted."""
         shown = {self.one_line.strip(), (self.one_line_source or "").strip()}
         shown |= {s.text.strip() for s in self.claim_sentences}
-        found = key_points(self.item.summary, [c.text for c in self.view.claims], parts=self._sentences)
+        found = key_points(
+            self.item.summary,
+            [c.text for c in self.view.claims],
+            parts=self._sentences,
+            title=self.item.title,
+            claims=self._summary_claims,
+        )
         head = self.headline_claim
         out = []
         for p in found:

@@ -58,7 +58,7 @@ def test_semantic_search_cli_never_imports_torch(built, db, tmp_path):
         for i in items
     ]
     store.save_entries(engine, "eval", entries)
-    ids = dict(db.rows("SELECT key, id FROM item"))
+    ids = {k.split("|", 1)[-1]: i for k, i in db.rows("SELECT key, id FROM item")}  # keys are per source
     with store.session(engine) as s:
         for i, vec in zip(items, docs, strict=True):
             s.add(
