@@ -91,6 +91,9 @@ def demo_home(tmp_path_factory) -> Path:
     (home / "data").mkdir()
     (home / "data" / "digest.toml").write_text(config_text, encoding="utf-8")
     shutil.copy(ROOT / "data" / "topics.toml", home / "data" / "topics.toml")
+    for other in (ROOT / "data").iterdir():  # the rest of data/ (labelled sets, snapshot) as it is, read-only use
+        if not (home / "data" / other.name).exists():
+            (home / "data" / other.name).symlink_to(other)
     shutil.copytree(ROOT / "repro", home / "repro", ignore=shutil.ignore_patterns("model-fp16", "__pycache__"))
     (home / "tests").mkdir()
     (home / "tests" / "data").symlink_to(ROOT / "tests" / "data")
