@@ -54,8 +54,9 @@ A number with no cue of its own takes the
 kind of the claim it continues ("1,200 tokens/s, a 1.8× gain"; "(L0 ≈ 50 vs 150)"; "by 1.7x ... and by
 1.3x") or, within one paragraph, of the quantity the previous sentence opens with ("Model FLOPs
 Utilization answers ... Learn why 30–70% is the real-world range"). ``direction`` is ``up``/``down``
-from the sign, a from→to change or cue words, else ``""``. ``qualifier`` joins, in reading order, any
-of: up to, about, nearly, at least, at most, over, under, within, only, ±, lossless, near-lossless.
+from the sign, a from→to change or cue words, else ``""``. ``qualifier`` lists, space-separated in reading order, any
+of: up to, about, nearly, at least, at most, over, under, within, only, ±, lossless, near-lossless ("up to about",
+"within ±"); ``digest.headline.format_claim`` writes them as a reader reads them ("up to ~12x", "within ±15%").
 ``subject`` is a model named right after the number ("for Qwen3-8B"), else a method named at the start
 of the sentence ("RTPurbo ..."), else a model named earlier. ``context`` lists hardware, context
 lengths and benchmarks near the number (else anywhere in the sentence).
@@ -149,6 +150,18 @@ _DEVICE_SPEC_BEFORE = re.compile(
     re.I,
 )
 _READ_TIME = re.compile(r"\s*(?:read\b|·)")
+# Spec-sheet numbers: what the hardware is rated for ("your GPU's 312 TFLOPS", "the H100 delivers 989 TFLOPS",
+# "80 GB of HBM3", "peak bandwidth of 3.35 TB/s"), not what a paper measured ("the kernel hits 740 TFLOPS").
+_SPEC_UNITS = ("flops", "b/s", "kb", "mb", "gb", "tb")
+_SPEC_BEFORE = re.compile(
+    rf"(?:{_HW}(?:'s|’s)\s+(?:\w+\s+){{0,2}}|\b(?:peak|rated|theoretical|nominal|advertised|spec(?:ification)?s?)\s+"
+    rf"(?:[\w-]+\s+){{0,3}}(?:of\s+)?|\b{_HW}\s+(?:SXM\d?\s+|PCIe\s+)?(?:has|have|offers?|delivers?|provides?|"
+    r"features?|packs?|with|rated\s+at)\s+(?:[\w-]+\s+){0,2}?)(?:up\s+to\s+|about\s+|roughly\s+|[~≈]\s*)?$",
+    re.I,
+)
+_SPEC_AFTER = re.compile(r"\s*(?:of\s+)?(?:peak|theoretical)\b", re.I)
+# A formula's coefficient: "N* = 2.71×10⁻³ · M + 87M" multiplies a variable; it is not a measurement.
+_COEFF_AFTER = re.compile(r"\s*[·⋅∙*]\s*[A-Za-z(]")
 
 # How a bare (unitless) number can still be a claim.
 _CORR_SYM = re.compile(
@@ -371,6 +384,14 @@ class _Num:
     consumed: bool = False  # used as another claim's baseline
 
 
+def _finite(n: _Num) -> bool:
+    """A non-finite value (a 400-digit number, "9 × 10^300 x" scaled past float range) is never a claim; a
+    non-finite baseline is dropped."""
+    if n.baseline is not None and not math.isfinite(n.baseline):
+        n.baseline = None
+    return math.isfinite(n.value) and (n.hi is None or math.isfinite(n.hi))
+
+
 def _to_float(s: str) -> float:
     return float(s.replace(",", ""))
 
@@ -401,6 +422,8 @@ def _find_numbers(sent: str) -> list[_Num]:
         if m.group("sci"):
             exp = m.group("sci").translate(_SUPER)
             exp = re.sub(r"[^\d-]", "", exp.split("10", 1)[1])
+            if abs(int(exp)) > 300:  # "3 × 10^999x": no float holds it, and no measurement is that size
+                continue
             n.value *= 10 ** int(exp)
             n.sci = n.decimal = True
         before = masked[max(0, start - 60) : start]  # anchored look-behinds only need the tail
@@ -457,6 +480,10 @@ def _find_numbers(sent: str) -> list[_Num]:
             continue
         if n.unit in ("kb", "mb", "gb", "tb") and _DEVICE_SPEC_BEFORE.search(before):
             continue
+        if n.unit.endswith(_SPEC_UNITS) and (_SPEC_BEFORE.search(before) or _SPEC_AFTER.match(rest)):
+            continue  # a spec sheet's number, not a result
+        if _COEFF_AFTER.match(rest):
+            continue  # a coefficient in a formula
         if n.unit == "min" and (_READ_TIME.match(rest) or before.rstrip().endswith("·")):
             continue
         if n.unit == "s" and _YEAR.fullmatch(a):
@@ -700,7 +727,7 @@ def _qualifier(sent: str, c: _Num) -> str:
     lm = _LOSSLESS.search(near)
     if lm:
         found.append(lm.group(1).lower().replace(" ", "-"))
-    return ", ".join(dict.fromkeys(found))
+    return " ".join(dict.fromkeys(found))  # "up to about", "within ±": one phrase, read left to right
 
 
 def _subject(sent: str, c: _Num) -> str:
@@ -740,7 +767,7 @@ def _context(sent: str, c: _Num, next_start: int) -> str:
             found += [m.group() for m in rx.finditer(region)]
         if found:
             break
-    return ", ".join(dict.fromkeys(found))
+    return " ".join(dict.fromkeys(found))  # "up to about", "within ±": one phrase, read left to right
 
 
 def _link_baselines(sent: str, nums: list[_Num]) -> None:
@@ -769,7 +796,7 @@ def _extract_sentence(sent: str, prev_kind: tuple[str, str, str]) -> list[Claim]
         if n.claim:
             prev_end = n.end
     _link_baselines(sent, nums)
-    claims = [n for n in nums if n.claim and not n.consumed]
+    claims = [n for n in nums if n.claim and not n.consumed and _finite(n)]
     _assign_kinds(sent, claims, prev_kind)
     out = []
     for i, c in enumerate(claims):
