@@ -141,6 +141,18 @@ _COMPOUND_OK = re.compile(r"-(?:fold|points?|percent|x|times)\b")  # "16-point",
 # Contexts where a unit is a spec, not a result.
 _HW = r"(?:[AHBLV]\d{2,3}S?|GB\d{3}|H800|A800|MI\d{3}X?|RTX\s?\d{4}|TPUs?|GPUs?|nodes?|chips?|cards?|accelerators?)\b"
 _X_SPEC_AFTER = re.compile(rf"\s*(?:{_HW}|downsampl|upsampl|upscal|zoom|magnif)", re.I)
+_GB_SPEC_BEFORE = re.compile(
+    rf"(?:{_HW}(?:'s|’s)\s+(?:\w+\s+){{0,2}}|\b{_HW}\s+(?:SXM\d?\s+|PCIe\s+)?(?:has|have|offers?|delivers?|provides?|"
+    r"features?|packs?|with|rated\s+at)\s+(?:[\w-]+\s+){0,2}?)(?:up\s+to\s+|about\s+|roughly\s+|[~≈]\s*)?$",
+    re.I,
+)
+# "peak bandwidth of 3.35 TB/s", "a theoretical 989 TFLOPS": rates a chip is rated for ("peak memory" is measured)
+_RATED_BEFORE = re.compile(
+    r"\b(?:peak|rated|theoretical|nominal|advertised)\s+(?:[\w-]+\s+){0,2}?(?:of\s+|is\s+|at\s+)?"
+    r"(?:up\s+to\s+|about\s+|roughly\s+|[~≈]\s*)?$",
+    re.I,
+)
+_SPEC_AFTER = re.compile(rf"\s*(?:{_HW}|downsampl|upsampl|upscal|zoom|magnif)", re.I)
 _GB_SPEC_BEFORE = re.compile(rf"{_HW}\s*-?\s*$")
 _GB_SPEC_AFTER = re.compile(r"\s*(?:GPUs?|cards?)\b")
 # "a laptop with 16GB of unified memory", "a GPU's 80 GB": what the hardware has, not a result.
@@ -480,7 +492,10 @@ def _find_numbers(sent: str) -> list[_Num]:
             continue
         if n.unit in ("kb", "mb", "gb", "tb") and _DEVICE_SPEC_BEFORE.search(before):
             continue
-        if n.unit.endswith(_SPEC_UNITS) and (_SPEC_BEFORE.search(before) or _SPEC_AFTER.match(rest)):
+        rate = n.unit.endswith(("flops", "b/s"))
+        if n.unit.endswith(_SPEC_UNITS) and (
+            _SPEC_BEFORE.search(before) or (rate and (_RATED_BEFORE.search(before) or _SPEC_AFTER.match(rest)))
+        ):
             continue  # a spec sheet's number, not a result
         if _COEFF_AFTER.match(rest):
             continue  # a coefficient in a formula

@@ -121,7 +121,7 @@ _RESULT_CUE = re.compile(
 _SETUP_CUE = re.compile(
     r"\b(?:we\s+(?:train|collect|use|build|construct|release|sample|curate|gather|annotate|crawl)\w*|trained\s+on|"
     r"dataset\s+of|corpus\s+of|consist\w*|contain\w*|compris\w*|drawn\s+from|we\s+set|is\s+set\s+to|"
-    r"covering|spanning|budget\s+of|promis\w*|rated|peak|is\s+routinely\s+reported|prior\s+work|previous\s+work|"
+    r"covering|spanning|budget\s+of|promis\w*|is\s+routinely\s+reported|prior\s+work|previous\s+work|"
     r"existing\s+(?:methods|work|systems)|typically|usually|commonly)\b",
     re.I,
 )
@@ -188,6 +188,8 @@ def score_claim(claim, position: float = 0.5, first_in_sentence: bool = True, ti
         score -= 1.5
     if kind in ("accuracy", "perplexity") and claim.direction == "down" and _LOSS_NEAR.search(near):
         score -= 2.0  # the price of a method, not its finding ("loses 3.4 points", "with a 0.7-point drop")
+    if claim.unit in ("$", "€", "£"):
+        score += 0.6  # a price stated is a result ("trained for $2,300"), unlike the days it took
     if kind == "time" and not claim.direction:
         score -= 1.0  # "trained for 11 days" is setup unless something got shorter
     if first_in_sentence:
@@ -205,7 +207,14 @@ def choose_headline(claims: Sequence[Any], text: str = "") -> Headline | None:
     headlines). `claims`: ledger rows or claims.Claim objects in reading order; `text`: the finding's summary."""
     from digest.sentences import split_sentences
 
-    claims = [c for c in claims if not getattr(c, "vanished", False)]
+    summary = text or ""
+    # a claim whose sentence left the summary (kept in the ledger for its hook) is no longer the finding's result
+    claims = [
+        c
+        for c in claims
+        if not getattr(c, "vanished", False)
+        and (not summary or getattr(c, "field", "summary") == "title" or (c.text or "").strip() in summary)
+    ]
     if not claims:
         return None
     sentences = [s.strip() for s in split_sentences(text or "") if s.strip()]
@@ -377,6 +386,9 @@ def _delta_after(claim, claims: Sequence[Any]) -> str:
     return ""
 
 
+_HARDWARE_KINDS = ("speedup", "throughput", "latency", "memory", "compute", "energy", "utilization", "time")
+
+
 def headline_text(claim, claims: Sequence[Any] = ()) -> str:
     """The phrase for one claim: value, direction and what it measures, then baseline, model and hardware when
     the sentence names them: "2.6× lower latency (vs batch-1 estimate)", "72.4% on MATH, +9.6 pts"."""
@@ -412,11 +424,16 @@ def headline_text(claim, claims: Sequence[Any] = ()) -> str:
     if delta:
         phrase += f", {delta}"
     model = claim.subject or ""
+    if not re.search(r"\d", model):
+        from digest.claims import _MODEL_RE  # a model named anywhere before the number: "On Qwen3-8B, DFlash ..."
+
+        named = [m.group() for m in _MODEL_RE.finditer(claim.text or "", 0, claim.start)]
+        model = named[-1].rstrip(".,") if named else ""
     if model and re.search(r"\d", model) and model not in phrase:
         phrase += f" on {model}"
     hardware = re.search(r"\b(?:[AHB]\d{3}|GB\d{3}|H800|A800|V100|L40S?|MI\d{3}X?|RTX\s?\d{4}|TPU\s?v\d\w*)\b",
                          claim.context or "")  # fmt: skip
-    if hardware and hardware.group() not in phrase and len(phrase) < 60:
+    if hardware and hardware.group() not in phrase and len(phrase) < 60 and claim.kind in _HARDWARE_KINDS:
         phrase += f" on {hardware.group()}" if " on " not in phrase else f", {hardware.group()}"
     base = _baseline_phrase(claim) if claim.baseline is None else ""
     if base and len(phrase) + len(base) < 100:
