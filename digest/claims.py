@@ -154,7 +154,9 @@ _RATED_BEFORE = re.compile(
 )
 _SPEC_AFTER = re.compile(rf"\s*(?:{_HW}|downsampl|upsampl|upscal|zoom|magnif)", re.I)
 _GB_SPEC_BEFORE = re.compile(rf"{_HW}\s*-?\s*$")
-_GB_SPEC_AFTER = re.compile(r"\s*(?:GPUs?|cards?)\b")
+_GB_SPEC_AFTER = re.compile(
+    r"\s*(?:(?!(?:per|of|on|in|for|each|across|and|than|vs)\b)[A-Za-z-]+\s+)?(?:GPUs?|cards?)\b"
+)  # "24 GB consumer GPU"
 # "a laptop with 16GB of unified memory", "a GPU's 80 GB": what the hardware has, not a result.
 _DEVICE_SPEC_BEFORE = re.compile(
     r"(?:\b(?:laptops?|phones?|smartphones?|devices?|machines?|GPUs?|cards?|nodes?|servers?|desktops?)\s+with|"

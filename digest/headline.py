@@ -88,7 +88,7 @@ def _number(claim, sign: str = "", times: str = "x") -> str:
         value = f"{value}–{_num(claim.value_hi)}"
     text = f"{pre}{value}{sep}{shown}".strip()
     if claim.baseline is not None:
-        text = f"{_num(claim.baseline)}{sep}{shown} → {text}".strip()
+        text = f"{f'{_num(claim.baseline)}{sep}{shown}'.strip()} → {text}"
     return text
 
 
@@ -251,20 +251,25 @@ def choose_headline(claims: Sequence[Any], text: str = "") -> Headline | None:
 _MASS = {"compute", "memory", "energy", "traffic", "power", "bandwidth", "storage", "communication", "overhead",
          "computation", "time", "work", "data", "space", "cache"}  # fmt: skip
 _STOP_WORDS = {"than", "over", "vs", "vs.", "versus", "compared", "while", "with", "and", "at", "on", "for", "when",
-               "which", "relative", "across", "under", "from", "to", "per", "in", "by", "as", "without", "using",
+               "which", "relative", "across", "under", "from", "to", "in", "by", "as", "without", "using",
                "whereas", "but", "or", "of", "after", "before", "through", "within", "is", "are", "was"}  # fmt: skip
 _DIR_WORD = re.compile(
     r"(?P<up>faster|quicker|higher|more|greater|larger|better|improvements?|increases?|gains?|boosts?|speed-?ups?|"
     r"speedups?)|(?P<down>fewer|less|lower|smaller|cheaper|shorter|reductions?|decreases?|drops?|savings?|cuts?)",
     re.I,
 )
-_CHANGE_BEFORE = re.compile(
+_CHANGE_VERB = re.compile(
     r"\b(?P<verb>reduc\w*|cuts?|cutting|lowers?|lowering|decreas\w*|shrinks?|shrinking|sav\w*|improv\w*|"
-    r"increas\w*|boosts?|boosting|rais\w*|lifts?|speeds?\s+up|accelerat\w*|drops?|brings?\s+down)\s+"
+    r"increas\w*|boosts?|boosting|rais\w*|lifts?|speeds?\s+up|accelerat\w*|drops?|brings?\s+down)\s+",
+    re.I,
+)
+_CHANGE_REST = re.compile(
     r"(?:the\s+|its\s+|their\s+|our\s+|a\s+|an\s+)?(?P<noun>[\w\-/ ]{2,50}?)\s+by\s+"
     r"(?:up\s+to\s+|about\s+|nearly\s+|almost\s+|over\s+|more\s+than\s+|at\s+least\s+|roughly\s+|~|≈)*$",
     re.I,
 )
+_NOUN_STOP = {"over", "under", "at", "on", "for", "with", "than", "across", "relative", "compared", "vs", "vs.",
+              "versus", "during", "when", "while", "from", "in", "through", "without", "using"}  # fmt: skip
 _DOWN_VERB = re.compile(r"reduc|cut|lower|decreas|shrink|sav|drop|down", re.I)
 _BASELINE_PHRASE = re.compile(
     r"^[^.;()]{0,50}?\b(?:over|than|vs\.?|versus|compared\s+(?:to|with)|relative\s+to|against)\s+"
@@ -296,12 +301,16 @@ def _words(text: str, limit: int) -> list[str]:
     return out
 
 
+_RATE_NOUNS = {"costs", "times", "latencies", "rates", "speeds", "loads", "volumes", "sizes", "lengths"}
+
+
 def _adjective(noun: str, down: bool) -> str:
     last = noun.split()[-1].lower() if noun.split() else ""
     if down:
         if last in _MASS:
             return "less"
-        return "fewer" if last.endswith("s") and not last.endswith(("ss", "us")) else "lower"
+        plural = last.endswith("s") and not last.endswith(("ss", "us")) and last not in _RATE_NOUNS
+        return "fewer" if plural else "lower"
     if last in ("speed", "generation", "decoding", "inference", "prefill", "decode", "training", "convergence"):
         return "faster"
     return "more" if last.endswith("s") and not last.endswith(("ss", "us")) and last != "flops" else "higher"
@@ -313,9 +322,17 @@ def _what(claim) -> str:
     sent = claim.text or ""
     after = sent[claim.end : claim.end + 120]
     words = _words(after, 5)
+    of = re.match(r"\s*of\s+", after)
+    if of and claim.unit in ("%", "x") and claim.baseline is None:
+        rest = _words(after[of.end() :], 5)
+        if rest and claim.direction == "down" and not re.search(r"\bto\s*$", sent[: claim.start]):
+            noun = " ".join(rest[1:] if rest[0].lower() in ("the", "its", "their", "all") else rest)
+            return f"{_adjective(noun, True)} {noun}"  # "skips 34% of layer computations": 34% fewer ...
+        if rest:
+            return "of " + " ".join(rest)  # "88% of the goodput", "97% of the original average score"
     if words and _DIR_WORD.fullmatch(words[0]):
         if len(words) == 1 and words[0].lower() in ("faster", "smaller", "lower", "higher", "cheaper", "less"):
-            noun = _KIND_NOUN.get(claim.kind, "")
+            noun = _KIND_NOUN.get(claim.kind, "") if claim.kind not in ("improvement", "reduction") else ""
             if words[0].lower() == "faster":
                 return "faster"
             return f"{words[0]} {noun}".strip()
@@ -329,10 +346,9 @@ def _what(claim) -> str:
         if claim.direction == "down" and claim.kind in ("latency", "memory", "compute", "cost", "energy"):
             return f"{_adjective(phrase, True)} {phrase}" if not _DIR_WORD.search(phrase) else phrase
         return phrase
-    m = _CHANGE_BEFORE.search(sent[max(0, claim.start - 120) : claim.start])
+    m = _change_before(sent[max(0, claim.start - 120) : claim.start])
     if m:
-        noun = " ".join(m.group("noun").split()[-4:])
-        verb = m.group("verb").lower()
+        verb, noun = m
         if verb.startswith(("speed", "accelerat")):
             return f"faster {noun}"
         down = bool(_DOWN_VERB.match(verb))
@@ -349,6 +365,25 @@ def _what(claim) -> str:
     return noun
 
 
+def _change_before(window: str) -> tuple[str, str] | None:
+    """("reduces", "median time-to-first-token") from "... reduces median time-to-first-token by ": the change verb
+    nearest the number and what it changed, cut before a condition ("throughput over the best fixed tree")."""
+    for v in reversed(list(_CHANGE_VERB.finditer(window))):
+        rest = _CHANGE_REST.match(window, v.end())
+        if not rest:
+            continue
+        words = []
+        for w in rest.group("noun").split():
+            if w.lower() in _NOUN_STOP:
+                break
+            words.append(w)
+        if words[:2] and words[0].lower() in ("number", "amount") and words[1].lower() == "of":
+            words = words[2:]  # "the number of thinking tokens": fewer thinking tokens
+        if words:
+            return v.group("verb").lower(), " ".join(words[:4])
+    return None
+
+
 def _baseline_phrase(claim) -> str:
     after = (claim.text or "")[claim.end : claim.end + 160]
     m = _BASELINE_PHRASE.match(after)
@@ -358,7 +393,7 @@ def _baseline_phrase(claim) -> str:
     stop = _BASELINE_STOP.search(" " + what + " ")
     what = (" " + what)[: stop.start()] if stop else what
     what = " ".join(what.split()[:6]).strip(" ,")
-    if not what or not re.search(r"[A-Za-z]", what) or re.match(r"[\d~≈]", what):
+    if not what or not re.search(r"[A-Za-z]", what) or re.search(r"(?:^|\s)[~≈]?\d[\d.,]*%?(?:\s|$)|[~≈]", what):
         return ""
     return what
 

@@ -412,6 +412,7 @@ def test_scaffold_refuses_a_stored_non_finite_claim(tmp_path, db, runner):
         "The H100 SXM delivers 989 TFLOPS of dense BF16 compute.",
         "Each B200 has 192 GB of HBM3e.",
         "The accelerator's peak bandwidth of 3.35 TB/s bounds decoding.",
+        "It runs a 33B model on a single 24 GB consumer GPU.",  # arXiv 2306.03078 (tests/data/real)
         "The fit gives N* = 2.71×10⁻³ · M + 87M for a target with M parameters.",
     ],
 )

@@ -155,6 +155,11 @@ def test_headlines_right_on_the_labelled_set(split):
     assert r["accuracy"] >= 0.85, r["errors"]
 
 
+def test_headlines_right_on_real_abstracts_never_tuned_on():
+    r = evaluate(EVAL.parent / "real" / "headlines_real.jsonl")
+    assert r["n"] >= 60 and r["accuracy"] >= 0.85, r["errors"]
+
+
 def test_eval_headlines_cli(runner, tmp_path):
     from digest.cli import main
 
