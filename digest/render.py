@@ -117,10 +117,7 @@ def finding_card(f: Finding, root: str) -> Markup:
         out.append(f" · arXiv:{e(f.item.arxiv_id)}")
     out.append(f'</p>\n  <p class="one-line">{e(f.one_line)}</p>\n  ')
     if f.headline:
-        out.append(
-            f'<p class="headline"><span class="num">{e(format_claim(f.headline))}</span> '
-            f"{e(f.headline.kind)}{e(f.headline_badge)}</p>"
-        )
+        out.append(f'<p class="headline"><span class="num">{e(f.headline_choice.text)}</span>{e(f.headline_badge)}</p>')
     out.append("\n  ")
     if f.tag_links:
         tags = "".join(f'<a class="tag" href="{e(root)}{e(href)}">{e(name)}</a> ' for href, name, _ in f.tag_links)

@@ -215,4 +215,6 @@ def test_site_export_and_search_show_the_same_headline_and_one_liner(tmp_path, d
     assert exported["Paper moe"]["headline"]["text"] == "31% fewer expert FLOPs"
     assert exported["Paper none"]["headline"] is None
     assert site["Paper moe"].headline.value == 31
+    assert "31% fewer expert FLOPs" in render.finding_card(site["Paper moe"], "")  # the card shows the phrase
+    assert 'class="headline"' not in render.finding_card(site["Paper none"], "")
     assert "31% fewer expert FLOPs" in invoke("search")
