@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 __all__ = ["Headline", "choose_headline", "format_claim", "headline_text", "qualifier_parts", "score_claim"]
@@ -143,15 +144,18 @@ _SHARE_AFTER = re.compile(
 _DROPPED_AFTER = re.compile(r"\s*(?:of\s+\w+\s+)?(?:tokens?\s+)?(?:dropped|discarded|masked|pruned\s+away)\b", re.I)
 
 
-def _sentence_index(claim, text: str, sentences: list[str]) -> int:
-    """-1 for the title, else the index of the claim's sentence in the summary (0 when unknown)."""
-    if getattr(claim, "field", "summary") == "title":
-        return -1
-    sent = claim.text.strip()
-    for i, s in enumerate(sentences):
-        if sent and (sent in s or s in sent):
-            return i
-    return 0
+def _position(sentence: str, summary: str) -> float:
+    """Where a sentence sits in the summary: 0 when it opens it, 1 when it closes it (0 when not found)."""
+    at = summary.find(sentence) if sentence else -1
+    return at / max(1, len(summary) - len(sentence)) if at > 0 else 0.0
+
+
+@lru_cache(maxsize=4096)
+def _cues(sentence: str) -> tuple[bool, int]:
+    """(whether the sentence reads as a result, where its first setup cue starts or a large number): several
+    claims share one sentence."""
+    setup = _SETUP_CUE.search(sentence)
+    return bool(_RESULT_CUE.search(sentence)), setup.start() if setup else 1 << 30
 
 
 def score_claim(claim, position: float = 0.5, first_in_sentence: bool = True, title: bool = False) -> float | None:
@@ -176,9 +180,10 @@ def score_claim(claim, position: float = 0.5, first_in_sentence: bool = True, ti
         score += 1.0
     if claim.baseline is not None:
         score += 0.5
-    if _RESULT_CUE.search(sent):
+    result_cue, setup_at = _cues(sent)
+    if result_cue:
         score += 1.0
-    if _SETUP_CUE.search(sent[: start + 1]):
+    if setup_at <= start:
         score -= 1.5
     if _CONDITION_BEFORE.search(before) and claim.baseline is None:
         score -= 2.0
@@ -187,7 +192,7 @@ def score_claim(claim, position: float = 0.5, first_in_sentence: bool = True, ti
     if _OVERHEAD_NEAR.search(near):
         score -= 1.5
     if kind in ("accuracy", "perplexity") and claim.direction == "down" and _LOSS_NEAR.search(near):
-        score -= 2.0  # the price of a method, not its finding ("loses 3.4 points", "with a 0.7-point drop")
+        score -= 2.5  # the price of a method, not its finding ("loses 3.4 points", "with a 0.7-point drop")
     if claim.unit in ("$", "€", "£"):
         score += 0.6  # a price stated is a result ("trained for $2,300"), unlike the days it took
     if kind == "time" and not claim.direction:
@@ -205,8 +210,6 @@ def score_claim(claim, position: float = 0.5, first_in_sentence: bool = True, ti
 def choose_headline(claims: Sequence[Any], text: str = "") -> Headline | None:
     """The claim that states the main result, as a Headline; None when no claim is good enough (`other` never
     headlines). `claims`: ledger rows or claims.Claim objects in reading order; `text`: the finding's summary."""
-    from digest.sentences import split_sentences
-
     summary = text or ""
     # a claim whose sentence left the summary (kept in the ledger for its hook) is no longer the finding's result
     claims = [
@@ -217,16 +220,15 @@ def choose_headline(claims: Sequence[Any], text: str = "") -> Headline | None:
     ]
     if not claims:
         return None
-    sentences = [s.strip() for s in split_sentences(text or "") if s.strip()]
-    last = max(len(sentences) - 1, 1)
     best, best_score = None, MIN_SCORE
-    seen_sentences: set[tuple[str, int]] = set()
+    seen: set[tuple[str, str]] = set()
     for c in claims:
-        idx = _sentence_index(c, text, sentences)
-        key = (getattr(c, "field", "summary"), idx if idx >= 0 else -1)
-        first = key not in seen_sentences
-        seen_sentences.add(key)
-        s = score_claim(c, position=max(idx, 0) / last, first_in_sentence=first, title=idx < 0)
+        title = getattr(c, "field", "summary") == "title"
+        sent = (c.text or "").strip()
+        first = (title, sent) not in seen
+        seen.add((title, sent))
+        position = 0.0 if title else _position(sent, summary)
+        s = score_claim(c, position=position, first_in_sentence=first, title=title)
         if s is not None and s > best_score + 1e-9:
             best, best_score = c, s
     if best is None:
