@@ -70,6 +70,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from digest.modelnames import MODEL_RE as _MODEL_RE
 from digest.sentences import _sentence_spans, split_sentences
 
 __all__ = ["Claim", "claim_key", "evaluate", "extract_claims", "split_sentences"]
@@ -354,14 +355,6 @@ _RANK_BEFORE = re.compile(r"(?:^|[\s(])#$")
 _RANK_BAD = re.compile(r"\b(?:PR|issue|no|item|number)\s*#$", re.I)
 
 # Subject and context.
-_MODEL_FAMILY = (
-    r"(?:Qwen|Llama|LLaMA|Gemma|Mistral|Mixtral|GPT|DeepSeek|Claude|Phi|OPT|Falcon|Gemini|BERT|RoBERTa|T5|ViT|"
-    r"Pythia|OLMo|Yi|InternLM|Baichuan|Grok|Nemotron|Command|Jamba|Mamba|SmolLM|Granite|StableLM|o\d)"
-)
-_MODEL_RE = re.compile(
-    rf"(?<![\w-])(?:{_MODEL_FAMILY}[\w.]*(?:[- ][\w.]*\d[\w.]*)?(?:-[\w.]*[A-Za-z][\w.]*)*"  # Qwen3-8B, Llama 3.1 70B
-    r"|[A-Z][\w.]*-\d+(?:\.\d+)?[BM]\b(?:-[\w.]+)*)"  # Foo-7B-Instruct
-)
 _HARDWARE_RE = re.compile(
     r"\b(?:[AHB]\d{3}|GB\d{3}|H800|A800|V100|L40S?|MI\d{3}X?|RTX\s?\d{4}|TPU(?:\s?v\d\w*)?|Gaudi\s?\d|Blackwell|"
     r"Hopper|Ampere|iPhone\s?\d+|Jetson\s\w+|Apple\s+M\d\w*)\b"

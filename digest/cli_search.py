@@ -176,7 +176,7 @@ def _export_row(view) -> dict:
         "tags": [{"slug": s, "score": round(sc, 4)} for s, sc in view.tags],
         "claims": [{"value": c.value, "unit": c.unit, "kind": c.kind, "text": c.text} for c in view.claims],
         "coverage": [p.url for p in view.coverage],
-        **summary_fields(view.claims, item.summary),
+        **summary_fields(view.claims, item.summary, item.title),
     }
 
 

@@ -462,9 +462,9 @@ def headline_text(claim, claims: Sequence[Any] = ()) -> str:
         phrase += f", {delta}"
     model = claim.subject or ""
     if not re.search(r"\d", model):
-        from digest.claims import _MODEL_RE  # a model named anywhere before the number: "On Qwen3-8B, DFlash ..."
+        from digest.modelnames import MODEL_RE  # a model named before the number: "On Qwen3-8B, DFlash ..."
 
-        named = [m.group() for m in _MODEL_RE.finditer(claim.text or "", 0, claim.start)]
+        named = [m.group() for m in MODEL_RE.finditer(claim.text or "", 0, claim.start)]
         model = named[-1].rstrip(".,") if named else ""
     if model and re.search(r"\d", model) and model not in phrase:
         phrase += f" on {model}"

@@ -615,7 +615,7 @@ def code_digest() -> str:
     imported: importing digest.claims costs ~50 ms that a build never needs; digest.sentences splits summaries)."""
     here = Path(__file__).parent
     h = hashlib.blake2b(templates_digest().encode(), digest_size=16)
-    for name in ("claims.py", "headline.py", "sentences.py", "summarize.py"):
+    for name in ("claims.py", "headline.py", "modelnames.py", "sentences.py", "summarize.py"):
         h.update((here / name).read_bytes())
     h.update(Path(__file__).read_bytes())
     return h.hexdigest()

@@ -422,7 +422,7 @@ def fetch(conn: Conn, ranked: list[tuple[int, float]]) -> list[dict]:
                 "tags": tags[item_id],
                 "claims": claims[item_id],
                 "coverage": coverage[item_id],
-                **summary_fields(current[item_id], summary),
+                **summary_fields(current[item_id], summary, title),
                 "kind": kind,
                 "summary": summary,
                 "score": round(score, 6),
@@ -447,13 +447,23 @@ def _current_claims(conn: Conn, names: str, params: dict, items: dict) -> dict[i
     return out
 
 
-def summary_fields(claims: list, summary: str | None) -> dict:
+def summary_fields(claims: list, summary: str | None, title: str = "") -> dict:
     """`one_line` and `headline` of a finding, the choice the site shows (digest.summarize, digest.headline)."""
+    import inspect
+
     from digest.headline import choose_headline
     from digest.summarize import one_line
 
+    # one_line takes the title and the ledger's summary claims where it uses them (issue #14, branch oneliner),
+    # as the site's Finding passes them
+    accepts = inspect.signature(one_line).parameters
+    extra: dict = {}
+    if "title" in accepts:
+        extra["title"] = title or ""
+    if "claims" in accepts:
+        extra["claims"] = [c for c in claims if getattr(c, "field", "summary") == "summary"]
     headline = choose_headline(claims, summary or "")
-    return {"one_line": one_line(summary or ""), "headline": headline.as_json() if headline else None}
+    return {"one_line": one_line(summary or "", **extra), "headline": headline.as_json() if headline else None}
 
 
 def _iso(value) -> str:
