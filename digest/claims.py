@@ -227,7 +227,11 @@ _SPECIFIC = [
     ("error", r"(?:word\s+)?error\s+rates?|calibration\s+error|false[- ](?:positive|negative)\w*|failure\s+rates?"),
     ("error", r"mean\s+absolute\s+error|errors?|hallucinat\w*|(?-i:WER|CER|MAE|RMSE)|Brier(?:\s+scores?)?"),
     ("error", r"underestimat\w*|overestimat\w*"),
-    ("accuracy", r"win[- ]rates?|exact[- ]match|pass@\d+|nDCG(?:@\d+)?|recall(?:@\d+)?|benchmark\s+scores?"),
+    (
+        "accuracy",
+        r"win[- ]rates?|(?:attack\s+|task\s+|edit\s+)?success(?:\s+rates?)?|exact[- ]match|pass@\d+|nDCG(?:@\d+)?|"
+        r"recall(?:@\d+)?|benchmark\s+scores?",
+    ),
     ("compute", r"GPU[- ]?(?:hours?|time|days?)|compute|computations?|FLOPs?|petaflop\w*"),
     ("time", r"(?:training|wall[- ]?clock|run|tuning)\s+time"),
     ("latency", r"latenc(?:y|ies)(?!\s+SLO)|(?-i:TTFT|TPOT)|time[- ]to[- ]first[- ]token|step\s+time|response\s+time"),

@@ -128,7 +128,7 @@ _SETUP_CUE = re.compile(
 )
 # What sits right before the number and makes it a condition or someone else's figure, not the finding.
 _CONDITION_BEFORE = re.compile(
-    r"(?:(?<!up\s)\b(?:at|under|beyond|above|below|when|until)\s+(?:a\s+|an\s+)?(?:~|about\s+)?$|"
+    r"(?:(?<!up\s)\b(?:at|when|until)\s+(?:a\s+|an\s+)?(?:~|about\s+)?$|"
     r"\b(?:compared\s+(?:with|to)|versus|vs\.?|than|against|whereas)\b[^.;]{0,60}$)",
     re.I,
 )
@@ -290,6 +290,14 @@ _KIND_NOUN = {
 }  # fmt: skip
 
 
+_METRIC_NAME = re.compile(
+    r"\b(?:(?:attack|task|edit)\s+success(?:\s+rates?)?|success\s+rates?|win[- ]rates?|exact[- ]match|"
+    r"pass@\d+|nDCG(?:@\d+)?|recall(?:@\d+)?|top-\d\s+accuracy|F1|BLEU|ROUGE[-\w]*|AUROC|AUC|mAP|FID|"
+    r"(?:word\s+)?error\s+rates?|WER|hallucination\s+rates?|false[- ]positive\s+rates?)(?![\w@-])",
+    re.I,
+)
+
+
 def _words(text: str, limit: int) -> list[str]:
     out = []
     for tok in text.split():
@@ -324,6 +332,10 @@ def _what(claim) -> str:
     sent = claim.text or ""
     after = sent[claim.end : claim.end + 120]
     words = _words(after, 5)
+    if claim.baseline is not None:
+        noun = _fromto_noun(sent[: claim.start])
+        if noun:
+            return noun  # "raises average attack success from 6% to 64%": 6% → 64% average attack success
     of = re.match(r"\s*of\s+", after)
     if of and claim.unit in ("%", "x") and claim.baseline is None:
         rest = _words(after[of.end() :], 5)
@@ -358,6 +370,10 @@ def _what(claim) -> str:
             return noun
         return f"{_adjective(noun, down)} {noun}"
     noun = _KIND_NOUN.get(claim.kind, "")
+    if claim.kind in ("accuracy", "error") and not claim.direction:
+        named = _METRIC_NAME.findall(sent[max(0, claim.start - 60) : claim.end + 40])
+        if named:
+            noun = named[-1] if named[-1].isupper() or "@" in named[-1] else named[-1].lower()  # "edit success"
     if claim.kind == "speedup":
         return "speed-up" if claim.unit == "x" else "faster"
     if claim.kind in ("improvement", "reduction"):
@@ -365,6 +381,35 @@ def _what(claim) -> str:
     if claim.direction and claim.unit in ("x", "%") and claim.baseline is None:
         return f"{_adjective(noun, claim.direction == 'down')} {noun}"
     return noun
+
+
+_FROM_TAIL = re.compile(r"(?P<head>[^,;:()]*?)\s+from\s+[~≈]?\s*$", re.I)
+_FROMTO_VERB = re.compile(
+    r"\b(?:rais\w*|reduc\w*|improv\w*|increas\w*|decreas\w*|lower\w*|lift\w*|boost\w*|cuts?|drops?|dropped|"
+    r"falls?|fell|rises?|rose|goes|went|grows?|grew|shrinks?|climbs?|jumps?|moves?|changes?|brings?|takes?|pushes)\b",
+    re.I,
+)
+
+
+def _fromto_noun(before: str) -> str:
+    """What moved in "X raises <noun> from A to B" / "<noun> falls from A to B", or ''."""
+    m = _FROM_TAIL.search(before)
+    if not m:
+        return ""
+    head = m.group("head")
+    verbs = list(_FROMTO_VERB.finditer(head))
+    if not verbs:
+        return ""
+    v = verbs[-1]
+    after_verb = head[v.end() :].split()
+    words = after_verb if after_verb else head[: v.start()].split()[-4:]  # "the rate of X falls from"
+    words = [w for w in words if w.lower() not in ("the", "its", "their", "a", "an")]
+    if not words or len(words) > 6:
+        return ""
+    words = words[-5:]
+    if words[0][:1].isupper() and words[0][1:].islower() and head.lstrip().startswith(words[0]):
+        words[0] = words[0].lower()  # the sentence's first word: "Median latency falls from ..."
+    return " ".join(words).strip(",.")
 
 
 def _change_before(window: str) -> tuple[str, str] | None:

@@ -83,10 +83,20 @@ def test_no_headline_rather_than_a_wrong_one(text):
 
 
 def test_other_never_headlines_even_alone_with_a_baseline():
-    text = "Framing raises average attack success from 6% to 64%."
+    text = "Ablating the full subspace reduces refusal rates from 97% to 4% across categories."
     claims = extract_claims(text)
     assert [c.kind for c in claims] == ["other"]
     assert choose_headline(claims, text) is None
+
+
+def test_a_from_to_change_names_what_moved():
+    text = "Framing raises average attack success from 6% to 64%, and the most effective frames resemble workflows."
+    assert headline(text).text == "6% → 64% average attack success"
+
+
+def test_a_bound_is_a_qualifier_not_a_condition():
+    text = "With these changes, models retain their abilities after 10,000 edits, and edit success remains above 90%."
+    assert headline(text).text == ">90% edit success"
 
 
 def test_a_condition_or_a_competitor_figure_does_not_win():
@@ -135,7 +145,7 @@ def test_as_json_carries_the_export_fields():
         "kind": "latency",
         "direction": "down",
         "baseline": 230.0,
-        "text": "230 ms → 120 ms latency",
+        "text": "230 ms → 120 ms median latency",
     }
     assert headline_text(h.claim) == h.text
 
