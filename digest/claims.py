@@ -112,7 +112,8 @@ _CITATION = re.compile(r"\[\d+(?:\s*[,–-]\s*\d+)*\]")  # [12], [12, 15], [3-5]
 
 # Units that may follow a number, tried in order; "{}" takes the captured SI prefix.
 _UNITS = [
-    (re.compile(r"\s?%|\s?per ?cent\b"), "%"),
+    (re.compile(r"\s?\\?%|\s?per ?cent\b"), "%"),  # "40\%": arXiv abstracts keep TeX escapes
+    (re.compile(r"\s?\$?\s?\\times\b\s?\$?"), "x"),  # "2.5$\times$", "$3.2\times$"
     (re.compile(r"\s?(?:percentage[- ]points?|pp|p\.p\.)(?!\w)"), "points"),
     (re.compile(r"[-\s]?points?\b|\s?pts?\b"), "points"),
     (re.compile(r"[-\s]?fold\b"), "x"),
@@ -135,6 +136,7 @@ _UNITS = [
     (re.compile(r"\s?Elo\b"), "elo"),
 ]
 _CURRENCY = re.compile(r"(?:US)?([$€£])\s?$")
+_TEX_AFTER = re.compile(r"\s?(?:\\[A-Za-z]+|\$|\\%|%|\^)")  # a TeX command, "$", "\%" right after: math
 _SCALE = re.compile(r"\s?(K|k|M|B|bn|thousand|million|billion)\b")
 _SCALES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "b": 1e9, "bn": 1e9, "billion": 1e9}
 _COMPOUND_OK = re.compile(r"-(?:fold|points?|percent|x|times)\b")  # "16-point", "3-fold"
@@ -310,7 +312,12 @@ _AFTER_TOKENS, _BEFORE_TOKENS, _BARE_BEFORE_TOKENS = 7, 10, 4
 # Qualifiers, matched at the end of the text just before the number (they may stack: "up to ~12×").
 _QUALIFIERS = [
     ("up to", re.compile(r"\bup\s+to\s*$", re.I)),
-    ("about", re.compile(r"(?:[~≈∼]|\b(?:about|approximately|approx\.|around|roughly|circa|some))\s*$", re.I)),
+    (
+        "about",
+        re.compile(
+            r"(?:[~≈∼]|\$?\\(?:sim|approx)\$?|\b(?:about|approximately|approx\.|around|roughly|circa|some))\s*$", re.I
+        ),
+    ),
     ("nearly", re.compile(r"\b(?:nearly|almost)\s*$", re.I)),
     ("at least", re.compile(r"(?:\bat\s+least|≥|>=)\s*$", re.I)),
     ("at most", re.compile(r"(?:\bat\s+most|≤|<=)\s*$", re.I)),
@@ -440,6 +447,8 @@ def _find_numbers(sent: str) -> list[_Num]:
         before = masked[max(0, start - 60) : start]  # anchored look-behinds only need the tail
         # currency ($1,500, $2.1M) and leaderboard rank (#1)
         cur = _CURRENCY.search(before)
+        if cur and cur.group(1) == "$" and _TEX_AFTER.match(rest):
+            cur = None  # "$3.2\times$": a TeX math delimiter, not a dollar sign
         if cur:
             n.unit, n.start = cur.group(1), start - (len(before) - cur.start())
             sc = _SCALE.match(rest)
@@ -724,6 +733,8 @@ def _direction(c: _Num) -> str:
 def _qualifier(sent: str, c: _Num) -> str:
     found: list[str] = []
     before = sent[max(0, c.start - 60) : c.start]
+    if c.unit != "$":
+        before = re.sub(r"\$\s*$", "", before)  # "up to $3.2\times$": the TeX math delimiter is not a qualifier's
     if c.how == "fromto":
         before = re.sub(r"\bfrom\s*$", "", before[: before.rfind("from") + 4] if "from" in before else before)
     for _ in range(3):

@@ -64,7 +64,11 @@ _UNIT_TEXT = {"points": "pts", "ppl": "PPL", "rank": "", "elo": "Elo", "kb": "KB
 
 
 def _num(v: float) -> str:
-    return f"{v:,.4g}" if abs(v) < 1e6 else f"{v:.3g}"
+    if abs(v) >= 1e9:
+        return f"{v / 1e9:.3g}B"  # "$2.1B"
+    if abs(v) >= 1e6:
+        return f"{v / 1e6:.3g}M"  # "$2.1M"
+    return f"{v:,.4g}"
 
 
 def _number(claim, sign: str = "", times: str = "x") -> str:
@@ -298,6 +302,13 @@ _METRIC_NAME = re.compile(
 )
 
 
+_CHANGE_IN = re.compile(
+    r"\s*(reductions?|decreases?|drops?|cuts?|savings?|improvements?|increases?|gains?|boosts?)\s+in\s+(?:the\s+)?",
+    re.I,
+)
+_DOWN_NOUNS = ("reduction", "decrease", "drop", "cut", "saving")
+
+
 def _words(text: str, limit: int) -> list[str]:
     out = []
     for tok in text.split():
@@ -344,6 +355,12 @@ def _what(claim) -> str:
             return f"{_adjective(noun, True)} {noun}"  # "skips 34% of layer computations": 34% fewer ...
         if rest:
             return "of " + " ".join(rest)  # "88% of the goodput", "97% of the original average score"
+    change_in = _CHANGE_IN.match(after)
+    if change_in:  # "a 3x reduction in latency": 3× lower latency; "a 22% increase in throughput": 22% higher ...
+        noun_words = _words(after[change_in.end() :], 4)
+        if noun_words:
+            noun = " ".join(noun_words)
+            return f"{_adjective(noun, change_in.group(1).lower().startswith(_DOWN_NOUNS))} {noun}"
     if words and _DIR_WORD.fullmatch(words[0]):
         if len(words) == 1 and words[0].lower() in ("faster", "smaller", "lower", "higher", "cheaper", "less"):
             noun = _KIND_NOUN.get(claim.kind, "") if claim.kind not in ("improvement", "reduction") else ""

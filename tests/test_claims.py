@@ -431,3 +431,25 @@ def test_spec_sheet_numbers_and_formula_coefficients_are_not_claims(text):
 def test_measured_hardware_figures_stay_claims(text, value, unit):
     c = extract_claims(text)[0]
     assert (c.value, c.unit) == (value, unit)
+
+
+# --- TeX in arXiv abstracts (#14): "2.5$\times$", "40\%", "$3.2\times$" ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "unit", "kind", "qualifier"),
+    [
+        (r"Our method achieves a 2.5$\times$ speedup over vLLM.", 2.5, "x", "speedup", ""),
+        (r"It reduces memory by 40\% on Llama-2-7B.", 40, "%", "memory", ""),
+        (r"We obtain up to $3.2\times$ higher throughput.", 3.2, "x", "throughput", "up to"),  # not "$3.2" cost
+        (r"This gives a $\sim$3$\times$ reduction in latency.", 3, "x", "latency", "about"),
+    ],
+)
+def test_tex_forms_read_as_their_units(text, value, unit, kind, qualifier):
+    c = one(text)
+    assert (c.value, c.unit, c.kind, c.qualifier) == (value, unit, kind, qualifier)
+
+
+def test_a_dollar_amount_is_still_money():
+    c = one("The run costs $2.1M in total.")
+    assert (c.value, c.unit) == (2_100_000, "$")

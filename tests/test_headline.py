@@ -59,6 +59,9 @@ def headline(text: str):
             "7.92× speedup on Llama-3.1-8B (vs standard decoding)",
         ),
         ("It reports up to ~12× speedup on the cache-write kernel.", "up to ~12× speedup"),
+        (r"We obtain up to $3.2\times$ higher throughput than vLLM.", "up to 3.2× higher throughput (vs vLLM)"),
+        ("The asynchronous design translates into a 22% increase in throughput.", "22% higher throughput"),
+        ("The run costs $2.1M in total.", "$2.1M cost"),
     ],
 )
 def test_the_main_result_headlines_as_a_phrase(text, phrase):
