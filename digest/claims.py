@@ -263,7 +263,8 @@ _UP_WORDS = (
 )
 _DOWN_WORDS = (
     r"reduc\w*|smaller|fewer|less|lower\w*|cuts?|cutting|shrinks?|shrunk|decreas\w*|drops?|dropped|falls?|fell|"
-    r"cheaper|saves?|saving|savings|skips?|skipping|down|halv\w*|eliminat\w*|trims?|loses|lose|losing|lost|loss"
+    r"cheaper|saves?|saving|savings|skips?|skipping|down|halv\w*|eliminat\w*|trims?|loses|lose|losing|lost|loss|"
+    r"slash\w*"
 )
 # A sentence that opens with the quantity that moved ("Throughput improves ...", "Median latency is ...").
 _QUANTITY_NOUN = re.compile(
@@ -353,7 +354,8 @@ _BASELINE_BEFORE = re.compile(
     re.I,
 )
 _FROM_BEFORE = re.compile(r"\bfrom\s+(?:[~≈]\s*)?(?:US)?[$€£]?\s?$", re.I)
-_TO_GAP = re.compile(r"\s*to\s+(?:[~≈]\s*)?(?:US)?[$€£]?\s?$", re.I)
+# "from 56.7% (majority@64) to 70.0%": a short parenthetical may name the setting of the first value
+_TO_GAP = re.compile(r"\s*(?:\([^()]{1,40}\)\s*)?to\s+(?:[~≈]\s*)?(?:US)?[$€£]?\s?$", re.I)
 _VS_GAP = re.compile(r"\s*(?:vs\.?|versus)\s+$", re.I)
 _CHANGE_VERB = re.compile(
     r"\b(?:improv|ris|rose|fall|fell|drop|increas|decreas|climb|lower|boost|rais|lift|reduc|cut|go|went|grow|grew|"

@@ -62,6 +62,21 @@ def headline(text: str):
         (r"We obtain up to $3.2\times$ higher throughput than vLLM.", "up to 3.2× higher throughput (vs vLLM)"),
         ("The asynchronous design translates into a 22% increase in throughput.", "22% higher throughput"),
         ("The run costs $2.1M in total.", "$2.1M cost"),
+        # real arXiv sentences (arXiv 2510.01591, 2603.14549, 2507.02241, 2505.16210)
+        (
+            "On AIME 24 with a 1.5B model, CLUE boosts accuracy from 56.7% (majority@64) to 70.0% (top-maj@16).",
+            "56.7% → 70% accuracy on AIME",
+        ),
+        (
+            "It retains 99.02% of the original performance while aggressively slashing computational FLOPs by ~80%.",
+            "~80% fewer computational FLOPs",
+        ),
+        ("With retrieved information, the verbalization accuracy further improved to 90%.", "90% accuracy"),
+        (
+            "NQKV enables a 2x larger batch size or a 4x longer context length, and it improves throughput by 9.3x "
+            "compared to when the KV cache is not used.",
+            "9.3× higher throughput",
+        ),
     ],
 )
 def test_the_main_result_headlines_as_a_phrase(text, phrase):
