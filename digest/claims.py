@@ -137,6 +137,7 @@ _UNITS = [
 ]
 _CURRENCY = re.compile(r"(?:US)?([$€£])\s?$")
 _TEX_AFTER = re.compile(r"\s?(?:\\[A-Za-z]+|\$|\\%|%|\^)")  # a TeX command, "$", "\%" right after: math
+_TEX_BEFORE = re.compile(r"(?:\\[A-Za-z]+|[}^_])\s?$")  # "$" closing "\rightarrow", "\pm", "\texttt{@}"
 _SCALE = re.compile(r"\s?(K|k|M|B|bn|thousand|million|billion)\b")
 _SCALES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "b": 1e9, "bn": 1e9, "billion": 1e9}
 _COMPOUND_OK = re.compile(r"-(?:fold|points?|percent|x|times)\b")  # "16-point", "3-fold"
@@ -166,6 +167,7 @@ _DEVICE_SPEC_BEFORE = re.compile(
     r"\b(?:GPU|chip|card|accelerator|device)(?:'s|’s))\s*(?:only\s+|just\s+)?$",
     re.I,
 )
+_CV_AFTER = re.compile(r"\s*(?:stratified\s+)?cross[- ]?validat", re.I)
 _READ_TIME = re.compile(r"\s*(?:read\b|·)")
 # Spec-sheet numbers: what the hardware is rated for ("your GPU's 312 TFLOPS", "the H100 delivers 989 TFLOPS",
 # "80 GB of HBM3", "peak bandwidth of 3.35 TB/s"), not what a paper measured ("the kernel hits 740 TFLOPS").
@@ -449,8 +451,8 @@ def _find_numbers(sent: str) -> list[_Num]:
         before = masked[max(0, start - 60) : start]  # anchored look-behinds only need the tail
         # currency ($1,500, $2.1M) and leaderboard rank (#1)
         cur = _CURRENCY.search(before)
-        if cur and cur.group(1) == "$" and _TEX_AFTER.match(rest):
-            cur = None  # "$3.2\times$": a TeX math delimiter, not a dollar sign
+        if cur and cur.group(1) == "$" and (_TEX_AFTER.match(rest) or _TEX_BEFORE.search(before[: cur.start()])):
+            cur = None  # "$3.2\times$", "$\rightarrow$ 202", "MRR$\texttt{@}$5": TeX math delimiters, not dollars
         if cur:
             n.unit, n.start = cur.group(1), start - (len(before) - cur.start())
             sc = _SCALE.match(rest)
@@ -494,6 +496,8 @@ def _find_numbers(sent: str) -> list[_Num]:
         # units that are specs here, not results
         if n.unit == "x" and _X_SPEC_AFTER.match(rest):
             continue
+        if n.unit == "x" and _CV_AFTER.match(rest):
+            continue  # "10-fold cross-validation" is a protocol, not a result
         if (
             n.unit.endswith("b")
             and n.unit[:1] in "kmgt"

@@ -450,6 +450,22 @@ def test_tex_forms_read_as_their_units(text, value, unit, kind, qualifier):
     assert (c.value, c.unit, c.kind, c.qualifier) == (value, unit, kind, qualifier)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [  # real arXiv abstracts (2505.16088, 2512.08088, 2602.05367, 2508.03351, 2603.15168)
+        r"e.g., 20250312 $\rightarrow$ 202, 503, 12, inflating token counts.",
+        r"Our method yields an average improvement in MRR$\texttt{@}$5 across filing types.",
+        r"It stacks binary ($\pm$1) layers.",
+        r"Evaluations across 0.5B$\sim$32B VLMs demonstrate the state of the art.",
+        "Using stratified 10-fold cross-validation, the framework was evaluated.",
+    ],
+)
+def test_tex_delimiters_and_protocols_are_not_claims(text):
+    assert extract_claims(text) == []
+
+
 def test_a_dollar_amount_is_still_money():
     c = one("The run costs $2.1M in total.")
     assert (c.value, c.unit) == (2_100_000, "$")
+    c = one(r"It produces the data for less than \$1 USD per process.")
+    assert (c.value, c.unit) == (1, "$")
