@@ -7,10 +7,11 @@ Ranking, in short: every claim gets a score from what it measures (its kind), wh
 (a direction or a baseline), the sentence it sits in (result cues such as "achieves", "outperforms",
 "reduces ... by", "we show" raise it; setup cues such as "we train on", "a dataset of" lower it), where it
 sits (the first claim of a result sentence, later sentences, the title), and whether it names its subject.
-Claims that are never a result are excluded before scoring: kind `other` (a share of tokens or of the model,
-a bare percentage), conditions ("at 80% utilization"), baselines of another claim ("compared with a loss of
-4.7 points"), overheads ("adds less than 1%"), tolerances ("within 8% of uniform"). The best claim wins when
-its score reaches MIN_SCORE; otherwise there is no headline (no headline is better than a wrong one).
+Claims that are never a result are excluded before scoring: kind `other` (a bare percentage) and shares of
+tokens, data or the model. Conditions ("at 80% utilization"), another method's figures ("compared with a loss
+of 4.7 points"), overheads ("adds less than 1%"), tolerances ("within 8% of uniform") and a method's losses
+("a 0.7-point drop") weigh less. The best claim wins when its score reaches MIN_SCORE; otherwise there is no
+headline (no headline is better than a wrong one).
 """
 
 from __future__ import annotations
