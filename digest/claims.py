@@ -137,6 +137,7 @@ _UNITS = [
 ]
 _CURRENCY = re.compile(r"(?:US)?([$€£])\s?$")
 _TEX_AFTER = re.compile(r"\s?(?:\\[A-Za-z]+|\$|\\%|%|\^)")  # a TeX command, "$", "\%" right after: math
+_TEX_CMD_END = re.compile(r"\\(?:rightarrow|to|approx|sim|times|leq|geq|pm)$")
 _TEX_BEFORE = re.compile(r"(?:\\[A-Za-z]+|[}^_])\s?$")  # "$" closing "\rightarrow", "\pm", "\texttt{@}"
 _SCALE = re.compile(r"\s?(K|k|M|B|bn|thousand|million|billion)\b")
 _SCALES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "b": 1e9, "bn": 1e9, "billion": 1e9}
@@ -359,6 +360,7 @@ _FROM_BEFORE = re.compile(r"\bfrom\s+(?:[~≈]\s*)?(?:US)?[$€£]?\s?$", re.I)
 # "from 56.7% (majority@64) to 70.0%": a short parenthetical may name the setting of the first value
 _TO_GAP = re.compile(r"\s*(?:\([^()]{1,40}\)\s*)?to\s+(?:[~≈]\s*)?(?:US)?[$€£]?\s?$", re.I)
 _VS_GAP = re.compile(r"\s*(?:vs\.?|versus)\s+$", re.I)
+_ARROW_GAP = re.compile(r"\s*(?:->|→|⟶|=>|\$?\\(?:rightarrow|to|longrightarrow)\$?)\s*")  # TeX too
 _CHANGE_VERB = re.compile(
     r"\b(?:improv|ris|rose|fall|fell|drop|increas|decreas|climb|lower|boost|rais|lift|reduc|cut|go|went|grow|grew|"
     r"shrink|jump)\w*\s+from\s+\S*$",
@@ -430,7 +432,12 @@ def _find_numbers(sent: str) -> list[_Num]:
         start, end = m.start(), m.end()
         a, b, sign = m.group("a"), m.group("b"), m.group("sign") or ""
         prev = masked[start - 1] if start else " "
-        if prev.isalnum() or prev in "._@'’/^\\×" or (prev in "-–" and start > 1 and masked[start - 2].isalnum()):
+        tex = prev.isalpha() and _TEX_CMD_END.search(masked, max(0, start - 20), start)  # "\rightarrow92.5%"
+        if (
+            (prev.isalnum() and not tex)
+            or prev in "._@'’/^\\×"
+            or (prev in "-–" and start > 1 and masked[start - 2].isalnum())
+        ):
             continue
         if _ARXIV.fullmatch(a) or (sign == "-" and prev.isdigit()):
             continue
@@ -549,6 +556,17 @@ def _pair_up(sent: str, nums: list[_Num]) -> list[_Num]:
             and _BETWEEN.search(sent[max(0, p.start - 40) : p.start])
         ):
             p.hi, p.unit, p.end = n.value, n.unit, n.end  # "between 0.6 and 1.4 points", "between 1.6x and 2.2x"
+            continue
+        if (
+            p
+            and p.hi is None
+            and p.baseline is None
+            and p.unit == n.unit
+            and _ARROW_GAP.fullmatch(sent[p.end : n.start])
+        ):
+            n.baseline, n.start, n.how = p.value, p.start, "fromto"  # "78.7% → 92.5%", "89.1% -> 91.9%"
+            n.decimal = n.decimal or p.decimal
+            out[-1] = n
             continue
         if p and not p.unit and not n.unit and _VS_GAP.fullmatch(sent[p.end : n.start]):
             p.baseline, p.how = n.value, "vs"

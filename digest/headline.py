@@ -121,7 +121,8 @@ _RESULT_CUE = re.compile(
     r"\b(?:achiev\w*|outperform\w*|surpass\w*|beats?|we\s+(?:show|find|demonstrate|observe)|results?\s+show|"
     r"reduc\w*|cuts?|lowers?|improv\w*|increas\w*|boost\w*|rais\w*|speeds?\s+up|accelerat\w*|yields?|deliver\w*|"
     r"reach\w*|attain\w*|match\w*|recover\w*|retain\w*|sav\w*|enabl\w*|gains?|faster|fewer|smaller|higher|lower|"
-    r"serves?|sustains?|skips?|halv\w*|shrinks?|dominat\w*|predicts?|agrees?|correlat\w*)\b",
+    r"serves?|sustains?|skips?|halv\w*|shrinks?|dominat\w*|predicts?|agrees?|correlat\w*|"
+    r"state[- ]of[- ]the[- ]art|SOTA|new\s+(?:state|record|best|bar)|leaderboard|establish\w*)\b",
     re.I,
 )
 _SETUP_CUE = re.compile(
@@ -324,7 +325,7 @@ def _words(text: str, limit: int) -> list[str]:
     for tok in text.split():
         word = tok.strip("\"'“”")
         bare = word.rstrip(",;:.)")
-        if bare.lower() in _STOP_WORDS or not bare or bare[0] in "(0123456789":
+        if bare.lower() in _STOP_WORDS or not bare or bare[0] in "(0123456789\\$" or not re.search(r"[A-Za-z]", bare):
             break
         out.append(bare)
         if bare != word or len(out) >= limit:

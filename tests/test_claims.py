@@ -464,6 +464,19 @@ def test_tex_delimiters_and_protocols_are_not_claims(text):
     assert extract_claims(text) == []
 
 
+@pytest.mark.parametrize(
+    ("text", "value", "baseline"),
+    [  # arXiv 2304.09797, 2303.05398
+        ("We achieve state-of-the-art performances on SVAMP (89.1% -> 91.9%).", 91.9, 89.1),
+        (r"Accuracy on MultiArith rises ($78.7\%\rightarrow92.5\%$).", 92.5, 78.7),
+        ("Recall goes 40% → 55% with the probe.", 55, 40),
+    ],
+)
+def test_an_arrow_between_two_numbers_is_a_change(text, value, baseline):
+    c = one(text)
+    assert (c.value, c.baseline, c.unit) == (value, baseline, "%")
+
+
 def test_a_dollar_amount_is_still_money():
     c = one("The run costs $2.1M in total.")
     assert (c.value, c.unit) == (2_100_000, "$")
