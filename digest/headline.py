@@ -36,6 +36,11 @@ class Headline:
     text: str  # the phrase a reader sees: "2.6× lower latency (vs batch-1 estimate)"
     claim: Any = None  # the claim (ledger row or claims.Claim) it was made from
 
+    @property
+    def qualifier(self) -> str:
+        """The claim's qualifier, so `format_claim` (the templates' `claim` filter) reads a Headline too."""
+        return getattr(self.claim, "qualifier", "") or ""
+
     def as_json(self) -> dict:
         """The fields `export` and `search --json` carry."""
         out = asdict(self)

@@ -117,7 +117,7 @@ def finding_card(f: Finding, root: str) -> Markup:
         out.append(f" · arXiv:{e(f.item.arxiv_id)}")
     out.append(f'</p>\n  <p class="one-line">{e(f.one_line)}</p>\n  ')
     if f.headline:
-        out.append(f'<p class="headline"><span class="num">{e(f.headline_choice.text)}</span>{e(f.headline_badge)}</p>')
+        out.append(f'<p class="headline"><span class="num">{e(f.headline.text)}</span>{e(f.headline_badge)}</p>')
     out.append("\n  ")
     if f.tag_links:
         tags = "".join(f'<a class="tag" href="{e(root)}{e(href)}">{e(name)}</a> ' for href, name, _ in f.tag_links)
@@ -325,14 +325,13 @@ class Finding:
         self.names = names
 
     @_once
-    def headline_choice(self) -> Headline | None:
-        """The main result (digest.headline): the one choice the site, newsletter, export and search show."""
+    def headline(self) -> Headline | None:
+        """The main result (digest.headline's choice, shared with the newsletter, export and search)."""
         return choose_headline(self.view.claims, self.item.summary or "")
 
     @_once
-    def headline(self):
-        """The claim the headline was made from, or None."""
-        return self.headline_choice.claim if self.headline_choice else None
+    def headline_claim(self):
+        return self.headline.claim if self.headline else None
 
     @_once
     def _sentences(self) -> list[str] | None:
@@ -381,7 +380,7 @@ class Finding:
 
     @_once
     def headline_badge(self) -> Markup:
-        return verdict_badge(self.view.verdicts.get(self.headline.id)) if self.headline else Markup("")
+        return verdict_badge(self.view.verdicts.get(self.headline_claim.id)) if self.headline_claim else Markup("")
 
     @_once
     def bibtex(self) -> str:

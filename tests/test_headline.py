@@ -148,6 +148,11 @@ def test_qualifiers_read_as_one_phrase(qualifier, shown):
     assert format_claim(row) == shown
 
 
+def test_format_claim_reads_a_headline_too():
+    h = headline("It reports up to ~12× speedup on the cache-write kernel.")
+    assert format_claim(h) == "up to ~12x" and h.qualifier == "up to about"
+
+
 def test_format_claim_still_importable_from_render():
     from digest.render import format_claim as from_render
 
@@ -237,12 +242,12 @@ def test_site_export_and_search_show_the_same_headline_and_one_liner(tmp_path, d
     site = {f.item.title: f for f in (render.finding(v) for v in store.site_views(engine))}
     for title in ("Paper moe", "Paper none"):
         f = site[title]
-        shown = f.headline_choice.as_json() if f.headline_choice else None
+        shown = f.headline.as_json() if f.headline else None
         assert exported[title]["headline"] == searched[title]["headline"] == shown
         assert exported[title]["one_line"] == searched[title]["one_line"] == f.one_line
     assert exported["Paper moe"]["headline"]["text"] == "31% fewer expert FLOPs"
     assert exported["Paper none"]["headline"] is None
-    assert site["Paper moe"].headline.value == 31
+    assert site["Paper moe"].headline_claim.value == 31
     assert "31% fewer expert FLOPs" in render.finding_card(site["Paper moe"], "")  # the card shows the phrase
     assert 'class="headline"' not in render.finding_card(site["Paper none"], "")
     assert "31% fewer expert FLOPs" in invoke("search")
