@@ -120,6 +120,7 @@ _KIND_WEIGHT = {
     "utilization": 2.2, "efficiency": 2.2, "correlation": 2.4, "sparsity": 1.8, "ranking": 1.6, "similarity": 1.2,
     "time": 1.2,
 }  # fmt: skip
+_CHANGE_KINDS = ("speedup", "compression")  # "2.4x speedup", "compress 4x": a ratio that is itself a change
 MIN_SCORE = 3.5  # tuned on the dev split of tests/data/headlines_eval.jsonl (docs/headlines.md)
 
 _RESULT_CUE = re.compile(
@@ -188,7 +189,7 @@ def score_claim(claim, position: float = 0.5, first_in_sentence: bool = True, ti
             return None  # a share of tokens / data / the model is setup
         if kind in ("utilization", "energy", "cost") and not claim.direction:
             score -= 1.5
-    if claim.direction or claim.baseline is not None:
+    if claim.direction or claim.baseline is not None or (kind in _CHANGE_KINDS and claim.unit == "x"):
         score += 1.0
     if claim.baseline is not None:
         score += 0.5
