@@ -325,9 +325,21 @@ _CHANGE_IN = re.compile(
     re.I,
 )
 _DOWN_NOUNS = ("reduction", "decrease", "drop", "cut", "saving")
+_DIR_NOUN = re.compile(
+    r"improvements?|gains?|increases?|boosts?|reductions?|decreases?|drops?|savings?|speed-?ups?", re.I
+)
+_CHANGE_OF = re.compile(
+    r"\b(?:an?\s+|the\s+)?(?P<noun>(?:[A-Za-z][\w-]*\s+){1,3}?)(?P<dir>improvement|gain|increase|boost|reduction|"
+    r"decrease|drop)s?\s+of\s+(?:up\s+to\s+|about\s+|around\s+|nearly\s+|over\s+|more\s+than\s+|[~≈+]\s*)*$",
+    re.I,
+)
+
+
+_TEX_WRAP = re.compile(r"\$?\\(?:texttt|textbf|textit|textrm|mathrm|mathbf|text)\{([^{}]*)\}\$?")
 
 
 def _words(text: str, limit: int) -> list[str]:
+    text = _TEX_WRAP.sub(r"\1", text)  # "MRR$\texttt{@}$5" reads "MRR@5"
     out = []
     for tok in text.split():
         word = tok.strip("\"'“”")
@@ -379,6 +391,13 @@ def _what(claim) -> str:
         if noun_words:
             noun = " ".join(noun_words)
             return f"{_adjective(noun, change_in.group(1).lower().startswith(_DOWN_NOUNS))} {noun}"
+    change_of = _CHANGE_OF.search(sent[max(0, claim.start - 80) : claim.start])
+    if change_of:  # "an average accuracy improvement of up to 6.67%": up to 6.67% higher average accuracy
+        noun = " ".join(change_of.group("noun").split()[-3:])
+        return f"{_adjective(noun, change_of.group('dir').lower().startswith(_DOWN_NOUNS))} {noun}"
+    named_change = next((i for i, w in enumerate(words[:3]) if _DIR_NOUN.fullmatch(w)), None)
+    if named_change:  # "a 4.6% accuracy improvement": the sentence's own words
+        return " ".join(words[: named_change + 1])
     if words and _DIR_WORD.fullmatch(words[0]):
         if len(words) == 1 and words[0].lower() in ("faster", "smaller", "lower", "higher", "cheaper", "less"):
             noun = _KIND_NOUN.get(claim.kind, "") if claim.kind not in ("improvement", "reduction") else ""

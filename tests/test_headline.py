@@ -72,6 +72,16 @@ def headline(text: str):
             "~80% fewer computational FLOPs",
         ),
         ("With retrieved information, the verbalization accuracy further improved to 90%.", "90% accuracy"),
+        # arXiv 2605.14055, 2603.15389, 2512.08088
+        (
+            "Results present an average accuracy improvement of up to 6.67%, with peak gains on some tasks.",
+            "up to 6.67% higher average accuracy",
+        ),
+        ("The recipe yields a notable 4.6% accuracy improvement on downstream tasks.", "4.6% accuracy improvement"),
+        (
+            r"Our method yields an average of 27.7% improvement in MRR$\texttt{@}$5 across filing types.",
+            "27.7% higher MRR@5",
+        ),
         (
             "NQKV enables a 2x larger batch size or a 4x longer context length, and it improves throughput by 9.3x "
             "compared to when the KV cache is not used.",
