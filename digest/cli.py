@@ -194,4 +194,13 @@ def eval_group() -> None:
 
 
 # Each wing's commands live in their own module; importing them registers them on `main`.
-from digest import cli_claims, cli_eval, cli_ingest, cli_publish, cli_search, cli_topics  # noqa: E402, F401
+from digest import (  # noqa: E402, F401
+    cli_claims,
+    cli_eval,
+    cli_ingest,
+    cli_library,
+    cli_publish,
+    cli_search,
+    cli_sources,
+    cli_topics,
+)

@@ -76,11 +76,14 @@ def search(
     try:
         embed, model, cache = None, "", None
         if q.semantic:
-            from digest.embed import configured_embedder
+            from digest.embed import model_name, query_vector
 
             config = state.config
-            embedder = configured_embedder(config)
-            embed, model, cache = (lambda t: embedder.encode([t])[0]), embedder.name, config.workspace / "cache"
+            model, cache = model_name(config.embed_model, config.embed_max_tokens), config.workspace / "cache"
+
+            def embed(text: str):
+                return query_vector(config, text, note=lambda msg: click.echo(f"note: {msg}", err=True))
+
         rows = s.fetch(conn, s.run(conn, q, embed=embed, model=model, cache_dir=cache))
     finally:
         conn.close()

@@ -608,6 +608,52 @@ def configured_embedder(config, workspace: Path | None = None) -> Embedder:
     return load_embedder(config.embed_model, workspace or config.workspace, config.embed_max_tokens)
 
 
+def onnx_ready(workspace: Path | None) -> Path | None:
+    """The int8 ONNX export of the bundled model when it was built and passed its check, else None (cheap)."""
+    folder = models_dir(workspace) / MINILM_ONNX
+    return folder if (folder / "model-int8.onnx").exists() and _built_by(folder, ONNX_RECIPE) else None
+
+
+def query_embedder(config) -> tuple[Embedder, bool]:
+    """(embedder for a search query, whether it avoids torch). Stored vectors of the bundled model are fp32
+    PyTorch ones; the int8 ONNX export of the same model gives query vectors with cosine >= MIN_COSINE to them
+    (checked when it was built), so a query is embedded with onnxruntime alone and ranked against the stored
+    vectors under the configured model's name. Without that export (or for another model), the configured one."""
+    if config.embed_model == MINILM:
+        folder = onnx_ready(config.workspace)
+        if folder is not None:
+            embedder = OnnxEmbedder(folder, batch_size=1, threads=1, max_tokens=config.embed_max_tokens)
+            embedder.name = model_name(MINILM, config.embed_max_tokens)  # ranks against the fp32 vectors
+            return embedder, True
+    return configured_embedder(config), config.embed_model != MINILM
+
+
+def query_vector(config, text: str, note: Callable[[str], None] | None = None) -> np.ndarray:
+    """The vector of a search query, from `workspace/cache/queries` when this query was asked before (no model
+    at all), else from query_embedder; `note` hears why a model had to load."""
+    name = model_name(config.embed_model, config.embed_max_tokens)
+    key = hashlib.sha256(f"{name}\x1f{text}".encode()).hexdigest()[:32]
+    path = Path(config.workspace) / "cache" / "queries" / f"{key}.npy"
+    if path.is_file():
+        try:
+            return np.load(path)
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)
+    embedder, light = query_embedder(config)
+    if not light and note is not None:
+        note(
+            "loading the model (seconds); `digest embed prepare --model all-MiniLM-L6-v2-onnx-int8` once makes "
+            "semantic search answer without it"
+        )
+    vec = np.asarray(embedder.encode([text])[0], dtype=np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    with tmp.open("wb") as fh:
+        np.save(fh, vec)
+    tmp.replace(path)
+    return vec
+
+
 def normalize(vecs: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vecs, axis=1, keepdims=True)
     norms[norms == 0] = 1.0

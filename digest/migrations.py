@@ -139,6 +139,16 @@ def m008_no_rev_bump_per_inserted_item(conn, dialect: str) -> None:
         _exec(conn, "DROP TRIGGER IF EXISTS item_rev_insert")
 
 
+@migration
+def m009_library_entries(conn, dialect: str) -> None:
+    """The reader's library (issue #16): a table of its own, so the search fast path upgrades old databases."""
+    from sqlmodel import SQLModel
+
+    import digest.models  # noqa: F401  (registers the tables)
+
+    SQLModel.metadata.tables["libraryentry"].create(conn, checkfirst=True)
+
+
 LATEST = len(MIGRATIONS)
 
 

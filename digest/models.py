@@ -225,3 +225,22 @@ class SourceMove(SQLModel, table=True):
     config_url: str
     url: str
     moved_at: NaiveDatetime = Field(default_factory=utcnow)
+
+
+class LibraryEntry(SQLModel, table=True):
+    """One paper of the reader's own library (`digest library import/add`): a stored finding when one matches,
+    else its own title and abstract, embedded so it still shapes the profile."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(index=True, unique=True)  # arxiv:ID | doi:DOI | title:normalised title
+    title: str = ""
+    abstract: str = ""
+    arxiv_id: str | None = Field(default=None, index=True)
+    doi: str | None = None
+    authors: str = "[]"  # JSON list of names
+    year: int | None = None
+    origin: str = ""  # the file and citation key (or the argument) it came from
+    item_id: int | None = Field(default=None, foreign_key="item.id", index=True)  # the matched finding
+    model: str = ""  # the embedding model of `vector`
+    vector: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    added_at: NaiveDatetime = Field(default_factory=utcnow)

@@ -39,6 +39,24 @@ def parse_arxiv_id(text: str) -> tuple[str, int | None] | None:
     return base, version
 
 
+_OAI_PREFIX = re.compile(r"^oai:arxiv\.org:", re.IGNORECASE)
+ANNOUNCE_PREFIX = re.compile(
+    r"^\s*arXiv:(?P<id>\S+?)(?:v(?P<ver>\d+))?\s+Announce Type:\s*(?P<type>[\w-]+)\s*(?:Abstract:\s*)?", re.IGNORECASE
+)
+
+
+def arxiv_listing_id(guid: str, link: str) -> tuple[str, int | None] | None:
+    """The paper an arXiv listing item is (rss.arxiv.org / export.arxiv.org/rss): its guid is
+    `oai:arXiv.org:ID vN` or its link is an arxiv.org/abs page. A post that only links to a paper is not one."""
+    guid = (guid or "").strip()
+    if _OAI_PREFIX.match(guid):
+        return parse_arxiv_id(_OAI_PREFIX.sub("", guid))
+    link = (link or "").strip()
+    if re.match(r"^https?://(?:www\.|export\.)?arxiv\.org/abs/", link, re.IGNORECASE):
+        return parse_arxiv_id(link)
+    return None
+
+
 def arxiv_ids_in(text: str) -> list[str]:
     """Every arXiv id linked from a piece of text or HTML, first seen first."""
     seen: dict[str, None] = {}

@@ -10,7 +10,9 @@ from datetime import UTC, datetime
 
 from digest.errors import FetchError
 from digest.normalize import (
+    ANNOUNCE_PREFIX,
     arxiv_ids_in,
+    arxiv_listing_id,
     clean_text,
     code_urls_in,
     content_hash,
@@ -76,6 +78,9 @@ def make_entry(
     title_text = html_to_text(title or "")[:TITLE_MAX] or _fallback_title(summary, url)
     key = entry_key(arxiv_id=None, guid=guid, link=url, title=title_text, content=summary)
     raw_text = f"{summary_html} {link}"
+    listing = arxiv_listing_id(guid, link)
+    if listing is not None:
+        return _listing_entry(listing, title_text, summary, clean_html, authors, published, updated, tags, now)
     return Entry(
         key=key,
         title=title_text,
@@ -88,6 +93,36 @@ def make_entry(
         tags=[clean_text(t, 100) for t in tags or [] if t and t.strip()][:30],
         linked_arxiv_ids=arxiv_ids_in(raw_text),
         code_urls=code_urls_in(raw_text),
+    )
+
+
+def _listing_entry(listing, title, summary, clean_html, authors, published, updated, tags, now) -> Entry:
+    """An arXiv listing item as the paper it announces: keyed by its arXiv id (one finding with the API's row),
+    its version from the guid or the 'arXiv:IDvN Announce Type: ...' line, which is dropped from the abstract.
+    Listing feeds join all authors in one dc:creator ("A, B, C"): split them."""
+    arxiv_id, version = listing
+    announce = ANNOUNCE_PREFIX.match(summary)
+    if announce:
+        version = version or (int(announce.group("ver")) if announce.group("ver") else None)
+        summary = summary[announce.end() :]
+        clean_html = ANNOUNCE_PREFIX.sub("", clean_html, count=1)
+    names = [n.strip() for a in authors or [] for n in re.split(r",\s*|\s+and\s+", a) if n.strip()]
+    return Entry(
+        key=entry_key(arxiv_id=arxiv_id, guid="", link="", title="", content=""),
+        title=title,
+        url=f"https://arxiv.org/abs/{arxiv_id}",
+        summary=summary,
+        summary_html=clean_html,
+        kind="paper",
+        authors=[clean_text(n, 200) for n in names],
+        published=published or updated or now or _utcnow(),
+        updated=updated,
+        arxiv_id=arxiv_id,
+        arxiv_version=version or 1,
+        pdf_url=f"https://arxiv.org/pdf/{arxiv_id}",
+        tags=[clean_text(t, 100) for t in tags or [] if t and t.strip()][:30],
+        linked_arxiv_ids=[],
+        code_urls=code_urls_in(summary),
     )
 
 

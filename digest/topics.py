@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from digest.blas import one_thread as _one_blas_thread
 from digest.errors import ConfigError
 
 # --- Calibrated constants -------------------------------------------------
@@ -362,20 +363,6 @@ def _as_unit_rows(vecs: np.ndarray) -> np.ndarray:
         arr = arr[None, :]
     norms = np.linalg.norm(arr, axis=1, keepdims=True)
     return arr / np.maximum(norms, 1e-12)
-
-
-_BLAS = None
-
-
-def _one_blas_thread():
-    """A context running BLAS on one thread: this product is small, and when another job holds one of two
-    cores, a second OpenBLAS thread waiting for it made assigning 1,000 items take 90 ms instead of 30."""
-    global _BLAS
-    if _BLAS is None:
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS = ThreadpoolController()
-    return _BLAS.limit(limits=1, user_api="blas")
 
 
 def topic_similarity(index: TopicIndex, vecs: np.ndarray, top_k: int | None = TOP_K_PROTOTYPES) -> np.ndarray:

@@ -1,0 +1,69 @@
+"""Editing the user's config file in place (tomlkit keeps its comments and layout); every edit is validated by
+loading the new text before the file is replaced, and the replacement is atomic."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from digest.errors import ConfigError
+
+
+def _load(path: Path):
+    import tomlkit
+
+    try:
+        return tomlkit.parse(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomlkit.exceptions.ParseError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _save(path: Path, text: str) -> None:
+    """Validate `text` as a Digest config at `path`, then replace the file atomically."""
+    import tomllib
+
+    from digest.config import parse_config
+
+    parse_config(tomllib.loads(text), path)  # raises ConfigError naming the bad entry; the file is untouched
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def append_sources(path: Path, blocks: list[dict], comments: list[str] | None = None) -> None:
+    """Add `[[source]]` tables at the end of the config, each after an optional comment line."""
+    import tomlkit
+
+    doc = _load(path)
+    text = tomlkit.dumps(doc).rstrip("\n") + "\n"
+    for n, block in enumerate(blocks):
+        table = tomlkit.table()
+        for key, value in block.items():
+            table.add(key, value)
+        aot = tomlkit.aot()
+        aot.append(table)
+        comment = (comments or [])[n] if comments and n < len(comments) else ""
+        piece = tomlkit.dumps({"source": aot})
+        text += "\n" + (f"# {comment}\n" if comment else "") + piece
+    _save(path, text)
+
+
+def remove_source(path: Path, name: str) -> None:
+    """Delete the `[[source]]` named `name`, keeping every other line and comment."""
+    doc = _load(path)
+    sources = doc.get("source")
+    if sources is None or not any(s.get("name") == name for s in sources):
+        raise ConfigError(f"{path}: no source named {name!r}")
+    index = next(i for i, s in enumerate(sources) if s.get("name") == name)
+    del sources[index]
+    import tomlkit
+
+    _save(path, tomlkit.dumps(doc))

@@ -1,0 +1,264 @@
+"""Library: a reader's own papers, read from the files researchers already have (issue #16).
+
+Pure: bytes or text in, `Record`s out. BibTeX through bibtexparser, RIS through rispy, CSL JSON through the json
+module, and a plain list of arXiv ids, arXiv URLs or DOIs. Each record is keyed the way it will be matched against
+stored findings: the arXiv id first, then the DOI, then the normalised title.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from digest.errors import DigestError
+from digest.normalize import parse_arxiv_id
+
+FORMATS = ("bibtex", "ris", "csl", "list")
+
+_ARXIV_DOI = re.compile(r"^10\.48550/arxiv\.(.+)$", re.IGNORECASE)
+_ARXIV_IN_TEXT = re.compile(
+    r"(?:arxiv[:\s]*|abs/)(\d{4}\.\d{4,5}(?:v\d+)?|[a-z][a-z\-]+(?:\.[A-Z]{2})?/\d{7}(?:v\d+)?)", re.IGNORECASE
+)
+_DOI_RE = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>{}]+)", re.IGNORECASE)
+_TAGS = re.compile(r"<[^>]+>")
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One entry of a reader's library, as matched against stored findings."""
+
+    title: str
+    abstract: str = ""
+    arxiv_id: str | None = None
+    doi: str | None = None
+    authors: tuple[str, ...] = field(default_factory=tuple)
+    year: int | None = None
+    origin: str = ""  # where it came from: a citation key, a RIS id or the line of a list
+
+    @property
+    def key(self) -> str:
+        """The library's own key: arxiv:ID, else doi:DOI, else title:normalised-title."""
+        if self.arxiv_id:
+            return f"arxiv:{self.arxiv_id}"
+        if self.doi:
+            return f"doi:{self.doi}"
+        return f"title:{normal_title(self.title)}"
+
+    @property
+    def text(self) -> str:
+        """What the profile embeds for an entry that is not a stored finding."""
+        return f"{self.title}\n{self.abstract}".strip()
+
+
+def normal_title(title: str) -> str:
+    """Case, accents, braces, markup and punctuation removed: 'In-context {Autoencoder}' -> 'in context autoencoder'."""
+    text = unicodedata.normalize("NFKD", _TAGS.sub("", html.unescape(title or "")))
+    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    return _NON_WORD.sub(" ", text).strip()
+
+
+def normal_doi(value: str | None) -> str | None:
+    """'https://doi.org/10.48550/ARXIV.2211.06679' -> '10.48550/arxiv.2211.06679' (DOIs are case-insensitive)."""
+    if not value:
+        return None
+    match = _DOI_RE.search(value.strip())
+    return match.group(1).rstrip(".,;").lower() if match else None
+
+
+def arxiv_from(*values: str | None) -> str | None:
+    """The first arXiv id (without version) named by any value: an id, an abs/pdf URL, 'arXiv:ID', an arXiv DOI."""
+    for value in values:
+        if not value:
+            continue
+        value = str(value).strip()
+        doi = normal_doi(value)
+        if doi and (m := _ARXIV_DOI.match(doi)):
+            value = m.group(1)
+        parsed = parse_arxiv_id(value)
+        if parsed is None and (m := _ARXIV_IN_TEXT.search(value)):
+            parsed = parse_arxiv_id(m.group(1))
+        if parsed:
+            return parsed[0]
+    return None
+
+
+def _clean(text: str | None) -> str:
+    text = _TAGS.sub("", html.unescape(str(text or "")))
+    return re.sub(r"\s+", " ", text.replace("{", "").replace("}", "")).strip()
+
+
+def _year(value) -> int | None:
+    match = re.search(r"\b(1[89]\d\d|20\d\d)\b", str(value or ""))
+    return int(match.group(1)) if match else None
+
+
+def _record(title, abstract, arxiv_id, doi, authors, year, origin) -> Record:
+    doi = normal_doi(doi)
+    arxiv_id = arxiv_id or arxiv_from(doi)
+    return Record(_clean(title), _clean(abstract), arxiv_id, doi, tuple(a for a in authors if a), year, origin)
+
+
+# --- formats -------------------------------------------------------------------
+
+
+def detect_format(path: Path, text: str) -> str:
+    """By extension, then by content."""
+    suffix = path.suffix.lower()
+    if suffix in (".bib", ".bibtex"):
+        return "bibtex"
+    if suffix == ".ris":
+        return "ris"
+    if suffix == ".json":
+        return "csl"
+    head = text.lstrip()[:2000]
+    if head.startswith("@") or re.search(r"^\s*@\w+\s*\{", head, re.MULTILINE):
+        return "bibtex"
+    if re.search(r"^TY  - ", head, re.MULTILINE):
+        return "ris"
+    if head.startswith(("[", "{")):
+        return "csl"
+    return "list"
+
+
+def parse_bibtex(text: str) -> list[Record]:
+    import bibtexparser
+    from bibtexparser import middlewares
+
+    library = bibtexparser.parse_string(
+        text, append_middleware=[middlewares.LatexDecodingMiddleware(), middlewares.SeparateCoAuthors()]
+    )
+    if not library.entries and library.failed_blocks:
+        raise DigestError(f"no BibTeX entry could be read ({len(library.failed_blocks)} broken blocks)")
+    out = []
+    for entry in library.entries:
+        f = {k.lower(): v.value for k, v in entry.fields_dict.items()}
+        authors = f.get("author") or []
+        if isinstance(authors, str):
+            authors = [a.strip() for a in authors.split(" and ")]
+        eprint = f.get("eprint") if str(f.get("archiveprefix", f.get("eprinttype", "arxiv"))).lower() == "arxiv" else ""
+        arxiv_id = arxiv_from(eprint, f.get("url"), f.get("note"), f.get("journal"), f.get("volume"), f.get("doi"))
+        out.append(
+            _record(
+                f.get("title", ""),
+                f.get("abstract", ""),
+                arxiv_id,
+                f.get("doi"),
+                [_clean(a) for a in authors],
+                _year(f.get("year") or f.get("date")),
+                entry.key,
+            )
+        )
+    return out
+
+
+def parse_ris(text: str) -> list[Record]:
+    import rispy
+
+    try:
+        entries = rispy.loads(text, skip_unknown_tags=True)
+    except Exception as exc:  # rispy raises plain IOError/ValueError subclasses on malformed files
+        raise DigestError(f"not a RIS file: {exc}") from None
+    out = []
+    for e in entries:
+        urls = e.get("urls") or []
+        arxiv_id = arxiv_from(*urls, e.get("volume"), e.get("doi"), e.get("notes_abstract"), e.get("number"))
+        title = e.get("title") or e.get("primary_title") or ""
+        out.append(
+            _record(
+                title,
+                e.get("abstract", ""),
+                arxiv_id,
+                e.get("doi"),
+                list(e.get("authors") or e.get("first_authors") or []),
+                _year(e.get("year") or e.get("date")),
+                e.get("id", ""),
+            )
+        )
+    return out
+
+
+def parse_csl(text: str) -> list[Record]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DigestError(f"not CSL JSON: {exc.msg} at line {exc.lineno}") from None
+    if isinstance(data, dict):
+        data = data.get("items", [data])
+    if not isinstance(data, list):
+        raise DigestError("not CSL JSON: expected a list of items")
+    out = []
+    for e in data:
+        if not isinstance(e, dict):
+            continue
+        names = [
+            " ".join(p for p in (a.get("given"), a.get("family")) if p) or a.get("literal", "")
+            for a in e.get("author", [])
+        ]
+        issued = (e.get("issued") or {}).get("date-parts") or [[None]]
+        arxiv_id = arxiv_from(e.get("URL"), e.get("number"), e.get("DOI"), e.get("archive_location"), e.get("note"))
+        out.append(
+            _record(
+                e.get("title", ""),
+                e.get("abstract", ""),
+                arxiv_id,
+                e.get("DOI"),
+                names,
+                _year(issued[0][0]),
+                str(e.get("id", "")),
+            )
+        )
+    return out
+
+
+def _csl_name(author: dict) -> str:
+    return " ".join(p for p in (author.get("given"), author.get("family")) if p) or author.get("literal", "")
+
+
+def parse_list(text: str) -> list[Record]:
+    """One arXiv id, arXiv URL or DOI per line; '#' starts a comment."""
+    out = []
+    for n, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        arxiv_id, doi = arxiv_from(line), normal_doi(line)
+        if not arxiv_id and not doi:
+            raise DigestError(f"line {n}: {line[:80]!r} is not an arXiv id, arXiv URL or DOI")
+        out.append(Record("", "", arxiv_id, doi, (), None, line))
+    return out
+
+
+PARSERS = {"bibtex": parse_bibtex, "ris": parse_ris, "csl": parse_csl, "list": parse_list}
+
+
+def read_library(path: Path, fmt: str | None = None) -> list[Record]:
+    """Records of a library file, duplicates (same key) merged, first seen first; errors name the file."""
+    if not path.is_file():
+        raise DigestError(f"{path}: library file not found")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = path.read_bytes().decode("latin-1")
+    fmt = fmt or detect_format(path, text)
+    try:
+        records = PARSERS[fmt](text)
+    except DigestError as exc:
+        raise DigestError(f"{path}: {exc}") from None
+    seen: dict[str, Record] = {}
+    for r in records:
+        if r.title or r.arxiv_id or r.doi:
+            seen.setdefault(r.key, r)
+    return list(seen.values())
+
+
+def parse_item(ref: str) -> Record:
+    """`library add ITEM`: an arXiv id or URL, or a DOI."""
+    arxiv_id, doi = arxiv_from(ref), normal_doi(ref)
+    if not arxiv_id and not doi:
+        raise DigestError(f"{ref!r} is not an arXiv id, arXiv URL or DOI")
+    return Record("", "", arxiv_id, doi, (), None, ref)

@@ -1,0 +1,317 @@
+"""The reader's library (issue #16): real exports parsed, matched to findings, recommendations, similar papers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from digest import recommend as rec
+from digest import store
+from digest.cli import main
+from digest.embed import HashEmbedder, to_bytes
+from digest.library import arxiv_from, normal_doi, normal_title, read_library
+from digest.models import Embedding, utcnow
+from digest.parse import Entry
+from tests.conftest import ROOT, write_config
+
+REAL = Path(__file__).parent / "data" / "real" / "library"
+NOW = utcnow().replace(microsecond=0)
+
+# Three clear topics in words the fake (bag-of-words) embedder can tell apart.
+TOPICS = {
+    "compression": "context compression memory tokens autoencoder long prompts compress",
+    "driving": "autonomous driving vehicle steering adversarial attack road camera",
+    "volcano": "volcanic eruption lava ash magma crater geology",
+}
+
+
+def _entries() -> list[Entry]:
+    out = []
+    n = 0
+    for topic, words in TOPICS.items():
+        for k in range(12):
+            n += 1
+            ws = words.split()
+            text = " ".join(ws[(k + j) % len(ws)] for j in range(5))
+            out.append(
+                Entry(
+                    key=f"k:{topic}{k}",
+                    title=f"{topic} study {k}: {text}",
+                    url=f"https://example.test/{topic}/{k}",
+                    summary=f"We study {text}. {words}.",
+                    kind="paper",
+                    authors=["Ada Lovelace"],
+                    published=NOW - timedelta(days=k),
+                    arxiv_id=f"2601.{n:05d}",
+                    arxiv_version=1,
+                )
+            )
+    # The real paper of the Zotero export, stored under its arXiv id.
+    out.append(
+        Entry(
+            key="arxiv:2307.06945",
+            title="In-context Autoencoder for Context Compression in a Large Language Model",
+            url="https://arxiv.org/abs/2307.06945",
+            summary="We propose the In-context Autoencoder to compress a long context into memory slots.",
+            kind="paper",
+            authors=["Tao Ge"],
+            published=NOW - timedelta(days=30),
+            arxiv_id="2307.06945",
+            arxiv_version=1,
+        )
+    )
+    # Known by title only (no arXiv id on our side): matched by normalised title.
+    out.append(
+        Entry(
+            key="k:detr",
+            title="Deformable DETR: deformable transformers for end-to-end object detection",
+            url="https://example.test/detr",
+            summary="Object detection with deformable attention.",
+            kind="post",
+            authors=[],
+            published=NOW - timedelta(days=40),
+        )
+    )
+    return out
+
+
+@pytest.fixture
+def corpus(db, tmp_path):
+    engine = store.open_engine(db.url)
+    store.init_db(engine)
+    store.save_entries(engine, "arxiv", _entries())
+    embedder = HashEmbedder()
+    rows = db.rows("SELECT id, title, summary FROM item")
+    with store.session(engine) as s:
+        for item_id, title, summary in rows:
+            vec = embedder.encode([f"{title} {summary}"])[0]
+            s.add(Embedding(item_id=item_id, model=embedder.name, content_hash="h", dim=len(vec), vector=to_bytes(vec)))
+        s.commit()
+    engine.dispose()
+    ids = {key: i for i, key in db.rows("SELECT id, key FROM item")}
+    return write_config(tmp_path, ""), ids
+
+
+def cli(runner, cfg, *args, ok=True):
+    result = runner.invoke(main, ["--config", str(cfg), *args])
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+# --- parsing real exports ------------------------------------------------------
+
+
+def test_zotero_bibtex_export():
+    records = read_library(REAL / "zotero.bib")
+    assert [r.arxiv_id for r in records] == ["2402.06089", "2307.06945", "2409.14364", "2305.01582"]
+    first = records[0]
+    assert first.title == "AI Assistance for UX: A Literature Review Through Human-Centered AI"  # braces gone
+    assert first.abstract.startswith("Recent advancements in HCI")
+    assert first.authors[0] == "Yuwen Lu" or first.authors[0].startswith("Lu")
+    assert first.doi == "10.48550/arxiv.2402.06089" and first.year == 2024
+
+
+def test_arxiv_datacite_and_dblp_bibtex():
+    datacite = read_library(REAL / "arxiv-datacite.bib")
+    assert [r.arxiv_id for r in datacite] == ["2211.06679", "2010.04159", "2103.09151"]  # from the DOI alone
+    other = read_library(REAL / "arxiv-and-dblp.bib")
+    assert [r.arxiv_id for r in other] == ["2609.38886", "1705.05363"]
+
+
+def test_ris_and_csl_json_exports():
+    ris = read_library(REAL / "dblp-and-tool.ris")
+    assert [(r.arxiv_id, r.title) for r in ris] == [
+        ("1803.00653", "Semi-parametric Topological Memory for Navigation."),
+        ("1706.03762", "Attention Is All You Need"),
+    ]
+    csl = read_library(REAL / "zotero-bbt.csl.json")
+    assert len(csl) == 4
+    assert csl[0].title == "The physical volcanology of the 1600 eruption of Huaynaputina, southern Peru"  # no <b>
+    assert csl[1].doi == "10.1484/j.se.2.303788" and csl[1].key == "doi:10.1484/j.se.2.303788"
+    assert csl[0].key.startswith("title:the physical volcanology")
+
+
+def test_plain_list_and_duplicates(tmp_path):
+    f = tmp_path / "ids.txt"
+    f.write_text(
+        "# my reading list\n2307.06945\nhttps://arxiv.org/abs/2307.06945v2\narXiv:2402.06089\n"
+        "https://doi.org/10.48550/arXiv.2010.04159\n10.1145/3292500.3330701\n"
+    )
+    records = read_library(f)
+    assert [r.key for r in records] == [
+        "arxiv:2307.06945",
+        "arxiv:2402.06089",
+        "arxiv:2010.04159",
+        "doi:10.1145/3292500.3330701",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2602.06036v2", "2602.06036"),
+        ("arXiv:2402.06089 [cs]", "2402.06089"),
+        ("abs/1705.05363", "1705.05363"),
+        ("10.48550/ARXIV.2211.06679", "2211.06679"),
+        ("http://arxiv.org/pdf/hep-th/9901001v1", "hep-th/9901001"),
+        ("10.1145/3292500.3330701", None),
+    ],
+)
+def test_arxiv_from(value, expected):
+    assert arxiv_from(value) == expected
+
+
+def test_normalisers():
+    assert normal_title("In-context {Autoencoder} for <i>Context</i>") == "in context autoencoder for context"
+    assert normal_title("Café  Über") == "cafe uber"
+    assert normal_doi("https://doi.org/10.48550/ARXIV.2211.06679") == "10.48550/arxiv.2211.06679"
+
+
+def test_bad_files_are_one_line_errors(runner, tmp_path):
+    cfg = write_config(tmp_path, "")
+    missing = cli(runner, cfg, "library", "import", str(tmp_path / "nope.bib"), ok=False)
+    assert missing.exit_code == 1 and "nope.bib: library file not found" in missing.output
+    bad = tmp_path / "bad.txt"
+    bad.write_text("2307.06945\nnot an id\n")
+    result = cli(runner, cfg, "library", "import", str(bad), ok=False)
+    assert result.exit_code == 1 and "line 2: 'not an id'" in result.output and "Traceback" not in result.output
+    broken = tmp_path / "broken.json"
+    broken.write_text("[{")
+    result = cli(runner, cfg, "library", "import", str(broken), ok=False)
+    assert result.exit_code == 1 and "broken.json: not CSL JSON" in result.output
+
+
+# --- import, matching, add/remove/list -------------------------------------------
+
+
+def test_import_matches_by_arxiv_id_doi_and_title(runner, corpus, db):
+    cfg, ids = corpus
+    out = cli(runner, cfg, "library", "import", str(REAL / "zotero.bib")).output
+    assert "1 are stored findings" in out and "3 kept with their own text" in out
+    out = cli(runner, cfg, "library", "import", str(REAL / "arxiv-datacite.bib")).output
+    assert "1 are stored findings" in out  # Deformable DETR, by normalised title
+    rows = {k: (item, vec is not None) for k, item, vec in db.rows("SELECT key, item_id, vector FROM libraryentry")}
+    assert rows["arxiv:2307.06945"] == (ids["arxiv:2307.06945"], False)
+    assert rows["arxiv:2010.04159"] == (ids["k:detr"], False)
+    assert rows["arxiv:2402.06089"] == (None, True)  # not stored: kept with its own text, embedded
+    again = cli(runner, cfg, "library", "import", str(REAL / "zotero.bib")).output
+    assert "Imported 0 new entries" in again and "4 already" in again
+    listed = json.loads(cli(runner, cfg, "library", "list", "--json").output)
+    assert len(listed) == 7
+
+
+def test_add_remove_list(runner, corpus):
+    cfg, _ = corpus
+    assert "In-context Autoencoder" in cli(runner, cfg, "library", "add", "https://arxiv.org/abs/2307.06945v1").output
+    assert "Already in the library" in cli(runner, cfg, "library", "add", "2307.06945").output
+    assert "counts once ingested" in cli(runner, cfg, "library", "add", "2999.00001").output
+    bad = cli(runner, cfg, "library", "add", "hello", ok=False)
+    assert bad.exit_code == 1 and "'hello' is not an arXiv id" in bad.output
+    assert "Removed arxiv:2999.00001" in cli(runner, cfg, "library", "remove", "2999.00001").output
+    gone = cli(runner, cfg, "library", "remove", "2999.00001", ok=False)
+    assert gone.exit_code == 1 and "is not in the library" in gone.output
+    assert "arxiv:2307.06945" in cli(runner, cfg, "library", "list").output
+
+
+# --- recommendations ---------------------------------------------------------------
+
+
+def _add_topic(runner, cfg, topic, n):
+    for k in range(n):
+        cli(runner, cfg, "library", "add", f"2601.{list(TOPICS).index(topic) * 12 + k + 1:05d}")
+
+
+@pytest.mark.parametrize("size", [2, 6])  # nearest centroid below MIN_LINEAR, the ridge model from it on
+def test_recommend_ranks_the_library_topic_first(runner, corpus, size):
+    cfg, ids = corpus
+    _add_topic(runner, cfg, "driving", size)
+    picks = json.loads(cli(runner, cfg, "recommend", "--json", "--limit", "5").output)
+    assert len(picks) == 5
+    assert all("driving" in p["title"] for p in picks), [p["title"] for p in picks]
+    library_ids = {ids[f"k:driving{k}"] for k in range(size)}
+    assert not library_ids & {p["id"] for p in picks}  # never recommends what you have
+    first = picks[0]
+    assert {"id", "title", "url", "arxiv_id", "tags", "claims", "score", "because"} <= set(first)
+    assert first["because"] and all("driving study" in t for t in first["because"])
+    text = cli(runner, cfg, "recommend", "--limit", "2").output
+    assert "close to" in text and "in your library" in text
+
+
+def test_recommend_since_and_empty_library(runner, corpus):
+    cfg, _ = corpus
+    empty = cli(runner, cfg, "recommend", ok=False)
+    assert empty.exit_code == 1 and "library is empty" in empty.output
+    _add_topic(runner, cfg, "volcano", 3)
+    since = (NOW - timedelta(days=2)).date().isoformat()
+    picks = json.loads(cli(runner, cfg, "recommend", "--json", "--since", since).output)
+    assert picks and all(p["published"][:10] >= since for p in picks)
+
+
+def test_own_text_entries_shape_the_profile(runner, corpus, tmp_path):
+    """Entries not in the database still count: their own title and abstract are embedded at import."""
+    cfg, _ = corpus
+    lib = tmp_path / "mine.bib"
+    lib.write_text(
+        "@misc{a, title = {Lava flows and magma ascent at a crater}, abstract = {Volcanic eruption ash geology.}}\n"
+        "@misc{b, title = {Magma crater eruption monitoring}, abstract = {Lava ash volcanic geology.}}\n"
+    )
+    cli(runner, cfg, "library", "import", str(lib))
+    picks = json.loads(cli(runner, cfg, "recommend", "--json", "--limit", "3").output)
+    assert all("volcano" in p["title"] for p in picks)
+    assert picks[0]["because"][0] in {"Lava flows and magma ascent at a crater", "Magma crater eruption monitoring"}
+
+
+def test_ridge_model_separates_a_synthetic_library():
+    rng = np.random.default_rng(1)
+    centre = rng.normal(size=32)
+    pos = rec.unit_rows(centre + 0.3 * rng.normal(size=(20, 32)))
+    neg = rec.unit_rows(rng.normal(size=(300, 32)))
+    w, b = rec.train(pos, neg)
+    assert (pos @ w + b).mean() > 0 > (neg @ w + b).mean()
+
+
+def test_recommend_and_similar_import_no_torch(runner, corpus):
+    cfg, _ = corpus
+    cli(runner, cfg, "library", "add", "2601.00001")
+    code = (
+        "import sys; from digest.cli import main\n"
+        "for args in (['recommend'], ['similar', '2601.00001']):\n"
+        "    try: main(['--config', sys.argv[1], *args])\n"
+        "    except SystemExit as e: assert not e.code, e.code\n"
+        "print('HEAVY', sorted(m for m in ('torch', 'sentence_transformers', 'sklearn') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(cfg)], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY []" in proc.stdout
+
+
+# --- similar ---------------------------------------------------------------------------
+
+
+def test_similar_papers(runner, corpus):
+    cfg, ids = corpus
+    rows = json.loads(cli(runner, cfg, "similar", "2601.00013", "--json").output)  # driving 0
+    assert len(rows) == 5 and all("driving" in r["title"] for r in rows)
+    assert ids["k:driving0"] not in {r["id"] for r in rows}
+    assert rows == sorted(rows, key=lambda r: -r["score"])
+    unknown = cli(runner, cfg, "similar", "2999.99999", ok=False)
+    assert unknown.exit_code == 1 and "'2999.99999': no such finding" in unknown.output
+    bad = cli(runner, cfg, "similar", "nonsense", ok=False)
+    assert bad.exit_code == 1 and "not an arXiv id" in bad.output
+
+
+def test_eval_recommend_runs_on_the_labelled_topics(runner, tmp_path):
+    cfg = write_config(tmp_path, "")
+    labelled = ROOT / "tests" / "data" / "topics_eval.jsonl"
+    result = json.loads(cli(runner, cfg, "eval", "recommend", str(labelled), "--library-size", "5", "--json").output)
+    assert len(result["per_topic"]) >= 15
+    assert all(0 <= r["precision_at_10"] <= 1 for r in result["per_topic"].values())
+    # Bag-of-words vectors still find the topic better than chance (one topic is ~1/17 of the corpus).
+    assert result["mean_precision_at_10"] > 0.2
