@@ -16,6 +16,7 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
+	BIN=$(BIN) .ci/feedparser-corpus
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -122,16 +122,6 @@ def _model(state: State) -> str:
     return model_name(state.config.embed_model, state.config.embed_max_tokens)
 
 
-def _vectors(conn, state: State):
-    from digest import search as s
-
-    model = _model(state)
-    ids, mat = s.vector_matrix(conn, model, state.config.workspace / "cache")
-    if len(ids) == 0:
-        raise DigestError(f"no stored vectors for model {model!r}; run `digest tag` first")
-    return model, ids, mat
-
-
 @main.command()
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Only findings published on or after this date.")
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000), help="Most picks to show.")
@@ -139,28 +129,12 @@ def _vectors(conn, state: State):
 @pass_state
 def recommend(state: State, since, limit: int, as_json: bool) -> None:
     """Findings not in your library, ranked by how well they match it, each with the papers it resembles."""
-    import numpy as np
-
-    from digest import recommend as rec
     from digest import search as s
+    from digest.foryou import because_text, recommendations
 
     conn = s.connect(state.db_url or state.config.default_db_url)
     try:
-        model, ids, mat = _vectors(conn, state)
-        library, titles, rows = _library_vectors(conn, model, ids, mat)
-        if len(library) == 0:
-            raise DigestError("the library is empty or none of it is embedded: `digest library import FILE` first")
-        keep = np.ones(len(ids), dtype=bool)
-        keep[rows] = False
-        if since:
-            recent = [
-                r[0]
-                for r in conn.rows(
-                    "SELECT id FROM item WHERE published >= :since AND covers_item_id IS NULL", {"since": since}
-                )
-            ]
-            keep &= np.isin(ids, np.array(recent, dtype=np.int64))
-        picks = rec.recommend(mat, library, np.flatnonzero(keep), rows, limit, ids)
+        picks = recommendations(conn, _model(state), state.config.workspace / "cache", limit, since)
         found = {r["id"]: r for r in s.fetch(conn, [(p.item_id, p.score) for p in picks])}
     finally:
         conn.close()
@@ -170,7 +144,7 @@ def recommend(state: State, since, limit: int, as_json: bool) -> None:
         if row is None:
             continue
         row.pop("summary", None)
-        row["because"] = [titles[j] for j in p.because]
+        row["because"] = p.because
         out.append(row)
     if as_json:
         click.echo(json.dumps(out, ensure_ascii=False, indent=1))
@@ -183,40 +157,6 @@ def recommend(state: State, since, limit: int, as_json: bool) -> None:
         click.echo(f"    {because_text(row['because'])}")
 
 
-def because_text(titles: list[str]) -> str:
-    """'close to 2 papers in your library: A; B'."""
-    n = len(titles)
-    return f"close to {n} paper{'s' if n != 1 else ''} in your library: " + "; ".join(t[:80] for t in titles)
-
-
-def _library_vectors(conn, model: str, ids, mat):
-    """(library matrix, titles, rows of mat that are library papers) from stored findings and own-text entries."""
-    import numpy as np
-
-    from digest.recommend import unit_rows
-
-    rows = conn.rows(
-        "SELECT l.title, COALESCE(l.item_id, i.id), l.vector, l.model, it.title FROM libraryentry l "
-        "LEFT JOIN item i ON l.item_id IS NULL AND i.arxiv_id = l.arxiv_id AND i.covers_item_id IS NULL "
-        "LEFT JOIN item it ON it.id = COALESCE(l.item_id, i.id) ORDER BY l.id"
-    )
-    position = {int(i): n for n, i in enumerate(ids)}
-    vecs, titles, mat_rows = [], [], []
-    for title, item_id, vector, vmodel, item_title in rows:
-        if item_id is not None and int(item_id) in position:
-            r = position[int(item_id)]
-            mat_rows.append(r)
-            vecs.append(np.asarray(mat[r]))
-            titles.append(item_title or title)
-        elif vector is not None and vmodel == model:
-            vec = np.frombuffer(bytes(vector), dtype=np.float32)
-            if vec.shape[0] == mat.shape[1]:
-                vecs.append(vec)
-                titles.append(title)
-    library = unit_rows(np.vstack(vecs)) if vecs else np.zeros((0, mat.shape[1]), dtype=np.float32)
-    return library, titles, np.array(sorted(set(mat_rows)), dtype=np.int64)
-
-
 @main.command()
 @click.argument("item")
 @click.option("--limit", default=5, show_default=True, type=click.IntRange(1, 100), help="How many.")
@@ -226,12 +166,13 @@ def similar(state: State, item: str, limit: int, as_json: bool) -> None:
     """The findings nearest to ITEM (an arXiv id or URL, or a finding's id) by embedding."""
     from digest import recommend as rec
     from digest import search as s
+    from digest.foryou import vectors
     from digest.library import arxiv_from
 
     conn = s.connect(state.db_url or state.config.default_db_url)
     try:
         item_id = _item_id(conn, item, arxiv_from(item))
-        _, ids, mat = _vectors(conn, state)
+        ids, mat = vectors(conn, _model(state), state.config.workspace / "cache")
         where = {int(i): n for n, i in enumerate(ids)}.get(item_id)
         if where is None:
             raise DigestError(f"{item!r} has no stored vector yet; run `digest tag`")

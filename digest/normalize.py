@@ -87,8 +87,12 @@ def safe_url(href: str | None, base: str = "") -> str:
     href = href.strip()
     if any(ch in href for ch in "\r\n\t\x00"):
         return ""
-    absolute = urljoin(base, href) if base else href
-    parts = urlsplit(absolute)
+    try:
+        absolute = urljoin(base, href) if base else href
+        parts = urlsplit(absolute)
+        parts.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:  # "http://[oops/", a port of letters: not a link we can follow
+        return ""
     if parts.scheme.lower() not in SAFE_SCHEMES or not parts.netloc:
         return ""
     query = urlencode(
@@ -105,7 +109,13 @@ def sanitize_html(html: str) -> str:
         attributes={"a": {"href", "title"}},
         url_schemes={"http", "https", "mailto"},
         link_rel="nofollow noopener noreferrer",
-    )
+        attribute_filter=_trim_attribute,
+    ).strip()
+
+
+def _trim_attribute(element: str, attribute: str, value: str) -> str:
+    """href=" /a " is the link /a (as feedparser reads it)."""
+    return value.strip()
 
 
 def html_to_text(html: str) -> str:

@@ -6,7 +6,7 @@ import calendar
 import re
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from digest.errors import FetchError
 from digest.normalize import (
@@ -24,7 +24,8 @@ from digest.normalize import (
 )
 
 TITLE_MAX = 1_000
-SUMMARY_MAX = 20_000
+SUMMARY_MAX = 20_000  # characters of text
+SUMMARY_HTML_MAX = 200_000  # characters of sanitised HTML kept beside it (coverage links are read from it)
 
 
 @dataclass
@@ -70,12 +71,19 @@ def make_entry(
     updated: datetime | None = None,
     tags: list[str] | None = None,
     now: datetime | None = None,
+    guid_is_link: bool = False,
 ) -> Entry:
     """Shared by the RSS and HTML parsers: sanitise, fill fallbacks, compute the stable key."""
+    if not link and guid_is_link:
+        link = guid
     url = safe_url(link, base_url)
-    clean_html = sanitize_html(summary_html or "")[:SUMMARY_MAX]
-    summary = html_to_text(clean_html)[:SUMMARY_MAX]
-    title_text = html_to_text(title or "")[:TITLE_MAX] or _fallback_title(summary, url)
+    clean_html = sanitize_html(summary_html or "")
+    summary = html_to_text(clean_html)[:SUMMARY_MAX]  # the cap counts text, not markup
+    if len(clean_html) > SUMMARY_HTML_MAX:  # cut, then sanitised again so every tag is closed
+        clean_html = sanitize_html(clean_html[:SUMMARY_HTML_MAX])
+    title_text = _title_text(title or "")[:TITLE_MAX] or _fallback_title(summary, url)
+    published, updated = plausible_date(published, now), plausible_date(updated, now)
+    authors = [_author_name(name) for a in authors or [] for name in split_authors(a)]
     key = entry_key(arxiv_id=None, guid=guid, link=url, title=title_text, content=summary)
     raw_text = f"{summary_html} {link}"
     listing = arxiv_listing_id(guid, link)
@@ -126,6 +134,57 @@ def _listing_entry(listing, title, summary, clean_html, authors, published, upda
     )
 
 
+# Titles are text unless they carry real HTML elements (feedparser's rule): "Why the &lt;eos&gt; token matters" keeps
+# its "<eos>", while "Bold &lt;b&gt;claim&lt;/b&gt;" loses its tags.
+_HTML_ELEMENT = re.compile(
+    r"</?(?:a|abbr|acronym|b|big|br|cite|code|del|dfn|div|em|font|h[1-6]|i|img|ins|kbd|li|mark|ol|p|pre|q|s|samp|"
+    r"small|span|strike|strong|sub|sup|tt|u|ul|var|script|style|iframe|object|embed|svg|math|form|input|button|"
+    r"textarea|select|link|meta|base|noscript|template|frame|frameset|applet|table|tr|td|th)(?:\s[^<>]*)?/?>",
+    re.IGNORECASE,
+)
+EARLIEST = datetime(1990, 1, 1)
+
+
+def _title_text(title: str) -> str:
+    return html_to_text(title) if _HTML_ELEMENT.search(title) or "&" in title else clean_text(title, TITLE_MAX)
+
+
+def plausible_date(value: datetime | None, now: datetime | None = None) -> datetime | None:
+    """A date before 1990 or more than a day ahead is a feed's mistake (year 0001, epoch 0, a typo): missing."""
+    if value is None:
+        return None
+    latest = (now or _utcnow()) + timedelta(days=1)
+    return value if EARLIEST <= value <= latest else None
+
+
+_EMAIL_NAME = re.compile(r"^\s*[^\s@()<>]+@[^\s@()<>]+\s*\((?P<name>[^()]+)\)\s*$")
+_NAME_EMAIL = re.compile(r"^\s*(?P<name>[^<>()]+?)\s*[<(][^\s@<>()]+@[^\s@<>()]+[>)]\s*$")
+
+
+def split_authors(raw: str) -> list[str]:
+    """One author field that joins several names ("Ada Lovelace, Alan Turing, Grace Hopper", "A B; C D",
+    "A B and C D") as a list; "Smith, John" and "Smith, J., Doe, A." stay as they are."""
+    raw = (raw or "").strip()
+    if ";" in raw:
+        parts = raw.split(";")
+    elif raw.count(",") >= 2 or (raw.count(",") == 1 and " and " in raw):
+        parts = re.split(r",\s*(?:and\s+)?|\s+and\s+", raw)
+    elif " and " in raw and "," not in raw:
+        parts = raw.split(" and ")
+    else:
+        parts = [raw]
+    names = [p.strip() for p in parts if p.strip()]
+    if len(names) > 1 and not all(" " in n for n in names):  # "Smith, J., Doe, A.": surnames and initials
+        return [raw]
+    return names
+
+
+def _author_name(raw: str) -> str:
+    """RSS's `email (Name)` and `Name <email>` keep the name only."""
+    match = _EMAIL_NAME.match(raw) or _NAME_EMAIL.match(raw)
+    return match.group("name").strip() if match else raw
+
+
 def parse_feed(body: bytes, headers: dict[str, str], base_url: str, max_entries: int = 500) -> ParseResult:
     """RSS/Atom bytes: lxml for well-formed feeds, feedparser for the rest (a broken feed keeps its good entries)."""
     body, headers = _prefer_utf8(body, dict(headers or {}))
@@ -166,6 +225,7 @@ def feed_items_feedparser(body: bytes, headers: dict[str, str]) -> tuple[str, li
             "link": raw.get("link", ""),
             "summary_html": _entry_html(raw),
             "guid": raw.get("id", "") or "",
+            "guid_is_link": bool(raw.get("guidislink")),
             "authors": [a.get("name", "") for a in raw.get("authors", []) if isinstance(a, dict)],
             "published": _struct_to_dt(dict.get(raw, "published_parsed")),
             "updated": _struct_to_dt(dict.get(raw, "updated_parsed")),
@@ -180,6 +240,8 @@ RDF_NS = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}"
 RSS1 = "{http://purl.org/rss/1.0/}"
 DC = "{http://purl.org/dc/elements/1.1/}"
 CONTENT_ENCODED = "{http://purl.org/rss/1.0/modules/content/}encoded"
+XHTML_BODY = "{http://www.w3.org/1999/xhtml}body"
+RSS090 = "{http://my.netscape.com/rdf/simple/0.9/}"
 
 
 def feed_items_lxml(body: bytes) -> tuple[str, list[dict], str] | None:
@@ -191,7 +253,7 @@ def feed_items_lxml(body: bytes) -> tuple[str, list[dict], str] | None:
         root = etree.fromstring(body, parser=parser)
     except (etree.XMLSyntaxError, ValueError):
         return None
-    if root is None:
+    if root is None or not _plain_vocabulary(root, body):
         return None
     if root.tag == f"{ATOM}feed":
         link = _atom_link(root)
@@ -202,13 +264,137 @@ def feed_items_lxml(body: bytes) -> tuple[str, list[dict], str] | None:
             return None
         return channel.findtext("link") or "", [_rss_item(i, "") for i in channel.iterfind("item")], ""
     if root.tag == f"{RDF_NS}RDF":
-        channel = root.find(f"{RSS1}channel")
-        link = channel.findtext(f"{RSS1}link") if channel is not None else ""
-        return link or "", [_rss_item(i, RSS1) for i in root.iterfind(f"{RSS1}item")], ""
+        ns = RSS090 if root.find(f"{RSS090}channel") is not None or root.find(f"{RSS090}item") is not None else RSS1
+        channel = root.find(f"{ns}channel")
+        link = channel.findtext(f"{ns}link") if channel is not None else ""
+        return link or "", [_rss_item(i, ns) for i in root.iterfind(f"{ns}item")], ""
     return None
 
 
+# The fast path reads only the vocabulary it maps exactly as feedparser does; a feed with anything else in its
+# entries (xml:base, base64 or escaped-mode content, Atom 0.3, dcterms, media:, itunes:, out-of-namespace
+# elements...) goes to feedparser whole. tests/test_feed_fidelity.py holds the two paths equal on feedparser's own
+# corpus and on real feeds.
+_DCNS = "{http://purl.org/dc/elements/1.1/}"
+_RSS_ITEM_TAGS = {
+    "title",
+    "link",
+    "description",
+    "guid",
+    "pubDate",
+    "category",
+    "author",
+    "comments",
+    "enclosure",
+    "source",
+    CONTENT_ENCODED,
+    f"{_DCNS}creator",
+    f"{_DCNS}date",
+    f"{_DCNS}subject",
+    f"{_DCNS}description",
+}
+_RSS1_ITEM_TAGS = (
+    {f"{RSS1}{t}" for t in ("title", "link", "description")}
+    | {f"{RSS090}{t}" for t in ("title", "link", "description")}
+    | {CONTENT_ENCODED, f"{_DCNS}creator", f"{_DCNS}date", f"{_DCNS}subject", f"{_DCNS}description"}
+)
+_ATOM_ENTRY_TAGS = {
+    f"{{http://www.w3.org/2005/Atom}}{t}"
+    for t in (
+        "id",
+        "title",
+        "link",
+        "summary",
+        "content",
+        "author",
+        "name",
+        "email",
+        "uri",
+        "published",
+        "updated",
+        "category",
+        "rights",
+        "contributor",
+    )
+}
+_ALLOWED_ATTRS = {
+    "isPermaLink",
+    "domain",
+    "url",
+    "length",
+    "type",
+    "href",
+    "rel",
+    "title",
+    "hreflang",
+    "term",
+    "scheme",
+    "label",
+    f"{RDF_NS}about",
+    f"{RDF_NS}resource",
+}
+_TEXT_TYPES = {None, "text", "html", "xhtml"}
+_REPEATABLE = {
+    "category",
+    f"{_DCNS}subject",
+    "author",
+    f"{_DCNS}creator",
+    "enclosure",
+    "{http://www.w3.org/2005/Atom}link",
+    "{http://www.w3.org/2005/Atom}category",
+    "{http://www.w3.org/2005/Atom}author",
+    "{http://www.w3.org/2005/Atom}contributor",
+}
+_NESTED = {"{http://www.w3.org/2005/Atom}author", "{http://www.w3.org/2005/Atom}contributor"}
+
+
+def _plain_vocabulary(root, body: bytes) -> bool:
+    """Whether every entry of the document uses only what the fast path maps exactly like feedparser."""
+    if b"xml:base" in body or b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+        return False
+    if root.tag == f"{ATOM}feed":
+        if root.find(f"{ATOM}item") is not None:  # feedparser reads a stray <item> as an entry
+            return False
+        entries, allowed = root.iterfind(f"{ATOM}entry"), _ATOM_ENTRY_TAGS
+    elif root.tag == "rss":
+        if root.get("version") not in ("2.0", "0.92", "0.91") or root.find("item") is not None:
+            return False
+        entries, allowed = root.iterfind("channel/item"), _RSS_ITEM_TAGS
+    else:
+        entries = [*root.iterfind(f"{RSS1}item"), *root.iterfind(f"{RSS090}item")]
+        allowed = _RSS1_ITEM_TAGS
+    for entry in entries:
+        if not set(entry.keys()) <= _ALLOWED_ATTRS:
+            return False
+        singles = [c.tag for c in entry if isinstance(c.tag, str) and c.tag not in _REPEATABLE]
+        if len(singles) != len(set(singles)):  # two <updated>: feedparser keeps the last one
+            return False
+        for child in entry:
+            if isinstance(child.tag, str) and len(child) and child.tag not in _NESTED and child.get("type") != "xhtml":
+                return False  # markup as child elements of a text field (<description><p>..</p>)
+        for node in entry.iterdescendants():
+            if not isinstance(node.tag, str):
+                continue
+            if node.getparent() is entry:
+                if node.tag not in allowed or not set(node.keys()) <= _ALLOWED_ATTRS:
+                    return False
+                if node.get("type") not in _TEXT_TYPES or node.get("src") is not None:
+                    return False
+                text = node.text or ""
+                if any("\x80" <= ch <= "\x9f" for ch in text):  # cp1252 bytes read as Latin-1: feedparser repairs
+                    return False
+            elif (
+                node.getparent().getparent() is entry
+                and entry.tag == f"{ATOM}entry"
+                and node.tag not in allowed
+                and node.getparent().get("type") != "xhtml"
+            ):
+                return False
+    return True
+
+
 def _rss_item(node, ns: str) -> dict:
+    permalink = True
     fields: dict[str, str] = {}
     tags: list[str] = []
     authors: list[str] = []
@@ -220,13 +406,27 @@ def _rss_item(node, ns: str) -> dict:
             tags.append(child.text or "")
         elif tag in ("author", f"{DC}creator"):
             authors.append(child.text or "")
+        elif tag == XHTML_BODY and tag not in fields:
+            fields[tag] = _inner_xml(child)
         elif tag not in fields:
             fields[tag] = child.text or ""
+            if tag == "guid":
+                permalink = child.get("isPermaLink", "true").strip().lower() != "false"
+    guid = (fields.get("guid") or node.get(f"{RDF_NS}about") or "").strip()
+    content = (
+        fields.get(CONTENT_ENCODED)
+        or fields.get(XHTML_BODY)
+        or fields.get("body")
+        or fields.get("fullitem")
+        or fields.get("description")
+        or fields.get(f"{DC}description", "")
+    )
     return {  # the same mapping as feedparser: pubDate -> published, dc:date -> updated, rdf:about -> guid
         "title": fields.get("title", ""),
         "link": fields.get("link", "").strip(),
-        "summary_html": fields.get(CONTENT_ENCODED) or fields.get("description", ""),
-        "guid": (fields.get("guid") or node.get(f"{RDF_NS}about") or "").strip(),
+        "summary_html": content,
+        "guid": guid,
+        "guid_is_link": "guid" in fields and permalink and guid.lower().startswith(("http://", "https://")),
         "authors": authors,
         "published": _feed_date(fields.get("pubDate")),
         "updated": _feed_date(fields.get(f"{DC}date") or fields.get(f"{ATOM}updated")),
@@ -250,16 +450,26 @@ def _atom_item(node) -> dict:
             fields[name] = _atom_text(child)
         elif name not in fields and name != "link":
             fields[name] = child.text or ""
+    guid = fields.get("id", "").strip()
     return {
         "title": fields.get("title", ""),
         "link": _atom_link(node),
         "summary_html": fields.get("content") or fields.get("summary", ""),
-        "guid": fields.get("id", "").strip(),
+        "guid": guid,
+        "guid_is_link": guid.lower().startswith(("http://", "https://")),
         "authors": authors,
         "published": _feed_date(fields.get("published")),
         "updated": _feed_date(fields.get("updated")),
         "tags": tags,
     }
+
+
+def _inner_xml(node) -> str:
+    """The markup inside an element (xhtml:body), namespace declarations and prefixes dropped."""
+    from lxml import etree
+
+    inner = (node.text or "") + "".join(etree.tostring(c, encoding="unicode") for c in node)
+    return re.sub(r'\sxmlns(:\w+)?="[^"]*"', "", inner).replace("html:", "").replace("xhtml:", "")
 
 
 def _atom_text(node) -> str:
@@ -269,19 +479,19 @@ def _atom_text(node) -> str:
 
         div = node.find("{http://www.w3.org/1999/xhtml}div")
         target = div if div is not None else node
-        inner = (target.text or "") + "".join(etree.tostring(c, encoding="unicode") for c in target)
+        text = (target.text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        inner = text + "".join(etree.tostring(c, encoding="unicode") for c in target)
         return re.sub(r'\sxmlns(:\w+)?="[^"]*"', "", inner).replace("html:", "")
     return node.text or ""
 
 
 def _atom_link(node) -> str:
-    first = ""
+    """The first rel="alternate" link (the default rel), as feedparser reads `link`; license, self, enclosure or
+    related links are not the page."""
     for link in node.iterfind(f"{ATOM}link"):
-        rel = link.get("rel", "alternate")
-        if rel == "alternate" and link.get("href"):
+        if link.get("rel", "alternate") == "alternate" and link.get("href"):
             return link.get("href").strip()
-        first = first or (link.get("href") or "")
-    return first.strip()
+    return ""
 
 
 def _feed_date(raw: str | None) -> datetime | None:
@@ -291,6 +501,8 @@ def _feed_date(raw: str | None) -> datetime | None:
     raw = raw.strip()
     if raw[:4].isdigit():
         return _iso_dt(raw) or parse_date(raw)
+    if re.search(r"\b\d{1,2}\s+[A-Za-z]{3,}\.?\s+0\d{3}\b", raw):
+        return None  # "Mon, 01 Jan 0001": email.utils reads the year as 2001
     try:
         from email.utils import parsedate_to_datetime
 
@@ -308,11 +520,18 @@ def parse_html(body: bytes, selectors: dict[str, str], base_url: str, max_entrie
     nodes = soup.select(selectors["item"])
     if not nodes:
         raise FetchError(f"selector {selectors['item']!r} matched nothing: the page layout may have changed")
+    import soupsieve
+
     entries: list[Entry] = []
     seen: set[str] = set()
+    no_link = no_date = 0
     for node in nodes[:max_entries]:
         title_node = node.select_one(selectors["title"])
+        if title_node is None and soupsieve.match(selectors["title"], node):
+            title_node = node  # a card that is itself the title
         link_node = node.select_one(selectors["link"])
+        if link_node is None and soupsieve.match(selectors["link"], node):
+            link_node = node  # a card that is itself the <a>
         if link_node is not None and link_node.name != "a":
             link_node = link_node.find("a") or link_node
         summary_node = node.select_one(selectors["summary"]) if selectors.get("summary") else None
@@ -331,10 +550,15 @@ def parse_html(body: bytes, selectors: dict[str, str], base_url: str, max_entrie
         if entry.key in seen:
             continue
         seen.add(entry.key)
+        no_link += not entry.url
+        no_date += selectors.get("date") is not None and _parse_date_node(date_node) is None
         entries.append(entry)
     if not entries:
         raise FetchError(f"selector {selectors['item']!r} matched {len(nodes)} nodes but none had a title or link")
-    return ParseResult(entries)
+    problems = [
+        f"{n} of {len(entries)} items have no {what}" for n, what in ((no_link, "link"), (no_date, "date")) if n
+    ]
+    return ParseResult(entries, "; ".join(problems) + (" (check the selectors)" if problems else ""))
 
 
 @dataclass
@@ -353,9 +577,17 @@ ARXIV_NS = "{http://arxiv.org/schemas/atom}"
 OPENSEARCH = "{http://a9.com/-/spec/opensearch/1.1/}"
 
 
+# arXiv hard-wraps abstracts; a hyphen at the end of a line belongs to the word ("memory-\n  bound" is
+# "memory-bound"), while whitespace collapsing alone would give "memory- bound".
+_LINEBREAK_HYPHEN = re.compile(rb"(?<=[A-Za-z0-9])-[ \t]*\r?\n[ \t]*(?=[A-Za-z0-9])")
+
+
 def parse_arxiv_page(body: bytes) -> ArxivPage:
     """arXiv API Atom bytes -> Entries straight from lxml (no feedparser, no arxiv.Result in between)."""
     from lxml import etree
+
+    if b"-\n" in body or b"-\r\n" in body or b"- \n" in body:
+        body = _LINEBREAK_HYPHEN.sub(b"-", body)
 
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, recover=False)
     try:
@@ -552,10 +784,18 @@ def _decode_html(body: bytes) -> str:
 
 
 def _parse_date_node(node) -> datetime | None:
+    """A date element: its machine-readable attributes first (datetime, title, content, also on a <time> inside),
+    then its text."""
     if node is None:
         return None
-    raw = node.get("datetime") or node.get_text(" ", strip=True)
-    return parse_date(raw)
+    for candidate in (node, node.find("time")):
+        if candidate is None:
+            continue
+        for attr in ("datetime", "title", "content"):
+            value = candidate.get(attr)
+            if value and (found := parse_date(value)) is not None:
+                return found
+    return parse_date(node.get_text(" ", strip=True))
 
 
 def parse_date(raw: str | None) -> datetime | None:
@@ -578,7 +818,28 @@ def parse_date(raw: str | None) -> datetime | None:
             return datetime.strptime(raw, fmt)
         except ValueError:
             continue
-    return None
+    return _dateparser(raw)
+
+
+_DATEPARSER_SETTINGS = {
+    "RETURN_AS_TIMEZONE_AWARE": True,
+    "PREFER_DATES_FROM": "past",
+    "REQUIRE_PARTS": ["day", "month", "year"],
+}
+
+
+def _dateparser(raw: str) -> datetime | None:
+    """The long tail of page dates ("Nov. 25, 2020", "Thu 13 September 2018"): dateparser, English, a full date
+    required. Only reached when the forms above fail (its first call loads its tables, ~0.4 s)."""
+    if len(raw) > 60 or not re.search(r"\d", raw):
+        return None
+    import dateparser
+
+    try:
+        value = dateparser.parse(raw, languages=["en"], settings=_DATEPARSER_SETTINGS)
+    except (ValueError, OverflowError):
+        return None
+    return _naive_utc(value) if value is not None else None
 
 
 def _struct_to_dt(value) -> datetime | None:

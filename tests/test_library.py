@@ -315,3 +315,18 @@ def test_eval_recommend_runs_on_the_labelled_topics(runner, tmp_path):
     assert all(0 <= r["precision_at_10"] <= 1 for r in result["per_topic"].values())
     # Bag-of-words vectors still find the topic better than chance (one topic is ~1/17 of the corpus).
     assert result["mean_precision_at_10"] > 0.2
+
+
+def test_neighbours_in_blocks_equal_one_row_at_a_time():
+    from digest.foryou import neighbours
+
+    rng = np.random.default_rng(4)
+    mat = rec.unit_rows(rng.normal(size=(300, 16)))
+    ids = np.arange(1000, 1300)
+    blocked = neighbours(mat, ids, k=5, block=64)
+    for row in (0, 63, 64, 299):
+        expected = [(int(ids[j]), s) for j, s in rec.similar(mat, row, 5)]
+        got = blocked[int(ids[row])]
+        assert [i for i, _ in got] == [i for i, _ in expected]
+        assert np.allclose([s for _, s in got], [s for _, s in expected], atol=1e-5)
+    assert neighbours(mat[:1], ids[:1]) == {1000: []}

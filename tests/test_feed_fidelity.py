@@ -1,0 +1,157 @@
+"""Feed fidelity (issue #15): the lxml fast path stores exactly what Digest's feedparser path stores, on
+feedparser's own test corpus and on real captures; feedparser's readings of real-world quirks are kept."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from datetime import datetime
+from pathlib import Path
+
+import feedparser
+import pytest
+
+from digest.errors import FetchError
+from digest.parse import (
+    _prefer_utf8,
+    feed_items_feedparser,
+    feed_items_lxml,
+    make_entry,
+    parse_feed,
+    parse_html,
+    plausible_date,
+)
+from tests.conftest import ROOT
+
+NOW = datetime(2026, 12, 1)
+FIELDS = ("key", "title", "url", "summary", "summary_html", "published", "updated", "authors", "tags")
+CORPUS = Path(os.environ.get("DIGEST_FEEDPARSER_CORPUS", ROOT / ".venv" / "feedparser-corpus"))
+REAL = sorted((ROOT / "tests" / "data" / "real" / "feeds").glob("*.xml")) + sorted(
+    (ROOT / "tests" / "fixtures").glob("*.xml")
+)
+
+
+def _entries(result, base="http://base.test/"):
+    link, raws, _ = result
+    return [make_entry(base_url=link or base, now=NOW, **raw) for raw in raws]
+
+
+def disagreements(body: bytes) -> list[str]:
+    """Fields where the fast path's entries differ from the feedparser path's ('' when the fast path declines)."""
+    body, headers = _prefer_utf8(body, {})
+    fast = feed_items_lxml(body)
+    if fast is None:
+        return []
+    try:
+        reference = feed_items_feedparser(body, headers)
+    except FetchError:
+        return ["feedparser refuses what the fast path reads"]
+    mine, theirs = _entries(fast), _entries(reference)
+    if len(mine) != len(theirs):
+        return [f"entry count {len(mine)} != {len(theirs)}"]
+    return [
+        f"{f}: {getattr(a, f)!r} != {getattr(b, f)!r}"
+        for a, b in zip(mine, theirs, strict=True)
+        for f in FIELDS
+        if getattr(a, f) != getattr(b, f)
+    ]
+
+
+@pytest.mark.parametrize("path", REAL, ids=[p.name for p in REAL])
+def test_fast_path_equals_feedparser_path_on_real_captures(path):
+    assert disagreements(path.read_bytes()) == []
+
+
+def test_fast_path_equals_feedparser_path_on_feedparsers_corpus():
+    """feedparser's sdist ships ~2,200 test documents; `make test` unpacks them into .venv/feedparser-corpus."""
+    files = sorted(CORPUS.rglob("*.xml")) if CORPUS.is_dir() else []
+    if not files:
+        if os.environ.get("DIGEST_REQUIRE_CORPUS"):
+            pytest.fail(f"feedparser's test corpus not found at {CORPUS}")
+        pytest.skip(f"feedparser's test corpus not found at {CORPUS} (`make test` fetches it)")
+    fast = 0
+    failures = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for path in files:
+            body = path.read_bytes()
+            if feed_items_lxml(_prefer_utf8(body, {})[0]) is not None:
+                fast += 1
+            problems = disagreements(body)
+            if problems:
+                failures[str(path.relative_to(CORPUS))] = problems[:2]
+    assert len(files) > 2000 and fast > 600
+    # Documented: "<br></br>" is two line breaks to an HTML5 parser (nh3, browsers) and one to feedparser's.
+    assert failures == {"wellformed/sanitize/acceptable_element_br.xml": ["summary_html: '<br><br>' != '<br>'"]}
+
+
+RSS = """<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><link>https://b.test/</link>{items}
+</channel></rss>"""
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        "<item><title>Why the &lt;eos&gt; token matters</title><link>https://b.test/1</link></item>",
+        "<item><title>Bold &lt;b&gt;claim&lt;/b&gt;</title><link>https://b.test/2</link></item>",
+        "<item><title>A</title><guid>https://b.test/3</guid></item>",
+        '<item><title>B</title><guid isPermaLink="false">https://b.test/4</guid></item>',
+        "<item><title>C</title><link>https://b.test/5</link><author>me@example.com (Jane Doe)</author></item>",
+        "<item><title>D</title><link>https://b.test/6</link><author>Jane Doe (me@example.com)</author></item>",
+    ],
+)
+def test_quirks_read_as_feedparser_reads_them(item):
+    body = RSS.format(items=item).encode()
+    (entry,) = parse_feed(body, {}, "https://b.test/").entries
+    (ref,) = feedparser.parse(body).entries
+    assert entry.title == ref.title.replace("<b>", "").replace("</b>", "")
+    assert entry.url == ref.get("link", "")
+    if ref.get("authors"):
+        assert entry.authors == [ref.authors[0].get("name") or ref.authors[0].get("email")]
+
+
+def test_rss_1_0_dc_description_and_rss_0_90():
+    rss1 = b"""<?xml version="1.0"?><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+    xmlns="http://purl.org/rss/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel rdf:about="https://b.test/">
+    <title>t</title><link>https://b.test/</link></channel><item rdf:about="https://b.test/1"><title>One</title>
+    <link>https://b.test/1</link><dc:description>The summary lives here.</dc:description></item></rdf:RDF>"""
+    (entry,) = parse_feed(rss1, {}, "https://b.test/").entries
+    assert entry.summary == "The summary lives here." == feedparser.parse(rss1).entries[0].summary
+    rss090 = b"""<?xml version="1.0"?><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+    xmlns="http://my.netscape.com/rdf/simple/0.9/"><channel><title>t</title><link>https://b.test/</link></channel>
+    <item><title>Old</title><link>https://b.test/old</link></item></rdf:RDF>"""
+    entries = parse_feed(rss090, {}, "https://b.test/").entries
+    assert [(e.title, e.url) for e in entries] == [("Old", "https://b.test/old")]
+    assert len(feedparser.parse(rss090).entries) == 1
+
+
+def test_implausible_dates_are_missing():
+    year_one = RSS.format(
+        items="<item><title>x</title><link>https://b.test/x</link>"
+        "<pubDate>Mon, 01 Jan 0001 00:00:00 GMT</pubDate></item>"
+    ).encode()
+    (entry,) = parse_feed(year_one, {}, "https://b.test/").entries
+    assert entry.published.year != 2001 and entry.published.year >= 2026  # missing: the fetch time stands in
+    assert plausible_date(datetime(1970, 1, 1), NOW) is None
+    assert plausible_date(datetime(2027, 1, 1), NOW) is None
+    assert plausible_date(datetime(2026, 11, 30), NOW) == datetime(2026, 11, 30)
+
+
+def test_html_cards_that_are_links_and_dates_in_attributes():
+    page = b"""<html><body>
+    <a class="card" href="/p/1"><h3>First</h3><time datetime="2020-11-25">Nov. 25, 2020</time></a>
+    <a class="card" href="/p/2"><h3>Second</h3><span class="d" title="2018-09-13">last year</span></a>
+    <a class="card" href="/p/3"><h3>Third</h3><span class="d">Thu 13 September 2018</span></a>
+    <div class="card"><h3>No link</h3></div>
+    </body></html>"""
+    result = parse_html(page, {"item": ".card", "title": "h3", "link": "a", "date": "time, .d"}, "https://b.test/")
+    got = [
+        (e.title, e.url, e.published.date().isoformat() if e.published.year < 2026 else None) for e in result.entries
+    ]
+    assert got == [
+        ("First", "https://b.test/p/1", "2020-11-25"),
+        ("Second", "https://b.test/p/2", "2018-09-13"),
+        ("Third", "https://b.test/p/3", "2018-09-13"),
+        ("No link", "", None),
+    ]
+    assert "1 of 4 items have no link" in result.warning and "1 of 4 items have no date" in result.warning
