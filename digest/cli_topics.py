@@ -29,17 +29,18 @@ def tag(state: State, explain_ref: str | None) -> None:
 
 def _explain(item, rows: list[dict]) -> None:
     click.echo(f"{item.id} {item.key}: {item.title}")
-    click.echo(f"{'topic':24} {'sim':>6} {'kw':>5} {'score':>6}  chosen  evidence")
+    click.echo(f"{'topic':24} {'sim':>6} {'base':>6} {'kw':>5} {'score':>6}  chosen  evidence")
     for r in rows:
         evidence = []
         if r["keyword_hits"]:
-            evidence.append("keywords: " + ", ".join(r["keyword_hits"]))
+            pairs = zip(r["keyword_hits"], r["keyword_specificity"], strict=True)
+            evidence.append("keywords: " + ", ".join(f"{k} ({w:.2f})" for k, w in pairs))
         if r["tag_hits"]:
             evidence.append("tags: " + ", ".join(r["tag_hits"]))
         mark = "yes" if r["chosen"] else ""
         click.echo(
-            f"{r['slug']:24} {r['similarity']:6.3f} {r['keyword_evidence']:5.2f} {r['score']:6.3f}  {mark:6}  "
-            + "; ".join(evidence)
+            f"{r['slug']:24} {r['similarity']:6.3f} {r['baseline']:6.3f} {r['keyword_evidence']:5.2f} "
+            f"{r['score']:6.3f}  {mark:6}  " + "; ".join(evidence)
         )
     chosen = [r["slug"] for r in rows if r["chosen"]]
     click.echo(f"Chosen: {', '.join(chosen) if chosen else '(none: no topic fits well)'}")
@@ -72,7 +73,9 @@ def topics_group() -> None:
 
 
 @topics_group.command("suggest")
-@click.option("--threshold", type=float, help="Items whose best topic score is under this are clustered.")
+@click.option(
+    "--threshold", type=float, help="Items whose best topic fit (score / the topic's bar, 1.0 = tagged) is under this."
+)
 @click.option("--distance", type=click.FloatRange(0.0, 2.0), help="Cosine distance under which clusters merge.")
 @click.option("--min-size", type=click.IntRange(2, None), help="Smallest cluster shown (default 3).")
 @pass_state

@@ -142,7 +142,11 @@ def explain_item(engine: Engine, config: Config, embedder, ref: str) -> tuple:
     index = topic_index(engine, taxonomy, embedder)
     vec = _item_vectors(engine, embedder, [item])[0]
     text = topics_mod.item_text(item.title, item.summary)
-    return item, topics_mod.explain(index, vec, text, json.loads(item.blog_tags or "[]"))
+    # The corpus's baselines and keyword specificity, as `digest tag` computed them.
+    everything = store.items(engine)
+    sims = topics_mod.topic_similarity(index, _item_vectors(engine, embedder, everything))
+    context = topics_mod.corpus_context(index, sims, [topics_mod.item_text(i.title, i.summary) for i in everything])
+    return item, topics_mod.explain(index, vec, text, json.loads(item.blog_tags or "[]"), context)
 
 
 def suggest_topics(

@@ -187,7 +187,12 @@ def test_suggest_and_accept_end_to_end(tmp_path, db, runner):
     keys, titles, summaries = synthetic()
     seed(db.url, keys, titles, summaries)
 
-    out = runner.invoke(main, ["--config", str(cfg), "topics", "suggest"])
+    # The fake hash embedder puts unrelated texts closer than a real model does (bag-of-words bucket
+    # collisions): the protein group is the nearest thing to speculative decoding in this corpus, and
+    # bars learnt from the corpus let its closest items fit at up to 2.1. The kv-cache items fit at 3.8,
+    # so this test asks for a fit of 3.
+    suggest = ["--config", str(cfg), "topics", "suggest", "--threshold", "3"]
+    out = runner.invoke(main, suggest)
     assert out.exit_code == 0, out.output
     assert out.output.startswith(f"{len(keys)} items fit no topic well; 3 suggested topics.")
     rows = db.rows("SELECT id, size, members FROM suggestedtopic ORDER BY id")
@@ -195,7 +200,7 @@ def test_suggest_and_accept_end_to_end(tmp_path, db, runner):
     assert all(r[0] in out.output for r in rows)
     assert not any("kv-" in r[2] for r in rows)
 
-    again = runner.invoke(main, ["--config", str(cfg), "topics", "suggest"])
+    again = runner.invoke(main, suggest)
     assert again.output == out.output  # same data, same ids and labels
     assert db.rows("SELECT id, size, members FROM suggestedtopic ORDER BY id") == rows
 
@@ -223,8 +228,8 @@ def test_suggest_and_accept_end_to_end(tmp_path, db, runner):
     }
     assert photonic_items == {k for k in keys if group_of(k) == "photonic"}
     # ... and the next suggestion run no longer proposes it.
-    third = runner.invoke(main, ["--config", str(cfg), "topics", "suggest"])
-    assert photonic not in third.output and "2 suggested topics" in third.output
+    third = runner.invoke(main, suggest[:-2])  # the tagger's own bar: the photonic items now fit
+    assert photonic not in third.output and "photonic" not in third.output and "protein" in third.output
 
 
 def test_accept_refuses_bad_input_without_touching_the_file(tmp_path, db, runner):

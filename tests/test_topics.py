@@ -213,8 +213,13 @@ def test_assign_returns_at_most_three_best_first(index):
         assert scores == sorted(scores, reverse=True)
         assert len({slug for slug, _ in tagged}) == len(tagged)
     assert result[0][0][0] == "kv-cache"
-    assert {"speculative-decoding", "distillation"} <= {s for s, _ in result[1]}
-    assert result[2] == []  # no evidence, low similarity: untagged
+    assert result[1][0][0] == "speculative-decoding"
+    # "distilled" is a distillation keyword, but the (fake) embedding does not support distillation:
+    # keyword evidence alone never adds a topic.
+    rows = {r["slug"]: r for r in explain(index, vecs[1], texts[1], tags[1])}
+    assert rows["distillation"]["keyword_hits"] and not rows["distillation"]["chosen"]
+    # No evidence: the hash encoder's word collisions may still give it a weak topic, never a strong one.
+    assert not result[2] or result[2][0][1] < min(result[0][0][1], result[1][0][1])
     # Source tags are found ("QLoRA" names peft) but, with no supporting text, are not forced on.
     rows = {r["slug"]: r for r in explain(index, vecs[3], texts[3], tags[3])}
     assert rows["quantization"]["tag_hits"] == ["Quantization"] and rows["peft"]["tag_hits"] == ["QLoRA"]
@@ -228,7 +233,8 @@ def test_assign_empty_and_mismatched(index):
 
 
 def test_keyword_evidence_raises_score(index):
-    vec = fake_encode(["a study of serving"])[0]
+    serving = next(t for t in index.topics if t.slug == "serving")
+    vec = fake_encode([serving.description])[0]  # an item the embedding already places near serving
     plain = {r["slug"]: r for r in explain(index, vec, "A study\nWe look at systems.")}
     hit = {r["slug"]: r for r in explain(index, vec, "A study\nWe look at vLLM continuous batching.")}
     assert hit["serving"]["keyword_hits"] == ["vllm", "continuous batching"]
@@ -236,6 +242,14 @@ def test_keyword_evidence_raises_score(index):
     assert hit["serving"]["similarity"] == plain["serving"]["similarity"]
     assert hit["serving"]["score"] > plain["serving"]["score"]
     assert hit["quantization"]["score"] == plain["quantization"]["score"]
+
+
+def test_keyword_evidence_alone_never_adds_a_topic(index):
+    vec = fake_encode(["a note on tomatoes"])[0]  # the embedding does not support serving
+    plain = {r["slug"]: r for r in explain(index, vec, "A study\nWe look at systems.")}
+    hit = {r["slug"]: r for r in explain(index, vec, "A study\nWe look at vLLM continuous batching.")}
+    assert hit["serving"]["keyword_hits"] == ["vllm", "continuous batching"]
+    assert hit["serving"]["score"] == plain["serving"]["score"] and not hit["serving"]["chosen"]
 
 
 def test_keywords_match_on_word_boundaries(index):
@@ -249,12 +263,21 @@ def test_keywords_match_on_word_boundaries(index):
 
 
 def test_source_tags_raise_score(index):
-    vec = fake_encode(["a post"])[0]
-    without = {r["slug"]: r for r in explain(index, vec, "A post", [])}
-    with_tags = {r["slug"]: r for r in explain(index, vec, "A post", ["Mechanistic Interpretability", "H100"])}
+    text = "A post\nWhat happens inside neural networks: features and circuits."
+    vec = fake_encode([text])[0]
+    without = {r["slug"]: r for r in explain(index, vec, text, [])}
+    with_tags = {r["slug"]: r for r in explain(index, vec, text, ["Mechanistic Interpretability", "H100"])}
     assert with_tags["interpretability"]["tag_hits"] == ["Mechanistic Interpretability"]
     assert with_tags["interpretability"]["score"] > without["interpretability"]["score"]
     assert all(not r["tag_hits"] for slug, r in with_tags.items() if slug != "interpretability")
+
+
+def test_source_tag_needs_some_support_from_the_text(index):
+    """A tag on a text that is about something else entirely (under TAG_FLOOR) adds nothing."""
+    vec = fake_encode(["a post"])[0]
+    without = {r["slug"]: r for r in explain(index, vec, "A post", [])}
+    with_tags = {r["slug"]: r for r in explain(index, vec, "A post", ["Mechanistic Interpretability"])}
+    assert with_tags["interpretability"]["score"] == without["interpretability"]["score"]
 
 
 def test_explain_lists_every_topic_and_agrees_with_assign(index):
@@ -330,10 +353,10 @@ def test_module_does_not_import_torch():
 
 # --- real model -------------------------------------------------------------------------
 
-# Achieved on 2026-11-25 with the calibrated constants: micro-F1 0.884 on all 186 items,
-# 0.902 on the test split (0.873 dev). The asserts leave a margin of about 0.03.
-MIN_MICRO_F1_ALL = 0.85
-MIN_MICRO_F1_TEST = 0.85
+# Achieved on 2026-12-05 with the calibrated constants (per-topic bars, docs/topics.md): micro-F1 0.867
+# on all 186 items, 0.885 on the test split (0.856 dev); P 0.956, R 0.793. The asserts leave about 0.04.
+MIN_MICRO_F1_ALL = 0.83
+MIN_MICRO_F1_TEST = 0.83
 
 
 @pytest.mark.slow
@@ -401,7 +424,8 @@ def test_tag_explain_cli_by_arxiv_id_and_item_id(tmp_path, db, runner):
     assert "yes" in kv and "keywords: kv cache" in kv
     interp = next(line for line in lines if line.startswith("interpretability "))
     assert "tags: Interpretability" in interp
-    assert lines[-1].startswith("Chosen: kv-cache")
+    # The source's own tag names interpretability and the text does not contradict it: strong evidence (#14).
+    assert set(lines[-1].removeprefix("Chosen: ").split(", ")) == {"kv-cache", "interpretability"}
     # Explaining writes nothing: the item is still untagged.
     assert db.one("SELECT count(*) FROM itemtopic") == 0
     item_id = db.one("SELECT id FROM item")
