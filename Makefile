@@ -9,27 +9,34 @@ export TRANSFORMERS_OFFLINE := 1
 .PHONY: demo test lint format bench clean
 
 $(BIN)/python:
+	@echo "== creating $(VENV)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --upgrade pip
 
 # torch first, spelled exactly, so pip takes the CPU build instead of a multi-GB CUDA one.
+# pip's own progress shows: the first install downloads a few hundred MB.
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	@echo "== installing torch (CPU) and Digest into $(VENV)"
+	$(BIN)/pip install --progress-bar on torch==2.13.0
+	$(BIN)/pip install --progress-bar on -e '.[dev]'
 	BIN=$(BIN) .ci/feedparser-corpus
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/digest demo
 
-# The suite runs on SQLite, then again on PostgreSQL when DIGEST_TEST_PG names a server (.ci/run starts one).
+# The suite runs on SQLite, then again on PostgreSQL: on the server DIGEST_TEST_PG names, else on a
+# throwaway one that .ci/with-postgres starts when PostgreSQL's binaries are installed.
+# Slow tests (real model, ONNX export, distillation, the whole demo) run only with DIGEST_SLOW=1.
 test: $(STAMP)
 	$(BIN)/ruff check digest tests bench
 	DIGEST_TEST_PG= $(BIN)/python -m pytest -q
 	@if [ -n "$$DIGEST_TEST_PG" ]; then \
 		echo "== again on PostgreSQL ($$DIGEST_TEST_PG)"; \
 		$(BIN)/python -m pytest -q; \
-	else echo "== DIGEST_TEST_PG not set: PostgreSQL run skipped (.ci/run sets it)"; fi
+	elif ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		PYTHON=$(BIN)/python .ci/with-postgres $(BIN)/python -m pytest -q; \
+	else echo "== PostgreSQL pass skipped: no /usr/lib/postgresql/*/bin (apt install postgresql) and no DIGEST_TEST_PG"; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check digest tests bench

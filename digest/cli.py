@@ -22,6 +22,40 @@ class DigestGroup(click.Group):
         except DigestError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(1)
+        except Exception as exc:  # the environment failed us: one line, no traceback, nothing half-written
+            line = environment_error(exc, ctx.obj)
+            if line is None:
+                raise
+            click.echo(f"Error: {line}", err=True)
+            ctx.exit(1)
+
+
+def environment_error(exc: BaseException, state: State | None) -> str | None:
+    """One line for an error of the machine rather than of Digest (a corrupt or full database, a write
+    that failed); None for anything else (a bug keeps its traceback). Every such failure happens inside a
+    transaction or before an atomic rename, so what was stored or published before stays as it was."""
+    if "sqlalchemy" in sys.modules:
+        from sqlalchemy.exc import DBAPIError
+
+        if isinstance(exc, DBAPIError):
+            exc = exc.orig or exc
+    where = f"database {state.where_db()}" if state else "database"
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "sqlite3" in sys.modules:
+        import sqlite3
+
+        # A corrupt file raises DatabaseError itself; a full disk, a lock or an I/O error OperationalError.
+        # IntegrityError and the like are Digest's own bugs: they keep their traceback.
+        if type(exc) is sqlite3.DatabaseError or isinstance(exc, sqlite3.OperationalError):
+            return f"{where}: {reason}"
+    if "psycopg" in sys.modules:
+        import psycopg
+
+        if isinstance(exc, psycopg.OperationalError):  # connection lost, disk full (53100), ...
+            return f"{where}: {reason}"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else f"{exc.strerror}"
+    return None
 
 
 class State:
@@ -46,9 +80,34 @@ class State:
         from digest import store
 
         if self._engine is None:
-            self._engine = store.open_engine(self.db_url or self.config.default_db_url)
+            url = self.db_url or self.config.default_db_url
+            _refuse_empty_sqlite(url)
+            self._engine = store.open_engine(url)
             store.init_db(self._engine)
         return self._engine
+
+    def where_db(self) -> str:
+        """The database, as an error names it (never with its password)."""
+        if self._engine is not None:
+            return self._engine.url.render_as_string(hide_password=True)
+        if self.db_url:
+            return self.db_url.split("@")[-1] if "@" in self.db_url else self.db_url
+        return "(the workspace database)"
+
+
+def _refuse_empty_sqlite(url: str) -> None:
+    """A zero-byte file where a SQLite database should be is most likely a database that lost its contents
+    (a failed copy, a full disk): refuse it, so it is not silently made into a new empty one; only
+    `digest init` turns an empty file into a database."""
+    if not url.startswith("sqlite:///"):
+        return
+    path = Path(url.removeprefix("sqlite:///").split("?")[0])
+    ctx = click.get_current_context(silent=True)
+    if path.is_file() and path.stat().st_size == 0 and not (ctx and ctx.command.name == "init"):
+        raise DigestError(
+            f"{path} is empty (0 bytes), not a Digest database: restore it from a backup, "
+            "or run `digest init` to start an empty one there"
+        )
 
 
 pass_state = click.make_pass_decorator(State)
@@ -63,6 +122,9 @@ pass_state = click.make_pass_decorator(State)
 def main(ctx: click.Context, config_path: str | None, db_url: str | None, verbose: bool) -> None:
     """Digest: arXiv papers and ML blog posts in; findings site, weekly newsletter and tag search out."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if config_path and not ctx.resilient_parsing and not Path(config_path).exists():
+        # checked here, not when a command first reads the config: with DIGEST_DB set, some never do
+        raise DigestError(f"{config_path}: config file not found")
     ctx.obj = State(config_path, db_url)
 
 
@@ -97,25 +159,36 @@ def demo(state: State, workspace: Path | None, week: str | None) -> None:
         config = demo_config(base_config, server.base, workspace)
         engine = store.open_engine(state.db_url or config.default_db_url)
         store.init_db(engine)
+        _stage(f"ingest: the bundled snapshot, served on {server.base}")
         with _progress() as progress:
             reports = pipeline.ingest(engine, config, progress=progress)
     _print_reports(reports)
     broken = [r for r in reports if r.status == "broken"]
     if broken:
         raise DigestError(f"demo snapshot broken for: {', '.join(f'{r.source} ({r.error})' for r in broken)}")
+    _stage(f"tag: loading {config.embed_model}, embedding every item, assigning topics")
     embedder = configured_embedder(config, base_config.workspace)
     with _progress() as progress:
         tagged = pipeline.tag_items(engine, config, embedder, progress=progress)
+    _stage("claims: extracting headline numbers")
     n_claims = pipeline.extract_claims(engine)
+    _stage("repro: running the hooks in repro/hooks.toml")
     verdicts = _run_shipped_hooks(engine, config)
+    _stage("build: the site and its search index")
     out, _ = pipeline.build_site(engine, config)
     week = week or pipeline.latest_week(engine)
+    _stage(f"newsletter: week {week}")
     eml = pipeline.build_newsletter(engine, config, week)
     counts = store.counts(engine)
     click.echo(f"Tagged {tagged['tagged']}/{tagged['items']} items, {n_claims} claims, {counts['findings']} findings.")
     click.echo(f"Reproduction hooks: {verdicts or 'none registered'}")
     click.echo(f"Site: {out / 'index.html'}")
     click.echo(f"Newsletter: {eml}")
+
+
+def _stage(text: str) -> None:
+    """One line as each stage of the demo starts, so a first run is never silent for minutes."""
+    click.echo(f"== {text}")
 
 
 def _run_shipped_hooks(engine, config) -> str:

@@ -60,10 +60,13 @@ def status(state: State) -> None:
         click.echo("No ingest has run yet.")
         return
     runs.sort(key=lambda r: (ATTENTION.index(r.status) if r.status in ATTENTION else len(ATTENTION), r.source))
+    click.echo(
+        f"{'STATUS':12} {'SOURCE':28} {'LAST RUN (UTC)':16} {'NEW':>5} {'UPDATED':>7} {'SAME':>6} {'TIME':>7}  ERROR"
+    )
     for r in runs:
         line = (
             f"{r.status:12} {r.source:28} {r.started_at:%Y-%m-%d %H:%M} "
-            f"new={r.new} updated={r.updated} unchanged={r.unchanged} {r.duration_s:.2f}s"
+            f"{r.new:>5} {r.updated:>7} {r.unchanged:>6} {r.duration_s:>6.2f}s"
         )
         click.echo(line + (f"  {r.error}" if r.error else ""))
     bad = [f"{r.source} ({r.status})" for r in runs if r.status in ("broken", "disabled")]
@@ -78,10 +81,13 @@ def status(state: State) -> None:
 @pass_state
 def schedule(state: State, list_jobs: bool, once: bool, seconds: float | None) -> None:
     """Run ingest, tag, claims, build and the newsletter on their schedules, in the foreground."""
+    import math
     from datetime import datetime
 
     from digest import schedule as sched
 
+    if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+        raise DigestError(f"--for {seconds}: must be a positive number of seconds")
     config = state.config
     config_path = str(config.path.resolve())
     db_url = state.db_url or config.default_db_url
@@ -96,6 +102,7 @@ def schedule(state: State, list_jobs: bool, once: bool, seconds: float | None) -
             code = spec.func(*spec.args)
             click.echo(f"{spec.id:32} exit {code}")
         return
+    state.engine  # noqa: B018 - creates the database (and its folder) or refuses a broken one, before the job store
     click.echo(f"Scheduler running {len(specs)} jobs (Ctrl-C to stop); job store in {db_url.split('?')[0]}")
     try:
         sched.run(config, config_path, db_url, seconds=seconds)

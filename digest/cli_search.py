@@ -18,7 +18,7 @@ from digest.errors import DigestError
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Only items published on or after this date.")
 @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Only items published on or before this date.")
 @click.option("--has-claims", is_flag=True, help="Only items with at least one extracted claim.")
-@click.option("--reproduced", is_flag=True, help="Only items with a claim whose latest repro verdict is reproduced.")
+@click.option("--reproduced", is_flag=True, help="Only items whose latest measured repro verdict is reproduced.")
 @click.option("--semantic", "semantic", default="", help="Rank by meaning: cosine against this text's embedding.")
 @click.option("--hybrid", is_flag=True, help="Use QUERY for both full text and --semantic, fused by rank.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000), help="Most results to show.")
@@ -74,6 +74,8 @@ def search(
         raise DigestError(f"--since {q.since} is after --until {q.until}")
     conn = s.connect(state.db_url or state.config.default_db_url)
     try:
+        s.check_tags(conn, [*q.tags, *q.any_tags])  # before any model loads
+        s.check_sources(conn, q.sources)
         embed, model, cache = None, "", None
         if q.semantic:
             from digest.embed import model_name, query_vector
@@ -84,9 +86,12 @@ def search(
             def embed(text: str):
                 return query_vector(config, text, note=lambda msg: click.echo(f"note: {msg}", err=True))
 
-        rows = s.fetch(conn, s.run(conn, q, embed=embed, model=model, cache_dir=cache))
+        rows = s.fetch(conn, s.run(conn, q, embed=embed, model=model, cache_dir=cache), for_bibtex=fmt == "bibtex")
     finally:
         conn.close()
+    if fmt == "bibtex":
+        click.echo(s.bibtex(rows))
+        return
     for row in rows:
         del row["summary"]
     if fmt == "json":
@@ -94,8 +99,6 @@ def search(
     elif fmt == "jsonl":
         for row in rows:
             click.echo(json.dumps(row, ensure_ascii=False))
-    elif fmt == "bibtex":
-        click.echo(s.bibtex(rows))
     elif not rows:
         click.echo("No results.")
     else:
@@ -111,7 +114,7 @@ def search(
 
 
 @main.command()
-@click.option("--week", help="Week to compare, e.g. 2026-W47 (default: the current week).")
+@click.option("--week", help="Week to compare, e.g. 2026-W47 (default: the latest week with tagged findings).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
 @pass_state
 def tags(state: State, week: str | None, as_json: bool) -> None:
@@ -120,15 +123,17 @@ def tags(state: State, week: str | None, as_json: bool) -> None:
 
     from digest import search as s
 
-    if week:
-        from digest.pipeline import parse_week
-
-        start = parse_week(week)[0]
-    else:
-        today = datetime.now(UTC).date()
-        start = today - timedelta(days=today.weekday())
     conn = s.connect(state.db_url or state.config.default_db_url)
     try:
+        if week:
+            from digest.pipeline import parse_week
+
+            start = parse_week(week)[0]
+        else:
+            start = s.latest_week_start(conn)
+            if start is None:  # nothing tagged yet: this week
+                today = datetime.now(UTC).date()
+                start = today - timedelta(days=today.weekday())
         rows = s.tag_trends(conn, start)
     finally:
         conn.close()
@@ -145,7 +150,8 @@ def tags(state: State, week: str | None, as_json: bool) -> None:
     from rich.table import Table
 
     arrows = {"up": "↑", "down": "↓", "flat": "→"}
-    table = Table("tag", "findings", "this week", "avg 4 weeks before", "trend", box=None)
+    iso = start.isocalendar()
+    table = Table("tag", "findings", f"{iso.year}-W{iso.week:02d}", "avg 4 weeks before", "trend", box=None)
     for r in rows:
         table.add_row(r["tag"], str(r["count"]), str(r["this_week"]), f"{r['avg_4w']:g}", arrows[r["trend"]])
     Console().print(table)

@@ -89,6 +89,8 @@ def sources_add(state: State, url: str, name: str | None, allow_private: bool, t
             if s.url == feed_url:
                 raise DigestError(f"{feed_url} is already followed as {s.name!r}")
         block = {"name": name or source_name(info.title, feed_url, taken), "kind": "rss", "url": feed_url}
+        if info.title:
+            block["display_name"] = info.title  # what cards show: the feed's own title
         title = info.title
     if allow_private:
         block["allow_private"] = True
@@ -156,6 +158,8 @@ def sources_import(state: State, file: Path, allow_private: bool) -> None:
         taken.add(name)
         followed.add(f.url)
         block = {"name": name, "kind": "rss", "url": f.url}
+        if f.title:
+            block["display_name"] = f.title
         if allow_private:
             block["allow_private"] = True
         blocks.append(block)

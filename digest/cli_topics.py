@@ -18,6 +18,11 @@ def tag(state: State, explain_ref: str | None) -> None:
     from digest import pipeline
     from digest.embed import configured_embedder
 
+    if explain_ref is not None:
+        from digest import store
+
+        if store.find_item(state.engine, explain_ref) is None:  # before the model loads
+            raise DigestError(f"item {explain_ref!r} not found (give an item id, an arXiv id or an item key)")
     embedder = configured_embedder(state.config)
     if explain_ref is not None:
         _explain(*pipeline.explain_item(state.engine, state.config, embedder, explain_ref))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -24,6 +25,15 @@ class SiteConfig:
     base_url: str = "http://localhost:8000/"
     out_dir: Path = Path("workspace/site")
     timezone: str = "UTC"
+    author: str = ""  # the feeds' own <author> (RFC 4287: entries without one inherit it); default: the title
+    description: str = ""  # every page's <meta name="description"> unless the page has its own
+
+    @property
+    def feed_author(self) -> str:
+        return self.author.strip() or self.title
+    theme: Path | None = None  # a folder whose templates and static files override the bundled ones by name
+    repo_url: str = ""  # where reproduction hook scripts are browsable: repo_url + "/" + script path
+    source_titles: tuple[tuple[str, str], ...] = ()  # (source name, display name) from [[source]] display_name
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,7 @@ class SourceConfig:
     max_results: int | None = None
     selectors: dict[str, str] = field(default_factory=dict)
     interval_min: int | None = None
+    display_name: str = ""  # the name readers see on cards (default: the source's name)
 
 
 @dataclass(frozen=True)
@@ -125,12 +136,16 @@ def load_config(path: str | os.PathLike) -> Config:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: config file not found")
+    if not path.is_file():
+        raise ConfigError(f"{path}: not a file (--config names the TOML file itself, e.g. data/digest.toml)")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config ({exc.strerror or exc})") from None
     return parse_config(raw, path)
 
 
@@ -153,6 +168,10 @@ def parse_config(raw: dict, path: Path) -> Config:
         if "out_dir" not in site_raw
         else base / _typed(site_raw, "out_dir", str, path, "[site]", ""),
         timezone=_typed(site_raw, "timezone", str, path, "[site]", "UTC"),
+        author=_typed(site_raw, "author", str, path, "[site]", ""),
+        description=_typed(site_raw, "description", str, path, "[site]", ""),
+        theme=_theme(site_raw, base, path),
+        repo_url=_typed(site_raw, "repo_url", str, path, "[site]", "").rstrip("/"),
     )
     fetch = FetchConfig(
         **{
@@ -161,9 +180,10 @@ def parse_config(raw: dict, path: Path) -> Config:
         }
     )
     _check_unknown(fetch_raw, FetchConfig.__dataclass_fields__, path, "[fetch]")
-    _check_unknown(site_raw, SiteConfig.__dataclass_fields__, path, "[site]")
+    _check_unknown(site_raw, set(SiteConfig.__dataclass_fields__) - {"source_titles"}, path, "[site]")
     _check_unknown(news_raw, NewsletterConfig.__dataclass_fields__, path, "[newsletter]")
     _check_unknown(embed_raw, {"model", "max_tokens"}, path, "[embed]")
+    _check_fetch(fetch, path)  # ranges, once every field has its type
     max_tokens = _typed(embed_raw, "max_tokens", int, path, "[embed]", 256)
     if not 8 <= max_tokens <= 512:
         raise ConfigError(f"{path}: [embed]: field 'max_tokens' must be between 8 and 512 (got {max_tokens})")
@@ -186,6 +206,7 @@ def parse_config(raw: dict, path: Path) -> Config:
     for name in names:
         if names.count(name) > 1:
             raise ConfigError(f"{path}: source {name!r}: field 'name' is used by more than one source")
+    site = replace(site, source_titles=tuple((s.name, s.display_name) for s in sources if s.display_name))
     return Config(
         path=path,
         site=site,
@@ -198,6 +219,45 @@ def parse_config(raw: dict, path: Path) -> Config:
         smtp=_smtp(_table(raw, "smtp", path), path),
         embed_max_tokens=max_tokens,
     )
+
+
+# [fetch] numbers: (lowest, highest, lowest allowed itself); every one must also be finite.
+FETCH_RANGES: dict[str, tuple[float, float, bool]] = {
+    "connect_timeout_s": (0, 3600, False),
+    "timeout_s": (0, 3600, False),
+    "min_interval_s": (0, 86400, True),
+    "max_bytes": (1, 2**31, True),
+    "max_entries": (1, 100_000, True),
+    "arxiv_delay_s": (0, 3600, True),
+    "arxiv_page_size": (1, 2000, True),  # the arXiv API serves at most 2,000 results a page
+    "arxiv_max_results": (1, 1_000_000, True),
+    "retries": (0, 10, True),
+    "retry_after_max_s": (0, 7 * 86400, True),
+    "retry_after_wait_s": (0, 3600, True),
+    "interval_min": (1, 7 * 24 * 60, True),
+}
+
+
+def _check_range(value: float, low: float, high: float, low_ok: bool, path: Path, where: str, key: str) -> None:
+    """One clean error for a number out of range, NaN or infinite (TOML has nan and inf)."""
+    if not math.isfinite(value) or value > high or value < low or (value == low and not low_ok):
+        bound = f">= {low:g}" if low_ok else f"> {low:g}"
+        raise ConfigError(
+            f"{path}: {where}: field {key!r} must be a finite number {bound} and <= {high:g} (got {value!r})"
+        )
+
+
+def _check_fetch(fetch: FetchConfig, path: Path) -> None:
+    for key, (low, high, low_ok) in FETCH_RANGES.items():
+        _check_range(getattr(fetch, key), low, high, low_ok, path, "[fetch]", key)
+    ua = fetch.user_agent
+    if not ua.strip() or not ua.isascii() or not ua.isprintable():
+        raise ConfigError(f"{path}: [fetch]: field 'user_agent' must be one non-empty line of printable ASCII")
+    if not re.match(r"^https?://[^/\s]+", fetch.arxiv_api) or fetch.arxiv_api.count("{}") != 1:
+        raise ConfigError(
+            f"{path}: [fetch]: field 'arxiv_api' must be an http(s) URL with one '{{}}' for the query "
+            f"(got {fetch.arxiv_api!r})"
+        )
 
 
 def _smtp(raw: dict, path: Path) -> SmtpConfig:
@@ -231,9 +291,14 @@ def _smtp(raw: dict, path: Path) -> SmtpConfig:
         security=security,
         user=_typed(raw, "user", str, path, "[smtp]", ""),
         password=_typed(raw, "password", str, path, "[smtp]", ""),
-        timeout_s=_typed(raw, "timeout_s", float, path, "[smtp]", 30.0),
+        timeout_s=_smtp_timeout(_typed(raw, "timeout_s", float, path, "[smtp]", 30.0), path),
         ca_file=_ca_file(_typed(raw, "ca_file", str, path, "[smtp]", ""), path),
     )
+
+
+def _smtp_timeout(value: float, path: Path) -> float:
+    _check_range(value, 0, 3600, False, path, "[smtp]", "timeout_s")
+    return value
 
 
 def _ca_file(value: str, path: Path) -> str:
@@ -266,6 +331,7 @@ def _source(raw: object, index: int, path: Path) -> SourceConfig:
         "min_interval_s",
         "max_results",
         "interval_min",
+        "display_name",
         *SELECTOR_FIELDS,
     }
     _check_unknown(raw, allowed, path, where)
@@ -287,14 +353,21 @@ def _source(raw: object, index: int, path: Path) -> SourceConfig:
             if key not in selectors:
                 raise ConfigError(f"{path}: {where}: field {key!r} (a CSS selector) is required for kind 'html'")
     interval = raw.get("min_interval_s")
-    if interval is not None and (not isinstance(interval, int | float) or interval < 0):
-        raise ConfigError(f"{path}: {where}: field 'min_interval_s' must be a number >= 0")
+    if interval is not None and (
+        not isinstance(interval, int | float)
+        or isinstance(interval, bool)
+        or not math.isfinite(interval)
+        or not 0 <= interval <= 86400
+    ):
+        raise ConfigError(f"{path}: {where}: field 'min_interval_s' must be a finite number >= 0 and <= 86400")
     max_results = raw.get("max_results")
-    if max_results is not None and (not isinstance(max_results, int) or max_results < 1):
-        raise ConfigError(f"{path}: {where}: field 'max_results' must be a positive integer")
+    if max_results is not None and (
+        not isinstance(max_results, int) or isinstance(max_results, bool) or not 1 <= max_results <= 1_000_000
+    ):
+        raise ConfigError(f"{path}: {where}: field 'max_results' must be a positive integer (at most 1,000,000)")
     interval_min = raw.get("interval_min")
     if interval_min is not None and (
-        not isinstance(interval_min, int) or isinstance(interval_min, bool) or interval_min < 1
+        not isinstance(interval_min, int) or isinstance(interval_min, bool) or not 1 <= interval_min <= 7 * 24 * 60
     ):
         raise ConfigError(f"{path}: {where}: field 'interval_min' must be a positive integer (minutes)")
     return SourceConfig(
@@ -307,7 +380,19 @@ def _source(raw: object, index: int, path: Path) -> SourceConfig:
         max_results=max_results,
         selectors=selectors,
         interval_min=interval_min,
+        display_name=_typed(raw, "display_name", str, path, where, "").strip(),
     )
+
+
+def _theme(site_raw: dict, base: Path, path: Path) -> Path | None:
+    """[site] theme: a folder (relative to the config file) that must exist."""
+    value = _typed(site_raw, "theme", str, path, "[site]", "")
+    if not value:
+        return None
+    folder = base / value
+    if not folder.is_dir():
+        raise ConfigError(f"{path}: [site]: field 'theme' must be a folder; {folder} is not one")
+    return folder
 
 
 def _table(raw: dict, key: str, path: Path) -> dict:

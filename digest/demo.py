@@ -115,7 +115,7 @@ def demo_config(config: Config, base: str, workspace: Path) -> Config:
     sources = []
     for src in config.sources:
         if src.kind == "arxiv":
-            sources.append(src)
+            sources.append(replace(src, allow_private=True))  # the snapshot's API is on 127.0.0.1
             continue
         ext = "xml" if src.kind == "rss" else "html"
         sources.append(replace(src, url=f"{base}/blogs/{src.name}.{ext}", allow_private=True, min_interval_s=0.0))

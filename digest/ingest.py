@@ -19,7 +19,7 @@ from digest.config import Config, SourceConfig
 from digest.errors import FetchError
 from digest.fetch import DeferredError, Fetcher, GoneError, Validators, arxiv_page_url, load_arxiv, warm_up
 from digest.gcpause import paused_gc
-from digest.lock import exclusive, lock_path
+from digest.lock import run_lock
 from digest.models import SourceRun, utcnow
 from digest.parse import parse_arxiv_page, parse_feed, parse_html
 
@@ -43,7 +43,7 @@ def ingest(
 ) -> list[SourceReport]:
     """Fetch every source (arXiv first) under the ingest lock; one report per source, recorded as a SourceRun."""
     warm = warm_up()
-    with exclusive(lock_path(engine.url.render_as_string(hide_password=False), config.workspace)):
+    with run_lock(engine, config.workspace, "ingest"):
         return _ingest(engine, config, only, progress, warm)
 
 
@@ -142,8 +142,9 @@ def _ingest_arxiv(
     cfg = config.fetch
     cursor = store.get_cursor(engine, source.name)
     limit = source.max_results or cfg.arxiv_max_results
-    # The API endpoint comes from the operator's config, never from feed content: it may live on loopback.
-    api = SourceConfig(name=source.name, kind="arxiv", allow_private=True)
+    # Guarded like any source: a redirect or DNS answer pointing at a private address is refused unless the
+    # source sets allow_private = true (an arXiv mirror on the lab network, a test server on loopback).
+    api = SourceConfig(name=source.name, kind="arxiv", allow_private=source.allow_private)
     report = SourceReport(source.name, "ok")
     newest = cursor
     start = 0

@@ -149,6 +149,12 @@ def m009_library_entries(conn, dialect: str) -> None:
     SQLModel.metadata.tables["libraryentry"].create(conn, checkfirst=True)
 
 
+@migration
+def m010_validators_item_doi(conn, dialect: str) -> None:
+    """item.doi: a paper's DOI from the arXiv API, cited in its BibTeX entry."""
+    _add_columns(conn, {"item": ["doi"]})
+
+
 LATEST = len(MIGRATIONS)
 
 

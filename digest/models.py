@@ -43,6 +43,7 @@ class Item(SQLModel, table=True):
     updated: NaiveDatetime | None = None
     blog_tags: str = "[]"  # JSON list: the source's own tags, evidence for tagging
     code_urls: str = "[]"  # JSON list of GitHub / GitLab / Hugging Face links
+    doi: str | None = None  # the published version's DOI, when arXiv lists one (<arxiv:doi>)
     covers_item_id: int | None = Field(default=None, foreign_key="item.id", index=True)
     content_hash: str = ""
     created_at: NaiveDatetime = Field(default_factory=utcnow)

@@ -266,7 +266,8 @@ def build_site(engine: Engine, config: Config, out_dir: Path | None = None, sear
     from digest import render, write
 
     out = Path(out_dir) if out_dir else config.site.out_dir
-    manifest = write.read_manifest(out)
+    state = write.adopt_state(out, write.state_dir(out, config.workspace))
+    manifest = write.read_manifest(state)
     with paused_gc():  # ~10^5 short-lived objects and no cycles worth collecting (see digest.gcpause)
         sigs = store.site_signatures(engine)
         load = partial(store.site_views, engine)
@@ -275,7 +276,15 @@ def build_site(engine: Engine, config: Config, out_dir: Path | None = None, sear
         )
         extra = {"items": build.items, "groups": build.groups}
         _rendered, written = write.write_site(
-            out, build.pages, load=build.load, manifest=manifest, extra=extra, fragments=build.fragments
+            out,
+            build.pages,
+            load=build.load,
+            manifest=manifest,
+            extra=extra,
+            fragments=build.fragments,
+            warm=build.warm,
+            prime=build.prime,
+            state=state,
         )
     if search and (written or not (out / "pagefind" / "pagefind.js").exists()):
         build_search(out)

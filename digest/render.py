@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 from xml.sax.saxutils import escape as xml_escape
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from jinja2.filters import do_truncate
 from markupsafe import Markup
 
@@ -25,6 +25,7 @@ from digest.config import REPO_ROOT, Config, SiteConfig
 from digest.headline import Headline, choose_headline, format_claim
 from digest.models import Topic
 from digest.normalize import clean_text, slugify
+from digest.picks import PICKS_MAX, Candidate, top_picks
 from digest.store import ItemView, SiteSignatures
 from digest.summarize import ONE_LINE_HEAD, key_points, one_line, sentences
 
@@ -38,11 +39,12 @@ VERDICT_LABELS = {"reproduced": "reproduced", "diverged": "diverged", "failed": 
 
 
 @cache
-def environment(extra: str | None = None) -> Environment:
-    """User templates first (extra), then the packaged ones: the pelican override chain."""
-    paths = [p for p in (extra, str(TEMPLATES)) if p]
+def environment(extra: str | None = None, stamp: str = "") -> Environment:
+    """The theme's templates first (extra), then the bundled ones: Pelican's THEME override chain. `stamp`: the
+    theme's digest, so an edited theme gets a fresh environment (templates are not re-read otherwise)."""
+    loaders = [FileSystemLoader(extra)] if extra else []
     env = Environment(
-        loader=FileSystemLoader(paths),
+        loader=ChoiceLoader([*loaders, FileSystemLoader(str(TEMPLATES))]),
         autoescape=select_autoescape(["html", "xml"]),
         auto_reload=False,
         bytecode_cache=_bytecode_cache(),
@@ -51,8 +53,15 @@ def environment(extra: str | None = None) -> Environment:
     env.filters["claim"] = format_claim
     env.filters["href"] = external_url
     env.filters["verdict_label"] = verdict_label
-    env.filters["verdict_badge"] = verdict_badge
+    env.filters["authors"] = short_authors
+    env.filters["confidence"] = topic_confidence
     return env
+
+
+def site_environment(site: SiteConfig) -> Environment:
+    """The environment of this site's theme (or the bundled templates alone)."""
+    theme = str(site.theme) if site.theme else None
+    return environment(theme, theme_digest(site.theme) if theme else "")
 
 
 def _bytecode_cache():
@@ -69,12 +78,123 @@ def verdict_label(verdict: str) -> str:
     return VERDICT_LABELS.get(verdict, clean_text(verdict, 40))
 
 
-def verdict_badge(verdict: str | None) -> Markup:
-    """A claim's latest reproduction verdict as a small badge; nothing when no run exists."""
-    if not verdict:
-        return Markup("")
-    return Markup(' <span class="verdict verdict-{}" title="Latest reproduction run">{}</span>').format(
-        slugify(verdict, 20), verdict_label(verdict)
+def topic_confidence(score: float) -> str:
+    """A chosen topic's stored score as a reader's word ("strong", "likely", "possible"): the tagger's own
+    bands (digest.topics.confidence_label), imported on first use (numpy) so plain builds stay light."""
+    from digest.topics import confidence_label
+
+    return confidence_label(score)
+
+
+def short_authors(authors: Sequence[str], first: int = 3) -> str:
+    """'A, B, C et al.': the first three names, then 'et al.' when there are more."""
+    names = [clean_text(str(a), 200) for a in authors]
+    return ", ".join(names[:first]) + (" et al." if len(names) > first else "")
+
+
+def _num(x: float) -> str:
+    """30.3, 6.17, 1,420 (never 1.42e+03)."""
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
+
+
+def _with_unit(value: str, unit: str) -> str:
+    return f"{value}{unit}" if unit in ("x", "%", "") else f"{value} {unit}"
+
+
+def tolerance_text(tolerance: float | None, kind: str | None, unit: str) -> str:
+    """'±5%' (relative), '±0.5 pts' (absolute), 'at least claimed −5%' (a floor); '' when unknown."""
+    if tolerance is None:
+        return ""
+    if kind == "absolute":
+        return "±" + _with_unit(_num(tolerance), unit)
+    share = f"{tolerance * 100:.3g}%"
+    return f"at least claimed −{share}" if kind == "at-least" else f"±{share}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A claim's shown reproduction verdict with its evidence, as every page, feed and email says it."""
+
+    verdict: str
+    measured: float | None = None
+    claimed: float | None = None
+    unit: str = ""
+    tolerance: str = ""  # '±5%'
+    date: str = ""  # YYYY-MM-DD of the run
+    hook: str = ""
+    script: str = ""
+    script_url: str = ""  # a link to the script when [site] repo_url is set
+    skipped: str = ""  # YYYY-MM-DD of a later run skipped for want of hardware
+
+    @property
+    def label(self) -> str:
+        return verdict_label(self.verdict)
+
+    @property
+    def slug(self) -> str:
+        return slugify(self.verdict, 20)
+
+    @property
+    def evidence(self) -> str:
+        """'measured 30.3% vs claimed 22% (±5%), 2026-11-25'."""
+        parts = []
+        if self.measured is not None:
+            text = "measured " + _with_unit(_num(self.measured), self.unit)
+            if self.claimed is not None:
+                text += " vs claimed " + _with_unit(_num(self.claimed), self.unit)
+            parts.append(text + (f" ({self.tolerance})" if self.tolerance else ""))
+        if self.date:
+            parts.append(self.date)
+        return ", ".join(parts)
+
+    @property
+    def text(self) -> str:
+        """The verdict, its evidence and where the hook lives, in one line (feeds, plain-text email, JSON)."""
+        out = self.label + (f": {self.evidence}" if self.evidence else "")
+        if self.hook or self.script:
+            out += "; hook " + " ".join(p for p in (self.hook, f"({self.script})" if self.script else "") if p)
+        if self.skipped:
+            out += f"; last skipped {self.skipped}"
+        return out
+
+    def as_json(self) -> dict:
+        return {
+            "verdict": self.verdict,
+            "measured": self.measured,
+            "claimed": self.claimed,
+            "tolerance": self.tolerance,
+            "date": self.date or None,
+            "hook": self.hook or None,
+            "script": self.script or None,
+            "script_url": self.script_url or None,
+            "last_skipped": self.skipped or None,
+            "text": self.text,
+        }
+
+
+def claim_verdict(view: ItemView, claim, repo_url: str = "") -> Verdict | None:
+    """The verdict shown for a claim: its run's evidence when the view holds the run, else the bare word."""
+    word = view.verdicts.get(claim.id)
+    if not word:
+        return None
+    run = view.runs.get(claim.id)
+    if run is None:
+        return Verdict(word)
+    started = getattr(run, "started_at", None)
+    skipped = getattr(run, "skipped_at", None)
+    script = getattr(run, "script", "") or ""
+    url = f"{repo_url}/{script.lstrip('/')}" if repo_url and script else ""
+    return Verdict(
+        word,
+        run.measured,
+        run.claimed,
+        claim.unit or "",
+        tolerance_text(getattr(run, "tolerance", None), getattr(run, "tolerance_kind", None), claim.unit or ""),
+        started.date().isoformat() if started else "",
+        getattr(run, "hook", "") or "",
+        script,
+        external_url(url),
+        skipped.date().isoformat() if skipped else "",
     )
 
 
@@ -106,132 +226,13 @@ def _esc(value) -> str:
 
 
 def finding_card(f: Finding, root: str) -> Markup:
-    """A finding's card on the home, topic and week pages. Built here, not in a template: a full build
-    renders ~20,000 of them and a Jinja macro call costs 3x more. Every value goes through _esc()."""
-    e = _esc
-    out = [
-        f'<article class="finding">\n  <h3><a href="{e(root)}{e(f.path)}">{e(f.title_300)}</a></h3>\n'
-        f'  <p class="meta">{e(f.date)} · {e(f.item.source)}'
-    ]
-    if f.item.arxiv_id:
-        out.append(f" · arXiv:{e(f.item.arxiv_id)}")
-    out.append(f'</p>\n  <p class="one-line">{e(f.one_line)}</p>\n  ')
-    if f.headline:
-        out.append(f'<p class="headline"><span class="num">{e(f.headline.text)}</span>{e(f.headline_badge)}</p>')
-    out.append("\n  ")
-    if f.tag_links:
-        tags = "".join(f'<a class="tag" href="{e(root)}{e(href)}">{e(name)}</a> ' for href, name, _ in f.tag_links)
-        out.append(f'<p class="tags">{tags}</p>')
-    out.append("\n</article>")
-    return Markup("".join(out))
+    """A finding's card on the home, topic and week pages: the `card` macro of templates/_card.html."""
+    return Markup(f.env.get_template("_card.html").module.card(f, root))
 
 
-ITEM_SLOT = re.compile("\x00(title|head|main)\x00")
-
-
-def item_shell(env: Environment, common: dict) -> list[str]:
-    """templates/item.html (the page chrome of base.html) rendered once with markers where an item's title, head
-    and article go, split there: even entries are constant text, odd ones the slot names."""
-    marks = {name: Markup(f"\x00{name}\x00") for name in ("title", "head", "main")}
-    return ITEM_SLOT.split(env.get_template("item.html").render(root="../", **common, **marks))
-
-
-def item_slots(f: Finding, base: str, root: str = "../") -> dict[str, str]:
-    """An item page's title, head (citation_* meta tags, what Zotero saves, and the canonical link) and article,
-    for item_shell's slots. Built here, not in a template: item pages are 90% of a build and a template costs
-    ~5x more per page. Feed values go through _esc(), text between tags in one call (escaping is per character,
-    so escaping the joined text equals joining the escaped parts); links through external_url() too. `base`:
-    the escaped base URL. Paths (item_path, tag_path) and dates are [a-z0-9./-] by construction."""
-    e, item, view, authors = _esc, f.item, f.view, f.authors
-    title = e(item.title)
-    url, pdf_url = (e(u) for u in f.links)
-    head = [f'<meta name="citation_title" content="{title}">\n']
-    head += [f'<meta name="citation_author" content="{e(a)}">\n' for a in authors]
-    head.append(f'<meta name="citation_publication_date" content="{_slashed(item.published, f.date)}">\n')
-    if item.arxiv_id:
-        head.append(f'<meta name="citation_arxiv_id" content="{e(item.arxiv_id)}">\n')
-        if pdf_url:
-            head.append(f'<meta name="citation_pdf_url" content="{pdf_url}">')
-        head.append("\n")
-        if url:
-            head.append(f'<meta name="citation_abstract_html_url" content="{url}">')
-    head.append(f'\n<link rel="canonical" href="{base}{f.path}">')
-
-    meta = [", ".join(map(str, authors[:6])) + (" et al. · " if len(authors) > 6 else " · ")] if authors else []
-    meta.append(f"{f.date} · {item.source}")
-    if item.arxiv_id:
-        meta.append(f" · arXiv:{item.arxiv_id}" + (f"v{item.arxiv_version}" if item.arxiv_version else ""))
-    out = [
-        f'<article class="item" data-pagefind-body>\n<h1>{title}</h1>\n<p class="meta" data-pagefind-ignore>'
-        f'{e("".join(meta))}</p>\n<p class="one-line">{e(f.one_line)}</p>\n'
-    ]
-    if f.points:
-        out.append('<h2>Key points</h2>\n<ul class="points">')
-        out += [f"<li>{e(p)}</li>" for p in f.points]
-        out.append("</ul>")
-    out.append("\n")
-    if view.claims:
-        verdicts = view.verdicts
-        out.append('<h2>Headline numbers</h2>\n<ul class="claims">')
-        for c in view.claims:
-            cid, verdict = c.id, verdicts.get(c.id)
-            more = (f" · {c.subject}" if c.subject else "") + (f" · {c.context}" if c.context else "")
-            out.append(
-                f'<li id="claim-{cid if type(cid) is int else e(cid)}"><span class="num">{e(format_claim(c))}</span> '
-                f'<span class="kind">{e(c.kind)}</span>{e(more) if more else ""}'
-                f"{verdict_badge(verdict) if verdict else ''}<blockquote>{e(c.text)}</blockquote></li>"
-            )
-        out.append("</ul>")
-    out.append("\n")
-    if f.tag_links:
-        root = e(root)
-        out.append('<h2>Topics</h2>\n<p class="tags">')
-        out += [
-            f'<a class="tag" href="{root}{href}">{_esc_label(name)} <span class="count">{score:.2f}</span></a> '
-            for href, name, score in f.tag_links
-        ]
-        out.append("</p>")
-    out.append("\n")
-    if not item.arxiv_id and f.blog_tags:
-        out.append(f'<p class="blog-tags">Source tags: {e(" · ".join(map(str, f.blog_tags)))}</p>')
-    out.append('\n<h2>Links</h2>\n<ul class="links" data-pagefind-ignore>\n')
-    if url:
-        label = "arXiv abstract" if item.arxiv_id else "Original post"
-        out.append(f'<li><a href="{url}" rel="noopener noreferrer">{label}</a></li>')
-    out.append("\n")
-    if pdf_url:
-        out.append(f'<li><a href="{pdf_url}" rel="noopener noreferrer">PDF</a></li>')
-    out.append("\n</ul>\n")
-    if f.code_urls:
-        out.append('<h2>Code</h2>\n<ul class="links code" data-pagefind-ignore>')
-        shown = [e(u) for u in f.code_urls if external_url(u)]
-        out += [f'<li><a href="{u}" rel="noopener noreferrer">Code: {u}</a></li>' for u in shown]
-        out.append("</ul>")
-    out.append("\n")
-    if view.coverage:
-        out.append('<h2>Blog coverage</h2>\n<ul class="links coverage" data-pagefind-ignore>')
-        for post in view.coverage:
-            href, text = external_url(post.url), f"Coverage: {e(post.title)}"
-            link = f'<a href="{e(href)}" rel="noopener noreferrer">{text}</a>' if href else text
-            when = post.published.strftime("%Y-%m-%d") if post.published else ""
-            out.append(f'<li>{link} <span class="meta">({e(f"{post.source}, {when}")})</span></li>')
-        out.append("</ul>")
-    out.append("\n")
-    if f.bibtex:
-        out.append(
-            f'<details class="bibtex" data-pagefind-ignore><summary>BibTeX</summary><pre>{e(f.bibtex)}</pre></details>'
-        )
-    out.append("\n")
-    if item.summary:
-        out.append(f"<details data-pagefind-ignore><summary>Full abstract</summary><p>{e(item.summary)}</p></details>")
-    out.append("\n</article>")
-    return {"title": title, "head": "".join(head), "main": "".join(out)}
-
-
-@lru_cache(maxsize=4096)
-def _esc_label(name: str) -> str:
-    """A topic name escaped once per build, not once per finding that shows it."""
-    return _esc(name)
+def item_page_html(env: Environment, f: Finding, common: dict) -> str:
+    """An item page: templates/item.html with the finding's view data."""
+    return env.get_template("item.html").render(root="../", f=f, **common)
 
 
 def _slashed(when: datetime, iso: str) -> str:
@@ -239,13 +240,29 @@ def _slashed(when: datetime, iso: str) -> str:
     return iso.replace("-", "/") if when.year >= 1000 else when.strftime("%Y/%m/%d")
 
 
-@cache
-def templates_digest() -> str:
-    """Any change to a template or static file invalidates every page built from it."""
+def _folder_digest(folder: Path) -> str:
     h = hashlib.blake2b(digest_size=16)
-    for path in sorted(TEMPLATES.iterdir()):
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
         h.update(path.name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
+
+
+@cache
+def templates_digest() -> str:
+    """Any change to a bundled template or static file invalidates every page built from it."""
+    return _folder_digest(TEMPLATES)
+
+
+def theme_digest(theme: Path | None) -> str:
+    """The theme folder's files (read on each build: editing a theme re-renders what it shows)."""
+    return _folder_digest(Path(theme)) if theme else ""
+
+
+def static_file(site: SiteConfig, name: str) -> bytes:
+    """A static file (style.css, search.js) from the theme when it has one, else the bundled one."""
+    if site.theme and (Path(site.theme) / name).is_file():
+        return (Path(site.theme) / name).read_bytes()
+    return (TEMPLATES / name).read_bytes()
 
 
 def item_path(view_or_item) -> str:
@@ -275,29 +292,29 @@ def week_of(view: ItemView) -> str:
 
 
 def bibtex(view: ItemView, authors: list[str] | None = None) -> str:
-    """A BibTeX @misc entry for an arXiv item (braces and backslashes from feed text removed); `authors`: the
-    view's, when already parsed."""
+    """The finding's BibTeX entry (digest.bibtex: the same entry `digest search --bibtex` prints); `authors`:
+    the view's, when already parsed."""
+    from digest import bibtex as bib
+
+    return bib.entry(reference(view, authors))
+
+
+def reference(view: ItemView, authors: list[str] | None = None):
+    """A finding as digest.bibtex cites it, from the stored fields search reads too."""
+    from digest.bibtex import Reference
+
     item = view.item
-
-    def field(text: str) -> str:
-        return clean_text(re.sub(r"[{}\\]", "", text), 2000)
-
     authors = view.authors if authors is None else authors  # view.authors: parsed from JSON on each access
-    first = (authors[0].split()[-1] if authors and authors[0].split() else "anon").lower()
-    key = (
-        f"{slugify(first, 30).replace('-', '')}{item.published.year}{slugify(item.arxiv_id or '', 20).replace('-', '')}"
+    return Reference(
+        title=item.title,
+        authors=authors,
+        year=item.published.year,
+        url=item.url or "",
+        arxiv_id=item.arxiv_id,
+        categories=view.blog_tags if item.arxiv_id else (),
+        doi=getattr(item, "doi", None),
+        source=item.source,
     )
-    lines = [
-        f"@misc{{{key},",
-        f"  title = {{{{{field(item.title)}}}}},",
-        f"  author = {{{field(' and '.join(authors)) or 'Anonymous'}}},",
-        f"  year = {{{item.published.year}}},",
-        f"  eprint = {{{field(item.arxiv_id or '')}}},",
-        "  archivePrefix = {arXiv},",
-        f"  url = {{https://arxiv.org/abs/{field(item.arxiv_id or '')}}}",
-        "}",
-    ]
-    return "\n".join(lines)
 
 
 class _once:
@@ -314,15 +331,74 @@ class _once:
         return value
 
 
-class Finding:
-    """One finding as pages show it; the summary work is done only for pages actually rendered."""
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence with its numbers highlighted: `parts` are (text, claim or None) in order; `claims` the claims
+    it carries (with their verdicts) and `anchors` the claim ids whose #claim-ID anchor sits here."""
 
-    def __init__(self, view: ItemView, names: dict[str, str]):
+    parts: tuple[tuple[str, object], ...]
+    claims: tuple[tuple[object, Verdict | None], ...]
+    anchors: frozenset = frozenset()
+    unplaced: tuple = ()  # claims whose number span does not fit the sentence: shown after it
+
+    @property
+    def text(self) -> str:
+        return "".join(t for t, _ in self.parts)
+
+
+def spans_in(text: str, claims: Sequence) -> list[tuple[int, int, object]]:
+    """(start, end, claim) of each claim's number inside `text`: its own span when `text` is its sentence,
+    else where the same characters occur in `text` (a trimmed one-liner), in order; claims not found are left
+    out."""
+    out, at = [], 0
+    for c in sorted(claims, key=lambda c: c.start):
+        if text == c.text:
+            out.append((c.start, c.end, c))
+            continue
+        number = c.text[c.start : c.end] if 0 <= c.start < c.end <= len(c.text) else ""
+        where = text.find(number, at) if number else -1
+        if where >= 0:
+            out.append((where, where + len(number), c))
+            at = where + len(number)
+    return out
+
+
+def highlight(sentence: str, claims: Sequence) -> tuple[tuple[str, object], ...]:
+    """The sentence cut around each claim's number (see spans_in); a claim whose span does not fit the
+    sentence (or overlaps another) is left out of the cut."""
+    parts: list[tuple[str, object]] = []
+    at = 0
+    for start, end, c in sorted(spans_in(sentence, claims), key=lambda s: s[0]):
+        if not (at <= start < end <= len(sentence)):
+            continue
+        if start > at:
+            parts.append((sentence[at:start], None))
+        parts.append((sentence[start:end], c))
+        at = end
+    if at < len(sentence):
+        parts.append((sentence[at:], None))
+    return tuple(parts)
+
+
+class Finding:
+    """One finding as pages show it: the view data templates read. The summary work is done only for pages
+    actually rendered."""
+
+    def __init__(
+        self, view: ItemView, names: dict[str, str], site: SiteConfig | None = None, env: Environment | None = None
+    ):
+        if env is not None:
+            self.env = env  # the site's template environment (else made on first use)
         self.view = view
         self.item = view.item
         self.path = item_path(view)
         self.week = week_of(view)
         self.names = names
+        self.site = site or SiteConfig()
+
+    @_once
+    def env(self) -> Environment:
+        return site_environment(self.site)
 
     @_once
     def headline(self) -> Headline | None:
@@ -344,8 +420,84 @@ class Finding:
         return one_line(self.item.summary, parts=self._sentences)
 
     @_once
-    def points(self) -> list[str]:
-        return key_points(self.item.summary, [c.text for c in self.view.claims], parts=self._sentences)
+    def headline_verdict(self) -> Verdict | None:
+        return self.verdict(self.headline_claim) if self.headline_claim is not None else None
+
+    def verdict(self, claim) -> Verdict | None:
+        return claim_verdict(self.view, claim, self.site.repo_url)
+
+    @_once
+    def _by_sentence(self) -> dict[str, list]:
+        groups: dict[str, list] = {}
+        for c in self.view.claims:
+            groups.setdefault(c.text, []).append(c)
+        return groups
+
+    @_once
+    def title_parts(self) -> Sentence | None:
+        """The title with its numbers highlighted, when claims were read from it (shown in the page heading)."""
+        claims = self._by_sentence.get(self.item.title)
+        return self._sentence(self.item.title, claims) if claims else None
+
+    @_once
+    def one_line_source(self) -> str | None:
+        """The claim sentence the one-liner says (itself, or trimmed: one contains the other), if any."""
+        line = self.one_line
+        if line in self._by_sentence:
+            return line
+        core = line.strip().rstrip("….;: ")
+        if len(core) < 20:
+            return None
+        for text in self._by_sentence:
+            other = text.strip().rstrip("….;: ")
+            if text != self.item.title and len(other) >= 20 and (core in text or other in line):
+                return text
+        return None
+
+    @_once
+    def one_line_parts(self) -> Sentence | None:
+        """The one-liner with its numbers highlighted, when it says one of the claim sentences (said once, there)."""
+        source = self.one_line_source
+        return self._sentence(self.one_line, self._by_sentence[source]) if source is not None else None
+
+    def _sentence(self, text: str, claims: list) -> Sentence:
+        head = self.headline_claim
+        anchors = frozenset(c.id for c in claims if c is not head)
+        parts = highlight(text, claims)
+        placed = {id(c) for _, c in parts if c is not None}
+        unplaced = tuple(c for c in claims if id(c) not in placed and c is not head)
+        shown = tuple((c, self.verdict(c)) for c in claims if c is not head)
+        return Sentence(parts, shown, anchors, unplaced)
+
+    @_once
+    def claim_sentences(self) -> list[Sentence]:
+        """The sentences carrying the claims other than the headline, each once, in reading order, the one-liner's
+        left out (it is shown above)."""
+        head = self.headline_claim
+        out = []
+        for text, claims in self._by_sentence.items():
+            if text in (self.one_line_source, self.item.title) or all(c is head for c in claims):
+                continue
+            out.append(self._sentence(text, claims))
+        return out
+
+    @_once
+    def points(self) -> list[Sentence]:
+        """Key points not already shown as the one-liner or a claim sentence; the headline's own sentence (when
+        it is one) with the headline number highlighted."""
+        shown = {self.one_line.strip(), (self.one_line_source or "").strip()}
+        shown |= {s.text.strip() for s in self.claim_sentences}
+        found = key_points(self.item.summary, [c.text for c in self.view.claims], parts=self._sentences)
+        head = self.headline_claim
+        out = []
+        for p in found:
+            if p.strip() in shown:
+                continue
+            if head is not None and p == head.text:
+                out.append(Sentence(highlight(p, [head]), ()))
+            else:
+                out.append(Sentence(((p, None),), ()))
+        return out
 
     @_once
     def title_300(self) -> str:
@@ -356,9 +508,22 @@ class Finding:
         return self.item.published.date().isoformat()  # YYYY-MM-DD, 20x cheaper than strftime
 
     @_once
+    def date_slashed(self) -> str:
+        return _slashed(self.item.published, self.date)
+
+    @_once
     def links(self) -> tuple[str, str]:
         """The abstract (or post) and PDF links, each '' unless http(s)."""
         return external_url(self.item.url), external_url(self.item.pdf_url)
+
+    @_once
+    def source_name(self) -> str:
+        """The source's display name: `[[source]] display_name`, else its name."""
+        return dict(self.site.source_titles).get(self.item.source) or self.item.source
+
+    @_once
+    def is_post(self) -> bool:
+        return not self.item.arxiv_id
 
     @_once
     def tag_links(self) -> list[tuple[str, str, float]]:
@@ -366,21 +531,43 @@ class Finding:
         return [(tag_path(slug), self.names.get(slug, slug), score) for slug, score in self.view.tags]
 
     @_once
+    def coverage(self) -> list[tuple[str, str, str, str]]:
+        """(http(s) link or '', title, source display name, YYYY-MM-DD) of each blog post covering this finding."""
+        titles = dict(self.site.source_titles)
+        return [
+            (
+                external_url(p.url),
+                p.title,
+                titles.get(p.source) or p.source,
+                p.published.strftime("%Y-%m-%d") if p.published else "",
+            )
+            for p in self.view.coverage
+        ]
+
+    @_once
+    def summary_line(self) -> str:
+        """The one-liner, the headline phrase and its verdict in one line: feeds' summaries."""
+        out = self.one_line or self.item.title
+        if self.headline:
+            out += f" Headline: {self.headline.text}"
+            if self.headline_verdict:
+                out += f" ({self.headline_verdict.text})"
+            out += "."
+        return out
+
+    @_once
     def atom_entry(self) -> dict:
-        """This finding as an Atom entry (templates/atom.xml); one finding sits in several feeds."""
+        """This finding as an Atom entry (templates/_entry.xml); one finding sits in several feeds."""
         return {
             "f": self,
+            "link": self.site.base_url + self.path,
             "title": _xml_text(self.item.title, 500),
             "published": self.item.published.replace(tzinfo=UTC).isoformat(),
             "updated": _when(self).isoformat(),
-            "summary": _xml_text(self.one_line, 1000) or _xml_text(self.item.title, 500),
+            "summary": _xml_text(self.summary_line, 1500) or _xml_text(self.item.title, 500),
             "authors": [_xml_text(a, 200) for a in self.authors[:10]],
             "categories": [(slug, _xml_text(self.names.get(slug, slug), 200)) for slug, _ in self.view.tags],
         }
-
-    @_once
-    def headline_badge(self) -> Markup:
-        return verdict_badge(self.view.verdicts.get(self.headline_claim.id)) if self.headline_claim else Markup("")
 
     @_once
     def bibtex(self) -> str:
@@ -392,15 +579,16 @@ class Finding:
 
     @_once
     def code_urls(self) -> list[str]:
-        return [] if self.item.code_urls in ("[]", "", None) else self.view.code_urls  # most have none
+        shown = [] if self.item.code_urls in ("[]", "", None) else self.view.code_urls  # most have none
+        return [u for u in shown if external_url(u)]
 
     @_once
     def blog_tags(self) -> list[str]:
         return self.view.blog_tags
 
 
-def finding(view: ItemView, names: dict[str, str] | None = None) -> Finding:
-    return Finding(view, names or {})
+def finding(view: ItemView, names: dict[str, str] | None = None, site: SiteConfig | None = None) -> Finding:
+    return Finding(view, names or {}, site)
 
 
 @dataclass
@@ -462,6 +650,8 @@ class Build:
     items: dict[str, list[str]]  # item id -> [key, path, week], kept in the build manifest
     fragments: Callable[[], dict[tuple[int, str], tuple[str, str]]] = dict  # drains {(id, kind): (key, body)}
     groups: dict[str, str] = field(default_factory=dict)  # id // GROUP -> digest of its findings' signatures
+    warm: Callable[[list[int]], None] | None = None  # render the wanted cards and entries of these findings
+    prime: Callable[[dict], None] | None = None  # take fragments rendered elsewhere ({(id, kind): (key, body)})
 
 
 GROUP = 64  # findings (by id) whose signatures are digested together: only a changed group is keyed finding by finding
@@ -484,7 +674,17 @@ def signature_key(salt: str, parts) -> str:
 
 def site_salt(site: SiteConfig, topics: list[Topic]) -> str:
     """What every page depends on: renderer code, templates, site settings and the taxonomy's names."""
-    return _key(code_digest(), site.title, site.base_url, site.timezone, [(t.slug, t.name) for t in topics])
+    parts = (
+        site.title,
+        site.base_url,
+        site.timezone,
+        site.author,
+        site.description,
+        site.repo_url,
+        site.source_titles,
+        theme_digest(site.theme),
+    )
+    return _key(code_digest(), *parts, [(t.slug, t.name) for t in topics])
 
 
 def signatures_of(views: list[ItemView]) -> SiteSignatures:
@@ -527,9 +727,10 @@ def plan_build(
             return
         for view in load(None if len(missing) > total // 2 else missing):
             if view.item.id not in found:
-                found[view.item.id] = Finding(view, names)
+                found[view.item.id] = Finding(view, names, site, env)
 
     salt = site_salt(site, topics)
+    env = site_environment(site)
     none: list = []
     runs, coverage = sigs.runs, sigs.coverage
     tags_of, claims_of, coverage_of, hit_of = sigs.tags.get, sigs.claims.get, coverage.get, cached.get
@@ -576,8 +777,9 @@ def plan_build(
         listings = [x for x in listings if x is not None]
 
     frags: dict[tuple[int, str], str] = {}  # (id, "card" | "entry") -> body, valid for this build
+    pending: set[tuple[int, str]] = set()  # fragments the pages to render need and no cache holds
     fresh: dict[tuple[int, str], tuple[str, str]] = {}  # the ones rendered here: (id, kind) -> (key, body)
-    makers = {"card": lambda f: str(finding_card(f, CARD_ROOT)), "entry": lambda f: atom_entry(site, f)}
+    makers = {"card": lambda f: str(finding_card(f, CARD_ROOT)), "entry": lambda f: atom_entry(site, f, f.env)}
 
     def fragment(iid: int, kind: str) -> str:
         """A finding's card or feed entry: from the cache when its signature matches, else rendered now."""
@@ -597,15 +799,31 @@ def plan_build(
             for iid, kind, key, body in cached(sorted({i for i, _ in wanted})):
                 if keys.get(iid) == key:
                     frags[iid, kind] = body
-        want.update(i for i, kind in wanted if (i, kind) not in frags)
+        missing = [k for k in wanted if k not in frags]
+        pending.update(missing)
+        want.update(i for i, _kind in missing)
         fetch(want)
+        if want:  # item pages name their topics' confidence: import its module once, before workers fork
+            import digest.topics  # noqa: F401
+
+    def warm(ids: list[int]) -> None:
+        """Render the pending cards and entries of these findings (in the worker that renders their pages)."""
+        for iid in ids:
+            for kind in ("card", "entry"):
+                if (iid, kind) in pending and iid in found:
+                    fragment(iid, kind)
+
+    def prime(made: dict[tuple[int, str], tuple[str, str]]) -> None:
+        for k, (_key, body) in made.items():
+            frags[k] = body
 
     def drain() -> dict[tuple[int, str], tuple[str, str]]:
         taken = dict(fresh)
         fresh.clear()
         return taken
 
-    return Build(plan(listings, topics, site, found, salt, fragment), load_pages, items, drain, digests)
+    pages = plan(listings, topics, site, found, salt, fragment)
+    return Build(pages, load_pages, items, drain, digests, warm, prime)
 
 
 @cache
@@ -630,7 +848,7 @@ def plan(
 ) -> dict[str, Page]:
     """Every page of the site keyed by its inputs (listing keys carry `salt`); renderers read `found` and
     `fragment(id, "card" | "entry")` when run."""
-    env = environment()
+    env = site_environment(site)
     names = {t.slug: t.name for t in topics}
     by_tag: dict[str, list[Listing]] = defaultdict(list)
     by_week: dict[str, list[Listing]] = defaultdict(list)
@@ -673,14 +891,10 @@ def plan(
 
         return render
 
-    shell: list[str] = []
-    base_esc = _esc(base)
+    item_common = {**common, "base": base}
 
     def item_page(iid: int) -> bytes:
-        if not shell:
-            shell.extend(item_shell(env, common))
-        slots = item_slots(found[iid], base_esc)
-        return "".join([slots[part] if n % 2 else part for n, part in enumerate(shell)]).encode("utf-8")
+        return item_page_html(env, found[iid], item_common).encode("utf-8")
 
     pages: dict[str, Page | ItemPage] = {}
     tag_list = [(t, names.get(t, t), n) for t, n in sorted(tag_counts.items(), key=lambda kv: (-kv[1], kv[0]))]
@@ -721,6 +935,7 @@ def plan(
         pages[tag_feed_path(topic.slug)] = Page(
             _key(salt, "tagfeed", tkey, *[x.key for x in latest]),
             lambda t=topic, latest=latest: atom_feed(
+                env,
                 site,
                 [fragment(x.id, "entry") for x in latest],
                 tag_feed_path(t.slug),
@@ -730,19 +945,25 @@ def plan(
             entries=ids(latest),
         )
     claim_parts = []
-    for week in weeks:
+    for n, week in enumerate(weeks):  # newest first: the next week is the one before in the list
         xs = by_week[week]
         wkey = _key(*[x.key for x in xs])
+        around = {"previous": weeks[n + 1] if n + 1 < len(weeks) else "", "next": weeks[n - 1] if n else ""}
         pages[week_path(week)] = Page(
-            _key(salt, "week", week, wkey),
-            html(week_path(week), "week.html", lambda week=week, xs=xs: {"week": week, "findings": xs}),
+            _key(salt, "week", week, wkey, around),
+            html(week_path(week), "week.html", lambda week=week, xs=xs, a=around: {"week": week, "findings": xs, **a}),
             cards=ids(xs),
         )
         claim_parts.append(claims_week_path(week))
         pages[claim_parts[-1]] = Page(
-            _key(salt, "claims", week, wkey), lambda xs=xs: claims_json(members(xs), base), ids(xs)
+            _key(salt, "claims", week, wkey), lambda xs=xs: claims_json(members(xs)), ids(xs)
         )
-    tags_rows = [(t.slug, t.name, tag_counts.get(t.slug, 0)) for t in topics]
+    week_rows = [(w, len(by_week[w])) for w in weeks]
+    pages["weeks/index.html"] = Page(
+        _key(salt, "weeks", week_rows), html("weeks/index.html", "weeks_index.html", lambda: {"weeks": week_rows})
+    )
+    by_name = sorted(topics, key=lambda t: (t.name.casefold(), t.slug))
+    tags_rows = [(t.slug, t.name, tag_counts.get(t.slug, 0)) for t in by_name]
     pages["tags/index.html"] = Page(
         _key(salt, "tags", tags_rows), html("tags/index.html", "tags_index.html", lambda: {"tags": tags_rows})
     )
@@ -754,9 +975,7 @@ def plan(
         lambda: global_atom_feed(site, members(latest)),
         ids(latest),
     )
-    pages["feed.json"] = Page(
-        _key(salt, "json", *latest_keys), lambda: json_feed(site, members(latest), names), ids(latest)
-    )
+    pages["feed.json"] = Page(_key(salt, "json", *latest_keys), lambda: json_feed(site, members(latest)), ids(latest))
     html_paths = [p for p in pages if p.endswith(".html")]
     pages["sitemap.xml"] = Page(_key(salt, "sitemap", *html_paths), lambda: sitemap(base, html_paths))
     parts = tuple(claim_parts)
@@ -767,7 +986,7 @@ def plan(
         join=join_json_arrays,
     )
     for name in STATIC:
-        data = (TEMPLATES / name).read_bytes()
+        data = static_file(site, name)
         pages[name] = Page(_key(salt, name), lambda data=data: data)
     return pages
 
@@ -794,40 +1013,30 @@ def join_json_arrays(parts: list[bytes]) -> bytes:
     return b"[" + b",".join(b for b in bodies if b) + b"]"
 
 
-def atom_feed(site: SiteConfig, entries: list[str], path: str, html_path: str, title: str) -> bytes:
+def atom_feed(env: Environment, site: SiteConfig, entries: list[str], path: str, html_path: str, title: str) -> bytes:
     """Atom 1.0 from templates/atom.xml and entries made by atom_entry, newest first, links absolute from base_url
     (~10x cheaper than feedgen). Each entry starts with its updated time and a newline."""
     updated = max((datetime.fromisoformat(e.partition("\n")[0]) for e in entries), default=None)
     return (
-        environment()
-        .get_template("atom.xml")
+        env.get_template("atom.xml")
         .render(
             base=site.base_url,
             path=path,
             html_path=html_path,
             title=_xml_text(title, 300),
             updated=(updated or datetime(2000, 1, 1, tzinfo=UTC)).isoformat(),
+            author=_xml_text(site.feed_author, 200),
             entries=[Markup(e.partition("\n")[2]) for e in entries],
         )
         .encode("utf-8")
     )
 
 
-def atom_entry(site: SiteConfig, f: Finding) -> str:
-    """One finding's Atom entry after its updated time and a newline: the fragment topic feeds are joined from
-    (a finding sits in several feeds; the cache keeps it between builds). Built here like finding_card, with
-    the escaping Jinja's autoescape applies (a template call per entry cost ~5x more)."""
-    e, x = f.atom_entry, _esc
-    link = x(site.base_url) + x(f.path)
-    out = [
-        f'<entry>\n<id>{link}</id>\n<title>{x(e["title"])}</title>\n<link href="{link}"/>\n'
-        f"<published>{x(e['published'])}</published>\n<updated>{x(e['updated'])}</updated>\n"
-        f"<summary>{x(e['summary'])}</summary>\n"
-    ]
-    out += [f"<author><name>{x(a)}</name></author>\n" for a in e["authors"]]
-    out += [f'<category term="{x(slug)}" label="{x(label)}"/>\n' for slug, label in e["categories"]]
-    out.append("</entry>")
-    return f"{e['updated']}\n{''.join(out)}"
+def atom_entry(site: SiteConfig, f: Finding, env: Environment | None = None) -> str:
+    """One finding's Atom entry (templates/_entry.xml) after its updated time and a newline: the fragment topic
+    feeds are joined from (a finding sits in several feeds; the cache keeps it between builds)."""
+    env = env or f.env
+    return f"{f.atom_entry['updated']}\n{env.get_template('_entry.xml').module.entry(f.atom_entry)}"
 
 
 def global_atom_feed(site: SiteConfig, findings: list[Finding]) -> bytes:
@@ -843,6 +1052,7 @@ def global_atom_feed(site: SiteConfig, findings: list[Finding]) -> bytes:
     fg.link(href=base + "index.html", rel="alternate")
     fg.updated(max((_when(f) for f in findings), default=datetime(2000, 1, 1, tzinfo=UTC)))
     fg.generator("Digest")
+    fg.author(name=_xml_text(site.feed_author, 200))  # RFC 4287 4.1.1: entries without an author inherit it
     for f in reversed(findings):  # feedgen prepends: add the oldest first so the newest is on top
         e, entry = fg.add_entry(), f.atom_entry
         e.id(base + f.path)
@@ -867,8 +1077,8 @@ def _xml_text(text: str, limit: int = 2000) -> str:
     return clean_text(text, limit)
 
 
-def json_feed(site: SiteConfig, findings: list[Finding], names: dict[str, str]) -> bytes:
-    """JSON Feed 1.1 of the latest findings."""
+def json_feed(site: SiteConfig, findings: list[Finding]) -> bytes:
+    """JSON Feed 1.1 of the latest findings; `_digest` carries the headline and its verdict with evidence."""
     base = site.base_url
     feed = {
         "version": "https://jsonfeed.org/version/1.1",
@@ -882,12 +1092,17 @@ def json_feed(site: SiteConfig, findings: list[Finding], names: dict[str, str]) 
                 "url": base + f.path,
                 "external_url": external_url(f.item.url) or None,
                 "title": f.item.title,
-                "summary": f.one_line,
+                "summary": f.summary_line,
                 "content_text": f.item.summary or f.item.title,
                 "date_published": f.item.published.replace(tzinfo=UTC).isoformat(),
                 "date_modified": _when(f).isoformat(),
                 "authors": [{"name": a} for a in f.authors[:10]],
-                "tags": [names.get(s, s) for s, _ in f.view.tags],
+                "tags": [name for _, name, _ in f.tag_links],
+                "_digest": {
+                    "one_line": f.one_line,
+                    "headline": f.headline.as_json() if f.headline else None,
+                    "verdict": f.headline_verdict.as_json() if f.headline_verdict else None,
+                },
             }
             for f in findings
         ],
@@ -911,13 +1126,16 @@ def sitemap(base: str, paths: list[str]) -> bytes:
     ).encode("utf-8")
 
 
-def claims_json(findings: list[Finding], base: str) -> bytes:
-    """Every claim with its finding, number, unit, kind, sentence and latest reproduction verdict."""
+def claims_json(findings: list[Finding]) -> bytes:
+    """Every claim with its finding, number, unit, kind, sentence and shown reproduction verdict (the latest
+    measured one) with its evidence (`reproduction`: measured, claimed, tolerance, date, hook, script)."""
     rows = []
     for f in findings:
         item, verdicts = f.item, f.view.verdicts
-        head = {"item_id": item.id, "item_title": item.title, "item_url": base + f.path, "arxiv_id": item.arxiv_id}
+        url = f.site.base_url + f.path
+        head = {"item_id": item.id, "item_title": item.title, "item_url": url, "arxiv_id": item.arxiv_id}
         for c in f.view.claims:
+            shown = f.verdict(c)
             rows.append(
                 {
                     "claim_id": c.id,
@@ -928,6 +1146,7 @@ def claims_json(findings: list[Finding], base: str) -> bytes:
                     "kind": c.kind,
                     "sentence": c.text,
                     "verdict": verdicts.get(c.id),
+                    "reproduction": shown.as_json() if shown else None,
                 }
             )
     return json.dumps(rows, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -954,21 +1173,32 @@ def newsletter_message(
 
     `reproductions`: (finding, claim, verdict) of the claims whose latest run that week started in it;
     `suggestions`: the suggested topics (SuggestedTopic rows) first seen that week."""
-    env = environment()
+    env = site_environment(config.site)
     names = {t.slug: t.name for t in topics}
     sections: dict[str, list[Finding]] = defaultdict(list)
-    for view in views:
-        slug = view.tags[0][0] if view.tags else "other"
-        sections[slug].append(Finding(view, names))
+    findings = [Finding(view, names, config.site, env) for view in views]
+    for f in findings:
+        sections[f.view.tags[0][0] if f.view.tags else "other"].append(f)
     ordered = sorted(sections.items(), key=lambda kv: (kv[0] == "other", -len(kv[1]), kv[0]))
     top = [names[slug] for slug, _ in ordered if slug in names][:3]
     subject = f"Digest, week {week}: {len(views)} findings" + (f" in {', '.join(top)}" if top else "")
     if len([s for s, _ in ordered if s in names]) > 3:
         subject += ", ..."
-    checked = [(Finding(v, names), c, verdict) for v, c, verdict in reproductions]
+    picks = newsletter_picks(findings)
+    picked = {id(f) for f in picks}
+
+    def unpicked(fs: list[Finding]) -> list[Finding]:
+        return [f for f in fs if id(f) not in picked]  # a top pick is shown once, in Top picks
+
+    checked = []
+    for v, c, verdict in reproductions:
+        f = Finding(v, names, config.site, env)
+        shown = f.verdict(c)
+        checked.append((f, c, verdict, shown if shown and shown.verdict == verdict else None))
     ctx = {
         "week": week,
-        "sections": [(slug, names.get(slug, "Other"), fs[:5]) for slug, fs in ordered],
+        "picks": picks,
+        "sections": [(slug, names.get(slug, "Other"), rest[:5]) for slug, fs in ordered if (rest := unpicked(fs))],
         "reproduced": [row for row in checked if row[2] == "reproduced"],
         "failed": [row for row in checked if row[2] in ("diverged", "failed")],
         "base": config.site.base_url,
@@ -977,6 +1207,7 @@ def newsletter_message(
         "total": len(views),
         "suggestions": [_suggestion(s) for s in suggestions],
         "unsubscribe_url": "{{UNSUBSCRIBE_URL}}",
+        "subject": header_text(subject, 200),
     }
     html = env.get_template("newsletter.html").render(**ctx)
     text = env.get_template("newsletter.txt").render(**ctx)
@@ -987,11 +1218,28 @@ def newsletter_message(
     msg["To"] = "subscribers@localhost"
     msg["Date"] = format_datetime(datetime.now(UTC))
     msg["Message-ID"] = make_msgid(idstring=f"digest-{slugify(week)}", domain=_domain(config))
+    msg["List-Id"] = list_id(config)
     _unsubscribe_headers(msg, config, "")
     msg.set_content(text.replace("{{UNSUBSCRIBE_URL}}", _unsubscribe_url(config, "")))
     msg.add_alternative(html.replace("{{UNSUBSCRIBE_URL}}", _unsubscribe_url(config, "")), subtype="html")
     msg._digest_parts = (text, html)  # type: ignore[attr-defined]  # the templates, for per-recipient copies
     return msg
+
+
+def newsletter_picks(findings: Sequence[Finding], limit: int = PICKS_MAX) -> list[Finding]:
+    """The week's top picks (digest.picks): headline strength, reproduction verdict, blog coverage, code."""
+    candidates = [
+        Candidate(
+            f,
+            f.headline,
+            f.headline_verdict.verdict if f.headline_verdict else None,
+            len(f.view.coverage),
+            bool(f.code_urls),
+            n,
+        )
+        for n, f in enumerate(findings)
+    ]
+    return top_picks(candidates, limit)
 
 
 def _suggestion(row) -> dict:
@@ -1009,6 +1257,17 @@ def _domain(config: Config) -> str:
     from urllib.parse import urlsplit
 
     return slugify(urlsplit(config.site.base_url).hostname or "digest.local", 60).replace("-", ".") or "digest.local"
+
+
+def list_id(config: Config) -> str:
+    """RFC 2919 List-Id: the site's title as the phrase, 'newsletter.' + the site's host as the id; the same for
+    every issue, so mail clients and filters can tell the list by it. The phrase is a quoted string in ASCII
+    (an encoded word may not stand inside quotes, RFC 2047 5): accents and other characters are dropped."""
+    import unicodedata
+
+    ascii_title = unicodedata.normalize("NFKD", header_text(config.site.title, 100)).encode("ascii", "ignore").decode()
+    title = " ".join(re.sub(r'["\\]', "", ascii_title).split())
+    return f'"{title}" <newsletter.{_domain(config)}>' if title else f"<newsletter.{_domain(config)}>"
 
 
 def _unsubscribe_url(config: Config, token: str) -> str:
@@ -1033,7 +1292,7 @@ def for_recipient(issue: EmailMessage, config: Config, week: str, address: str, 
     text, html = issue._digest_parts  # type: ignore[attr-defined]
     url = _unsubscribe_url(config, token)
     msg = EmailMessage(policy=issue.policy)
-    for name in ("Subject", "From", "Date"):
+    for name in ("Subject", "From", "Date", "List-Id"):
         msg[name] = issue[name]
     msg["To"] = header_text(address, 320)
     msg["Message-ID"] = make_msgid(idstring=f"digest-{slugify(week)}-{token[:12]}", domain=_domain(config))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -13,6 +15,7 @@ from digest.config import Config
 from digest.errors import ConfigError
 
 log = logging.getLogger("digest.schedule")
+STOPPED = 124  # a command's exit code when `--for` ended it (or it never started)
 
 
 @dataclass(frozen=True)
@@ -77,43 +80,154 @@ def next_runs(specs: list[JobSpec], now: datetime) -> list[tuple[JobSpec, dateti
 
 
 def run(config: Config, config_path: str, db_url: str, seconds: float | None = None) -> None:
-    """Start a BlockingScheduler on a job store in the same database; stop after `seconds` if given."""
+    """Start a BlockingScheduler on a job store in the same database; stop after `seconds` if given.
+
+    On PostgreSQL several hosts may run `digest schedule` on one database: advisory locks make one of them
+    at a time pick due jobs (each runs once), and a scheduler that starts while another is alive keeps the
+    stored next run times instead of ingesting everything again at start."""
     import threading
 
+    from apscheduler.events import EVENT_SCHEDULER_STARTED
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.blocking import BlockingScheduler
 
-    scheduler = BlockingScheduler(
+    started = time.monotonic()  # `seconds` counts from here, on this clock
+    coordinator = Coordinator(db_url) if _is_postgresql(db_url) else None
+
+    class Scheduler(BlockingScheduler):
+        def _process_jobs(self):
+            if coordinator is None:
+                return super()._process_jobs()
+            with coordinator.picking():
+                return super()._process_jobs()
+
+    global _stop_at
+    scheduler = Scheduler(
         jobstores={"default": SQLAlchemyJobStore(url=db_url)},
         executors={"default": ThreadPoolExecutor(1)},  # one job at a time: ingests never race each other
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
         timezone=timezone(config),
     )
-    now = datetime.now(timezone(config))
-    for spec in job_specs(config, config_path, db_url):
-        first = now if spec.id.startswith("ingest:") else None  # ingest at start, then on the interval
-        scheduler.add_job(
-            spec.func,
-            spec.trigger,
-            args=list(spec.args),
-            id=spec.id,
-            name=spec.describe,
-            replace_existing=True,
-            next_run_time=first or spec.trigger.get_next_fire_time(None, now),
-        )
-    if seconds is not None:
-        timer = threading.Timer(seconds, lambda: scheduler.shutdown(wait=True))
-        timer.daemon = True
-        timer.start()
-    log.info("scheduler started with %d jobs", len(scheduler.get_jobs()))
-    scheduler.start()
+    try:
+        stored = coordinator.join() if coordinator else None  # None: no other scheduler is alive
+        now = datetime.now(timezone(config))
+        for spec in job_specs(config, config_path, db_url):
+            first = now if spec.id.startswith("ingest:") else None  # ingest at start, then on the interval
+            if stored and spec.id in stored:
+                first = stored[spec.id]  # another host's scheduler already runs this job
+            scheduler.add_job(
+                spec.func,
+                spec.trigger,
+                args=list(spec.args),
+                id=spec.id,
+                name=spec.describe,
+                replace_existing=True,
+                next_run_time=first or spec.trigger.get_next_fire_time(None, now),
+            )
+        if coordinator:  # the jobs are in the store once the scheduler has started: others may join now
+            scheduler.add_listener(lambda _event: coordinator.joined(), EVENT_SCHEDULER_STARTED)
+        if seconds is not None:
+            _stop_at = started + seconds
+
+            def stop_later(_event) -> None:  # only a running scheduler can be shut down
+                timer = threading.Timer(max(0.0, _stop_at - time.monotonic()), lambda: scheduler.shutdown(wait=True))
+                timer.daemon = True
+                timer.start()
+
+            scheduler.add_listener(stop_later, EVENT_SCHEDULER_STARTED)
+        log.info("scheduler started with %d jobs", len(scheduler.get_jobs()))
+        scheduler.start()
+    finally:
+        _stop_at = None
+        if coordinator:
+            coordinator.close()
+
+
+_stop_at: float | None = None  # monotonic time `--for` ends: a running command is stopped there
+
+
+def _is_postgresql(db_url: str) -> bool:
+    from sqlalchemy.engine import make_url
+
+    return make_url(db_url).get_backend_name() == "postgresql"
+
+
+class Coordinator:
+    """Advisory locks on one dedicated connection, for schedulers on several hosts sharing one database:
+    'start' while a scheduler adds its jobs, 'alive' (shared) for as long as one runs, 'pick' while one
+    picks due jobs and moves their next run time on (so the others find them no longer due)."""
+
+    def __init__(self, db_url: str):
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        from digest.lock import advisory_key
+
+        self.engine = create_engine(db_url, poolclass=NullPool)  # one connection, closed with the scheduler
+        self.conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        self.keys = {k: advisory_key(f"digest:scheduler:{k}") for k in ("start", "alive", "pick")}
+        self._starting = False
+
+    def _sql(self, sql: str, key: str):
+        from sqlalchemy import text
+
+        return self.conn.execute(text(sql), {"k": self.keys[key]}).scalar()
+
+    def join(self) -> dict[str, datetime] | None:
+        """Take 'start'; None when no other scheduler is alive, else the stored next run times."""
+        self._sql("SELECT pg_advisory_lock(:k)", "start")
+        self._starting = True
+        alone = bool(self._sql("SELECT pg_try_advisory_lock(:k)", "alive"))
+        if alone:
+            self._sql("SELECT pg_advisory_unlock(:k)", "alive")
+        self._sql("SELECT pg_advisory_lock_shared(:k)", "alive")
+        if alone:
+            return None
+        return stored_next_runs(self.conn)
+
+    def joined(self) -> None:
+        if self._starting:
+            self._starting = False
+            self._sql("SELECT pg_advisory_unlock(:k)", "start")
+
+    @contextmanager
+    def picking(self):
+        self._sql("SELECT pg_advisory_lock(:k)", "pick")
+        try:
+            yield
+        finally:
+            self._sql("SELECT pg_advisory_unlock(:k)", "pick")
+
+    def close(self) -> None:
+        self.conn.close()  # ends the session: every lock it held is released
+        self.engine.dispose()
+
+
+def stored_next_runs(conn) -> dict[str, datetime]:
+    """The job store's next run times (UTC), by job id; empty when the store has no table yet."""
+    from datetime import UTC
+
+    from sqlalchemy import inspect, text
+
+    if not inspect(conn).has_table("apscheduler_jobs"):
+        return {}
+    rows = conn.execute(text("SELECT id, next_run_time FROM apscheduler_jobs WHERE next_run_time IS NOT NULL"))
+    return {job_id: datetime.fromtimestamp(when, UTC) for job_id, when in rows}
 
 
 def digest_command(config_path: str, db_url: str, args: list[str]) -> int:
     """Run one `digest` command in a child process, as cron would: a crash or a model load never stays behind."""
     argv = [sys.executable, "-m", "digest", "--config", config_path, "--db", db_url, *args]
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    left = None if _stop_at is None else _stop_at - time.monotonic()
+    if left is not None and left <= 0:
+        log.info("digest %s: not started, the scheduler is stopping", " ".join(args))
+        return STOPPED
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=left)
+    except subprocess.TimeoutExpired:  # killed: every command is crash-safe, the next run carries on
+        print(f"digest {' '.join(args)}: stopped, the scheduler's --for time is up", file=sys.stderr, flush=True)
+        return STOPPED
     for line in (done.stdout + done.stderr).splitlines():
         log.info("%s: %s", " ".join(args), line)
         if line.startswith("Error:"):
@@ -128,6 +242,8 @@ def ingest_job(config_path: str, db_url: str, source: str) -> int:
     from digest import store
 
     code = digest_command(config_path, db_url, ["ingest", "--source", source])
+    if code == STOPPED:
+        return code
     engine = store.open_engine(db_url)
     try:
         last = {r.source: r for r in store.last_runs(engine)}.get(source)

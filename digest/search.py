@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -185,7 +186,7 @@ def _filters(q: Query, dialect: str, drive: list[str] | None = None) -> tuple[li
         where.append(
             "EXISTS (SELECT 1 FROM claim c JOIN reprorun r ON r.claim_id = c.id WHERE c.item_id = i.id "
             "AND r.verdict = 'reproduced' AND r.id = (SELECT r2.id FROM reprorun r2 WHERE r2.claim_id = c.id "
-            "ORDER BY r2.started_at DESC, r2.id DESC LIMIT 1))"
+            "AND r2.verdict <> 'skipped' ORDER BY r2.started_at DESC, r2.id DESC LIMIT 1))"  # latest measured
         )
     return where, params
 
@@ -372,8 +373,9 @@ def run(conn: Conn, q: Query, embed=None, model: str = "", cache_dir: Path | Non
 # --- rows for output -------------------------------------------------------------
 
 
-def fetch(conn: Conn, ranked: list[tuple[int, float]]) -> list[dict]:
-    """Output rows (the export shape plus score and kind/summary for BibTeX), in ranking order."""
+def fetch(conn: Conn, ranked: list[tuple[int, float]], *, for_bibtex: bool = False) -> list[dict]:
+    """Output rows (the export shape plus score and kind/summary), in ranking order; `for_bibtex`: with the
+    arXiv categories and DOI too, which only BibTeX shows."""
     if not ranked:
         return []
     params: dict = {}
@@ -381,7 +383,7 @@ def fetch(conn: Conn, ranked: list[tuple[int, float]]) -> list[dict]:
     items = {
         r[0]: r
         for r in conn.rows(
-            "SELECT id, title, url, arxiv_id, source, published, authors, kind, summary FROM item "
+            "SELECT id, title, url, arxiv_id, source, published, authors, kind, summary, blog_tags, doi FROM item "
             f"WHERE id IN ({names})",
             params,
         )
@@ -409,7 +411,7 @@ def fetch(conn: Conn, ranked: list[tuple[int, float]]) -> list[dict]:
     for item_id, score in ranked:
         if item_id not in items:
             continue
-        _, title, url, arxiv_id, source, published, authors, kind, summary = items[item_id]
+        _, title, url, arxiv_id, source, published, authors, kind, summary, categories, doi = items[item_id]
         out.append(
             {
                 "id": item_id,
@@ -428,6 +430,8 @@ def fetch(conn: Conn, ranked: list[tuple[int, float]]) -> list[dict]:
                 "score": round(score, 6),
             }
         )
+        if for_bibtex:
+            out[-1].update(categories=json.loads(categories or "[]"), doi=doi)
     return out
 
 
@@ -476,54 +480,58 @@ def _iso(value) -> str:
 
 
 def bibtex(rows: list[dict]) -> str:
-    """@misc entries; arXiv items carry eprint, archivePrefix and primaryClass."""
-    entries = []
-    seen: set[str] = set()
-    for row in rows:
-        year = row["published"][:4]
-        authors = row["authors"]
-        surname = _ascii_word(authors[0].split()[-1]) if authors else _ascii_word(row["source"])
-        key = f"{surname.lower() or 'item'}{year}{_ascii_word(next(iter(words(row['title'])), '')).lower()}"
-        while key in seen:
-            key += "x"
-        seen.add(key)
-        fields = {
-            "title": "{" + _bib_escape(row["title"]) + "}",
-            "author": _bib_escape(" and ".join(authors)) if authors else "",
-            "year": year,
-            "url": row["url"],
-        }
-        if row["arxiv_id"]:
-            fields["eprint"] = row["arxiv_id"]
-            fields["archivePrefix"] = "arXiv"
-            category = _primary_class(row)
-            if category:
-                fields["primaryClass"] = category
-        else:
-            fields["howpublished"] = _bib_escape(row["source"])
-        body = ",\n".join(f"  {k} = {{{v}}}" for k, v in fields.items() if v)
-        entries.append(f"@misc{{{key},\n{body}\n}}")
-    return "\n\n".join(entries)
+    """@misc entries through digest.bibtex, the writer the site uses: for a paper, the entry on its page."""
+    from digest import bibtex as bib
 
-
-def _primary_class(row: dict) -> str:
-    """The arXiv category when the source is named after one (e.g. 'arxiv-cs.CL'), else cs.LG."""
-    found = re.search(r"\b([a-z\-]+\.[A-Z]{2})\b", row["source"])
-    return found.group(1) if found else "cs.LG"
-
-
-def _ascii_word(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]", "", text)
-
-
-def _bib_escape(text: str) -> str:
-    text = text.replace("\\", "\\textbackslash{}")
-    for ch in "{}&%$#_":
-        text = text.replace(ch, "\\" + ch)
-    return text.replace("~", "\\textasciitilde{}").replace("^", "\\textasciicircum{}")
+    return bib.entries(
+        bib.Reference(
+            title=row["title"],
+            authors=row["authors"],
+            year=int(row["published"][:4]),
+            url=row["url"] or "",
+            arxiv_id=row["arxiv_id"],
+            categories=row.get("categories", ()) if row["arxiv_id"] else (),
+            doi=row.get("doi"),
+            source=row["source"],
+        )
+        for row in rows
+    )
 
 
 # --- tags --------------------------------------------------------------------------
+
+
+def check_tags(conn: Conn, slugs: Sequence[str]) -> None:
+    """An Error naming the first slug no topic has (checked before anything is ranked or a model loads)."""
+    if slugs:
+        known = {r[0] for r in conn.rows("SELECT slug FROM topic UNION SELECT DISTINCT topic_slug FROM itemtopic")}
+        _check_known("tag", slugs, known, "`digest tags` lists them")
+
+
+def check_sources(conn: Conn, names: Sequence[str]) -> None:
+    """An Error naming the first source that is neither registered nor the source of any stored item."""
+    if names:
+        known = {r[0] for r in conn.rows("SELECT name FROM source UNION SELECT DISTINCT source FROM item")}
+        _check_known("source", names, known, "`digest status` lists them")
+
+
+def _check_known(what: str, given: Sequence[str], known: set[str], hint: str) -> None:
+    for name in given:
+        if name not in known:
+            listed = ", ".join(sorted(known)[:12]) + (", ..." if len(known) > 12 else "") if known else "none yet"
+            raise DigestError(f"unknown {what} {name!r} (known: {listed}; {hint})")
+
+
+def latest_week_start(conn: Conn) -> date | None:
+    """Monday of the ISO week of the newest tagged finding; None when nothing is tagged."""
+    row = conn.rows(
+        "SELECT MAX(i.published) FROM itemtopic t JOIN item i ON i.id = t.item_id WHERE i.covers_item_id IS NULL"
+    )
+    newest = row[0][0] if row else None
+    if newest is None:
+        return None
+    day = (datetime.fromisoformat(newest) if isinstance(newest, str) else newest).date()
+    return day - timedelta(days=day.weekday())
 
 
 def tag_trends(conn: Conn, week_start: date) -> list[dict]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import delete, event, func
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from digest.errors import DigestError
@@ -76,7 +76,7 @@ def init_db(engine: Engine) -> None:
     try:
         SQLModel.metadata.create_all(engine)
         migrate(engine)
-    except OperationalError as exc:
+    except DatabaseError as exc:  # OperationalError, and "file is not a database" (a corrupt file)
         raise DigestError(f"cannot open database {engine.url!r}: {str(exc.orig).strip().splitlines()[0]}") from None
 
 
@@ -319,6 +319,7 @@ def _upsert_values(source: str, entry: Entry, row: dict | None, now: datetime) -
         "versions": _versions_json(versions),
         "blog_tags": _json_list(entry.tags),
         "code_urls": _json_list(entry.code_urls),
+        "doi": entry.doi or None,
         "content_hash": digest,
         "created_at": now,
     }
@@ -543,7 +544,7 @@ def item_views(engine: Engine, item_ids: Sequence[int] | None = None) -> list[It
         for c in s.exec(current.order_by(Claim.item_id, Claim.field.desc(), Claim.start)):
             if c.item_id in claims:
                 claims[c.item_id].append(c)
-        latest = {r.claim_id: r for r in s.exec(_latest_run_stmt())}
+        latest = shown_runs(_rows(s.connection(), SHOWN_RUNS_SQL))
         coverage: dict[int, list[Item]] = {i: [] for i in ids}
         for post in s.exec(select(Item).where(Item.covers_item_id.is_not(None))):
             if post.covers_item_id in coverage:
@@ -913,7 +914,7 @@ def copy_database(src: Engine, dst: Engine, batch: int = 2000) -> dict[str, int]
 
 SITE_ITEM_COLUMNS = (
     "id", "key", "kind", "source", "arxiv_id", "arxiv_version", "title", "authors", "summary", "url", "pdf_url",
-    "published", "updated", "blog_tags", "code_urls", "content_hash",
+    "published", "updated", "blog_tags", "code_urls", "content_hash", "doi",
 )  # fmt: skip
 SITE_CLAIM_COLUMNS = (
     "id", "item_id", "value", "value_hi", "unit", "kind", "direction", "qualifier", "subject", "context", "baseline",
@@ -923,7 +924,32 @@ SiteItem = namedtuple("SiteItem", SITE_ITEM_COLUMNS)
 SiteClaim = namedtuple("SiteClaim", SITE_CLAIM_COLUMNS)
 SitePost = namedtuple("SitePost", ("id", "covers_item_id", "title", "url", "source", "published"))
 SiteTopic = namedtuple("SiteTopic", ("slug", "name", "description"))
-SiteRun = namedtuple("SiteRun", ("id", "claim_id", "verdict", "measured", "claimed", "note"))
+SiteRun = namedtuple(
+    "SiteRun",
+    ("id", "claim_id", "verdict", "measured", "claimed", "note", "started_at", "hook", "script", "tolerance",
+     "tolerance_kind", "skipped_at"),
+)  # fmt: skip
+SHOWN_RUNS_SQL = (
+    "SELECT r.id, r.claim_id, r.verdict, r.measured, r.claimed, r.note, CAST(r.started_at AS TEXT), h.name, "
+    "h.script, h.tolerance, h.tolerance_kind FROM reprorun r LEFT JOIN reprohook h ON h.id = r.hook_id "
+    "WHERE r.claim_id IS NOT NULL ORDER BY r.id"
+)
+
+
+def shown_runs(rows: Iterable[tuple]) -> dict[int, SiteRun]:
+    """claim id -> the run pages show, from runs oldest first (id, claim_id, verdict, measured, claimed, note,
+    started_at, hook, script, tolerance, tolerance_kind): the latest run that measured something (any verdict
+    but `skipped`), with `skipped_at` the start of a later skipped run (no GPU); only skipped runs: the latest.
+    A skipped run never hides a recorded verdict (issue #17)."""
+    shown: dict[int, SiteRun] = {}
+    for row in rows:
+        run = SiteRun(*row[:6], _datetime(row[6]), *row[7:11], None)
+        before = shown.get(run.claim_id)
+        if run.verdict != "skipped" or before is None or before.verdict == "skipped":
+            shown[run.claim_id] = run
+        else:
+            shown[run.claim_id] = before._replace(skipped_at=run.started_at)
+    return shown
 
 
 @dataclass
@@ -1004,13 +1030,7 @@ def site_views(engine: Engine, item_ids: Sequence[int] | None = None) -> list[It
     views: list[ItemView] = []
     with engine.connect() as conn:
         run = partial(_rows, conn)
-        latest = {}
-        for row in run(
-            "SELECT r.id, r.claim_id, r.verdict, r.measured, r.claimed, r.note FROM reprorun r JOIN "
-            "(SELECT claim_id, MAX(id) AS rid FROM reprorun WHERE claim_id IS NOT NULL GROUP BY claim_id) m "
-            "ON r.id = m.rid"
-        ):
-            latest[row[1]] = SiteRun(*row)
+        latest = shown_runs(run(SHOWN_RUNS_SQL))
         for chunk in _chunks(item_ids):
             only = "" if chunk is None else f" AND id IN ({_ids_sql(chunk)})"
             rows = run(f"SELECT {cols} FROM item WHERE covers_item_id IS NULL{only} ORDER BY published DESC, id")
@@ -1069,11 +1089,13 @@ def suggested_topics_between(engine: Engine, start: datetime, end: datetime) -> 
 
 
 def runs_between(engine: Engine, start: datetime, end: datetime) -> list[tuple[int, int, str]]:
-    """(item id, claim id, verdict) of each claim's latest run started in [start, end), oldest first."""
+    """(item id, claim id, verdict) of each claim's latest measured (not skipped) run started in [start, end),
+    oldest first."""
     with session(engine) as s:
         latest = (
             select(func.max(ReproRun.id).label("rid"))
             .where(ReproRun.claim_id.is_not(None), ReproRun.started_at >= start, ReproRun.started_at < end)
+            .where(ReproRun.verdict != "skipped")  # a skip measures nothing: the week's measured run counts
             .group_by(ReproRun.claim_id)
             .subquery()
         )

@@ -11,8 +11,10 @@ import orjson
 
 from digest.errors import DigestError
 
+# Build state, kept outside the folder a user publishes (see state_dir); sites built before kept them inside.
 MANIFEST = ".digest-build.json"
 CACHE = ".digest-cache.sqlite"  # rendered fragments of findings (cards, feed entries) by signature, beside the manifest
+STATE_FILES = (MANIFEST, CACHE)
 MANIFEST_VERSION = 2
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)  # never write through a link
 PARALLEL_MIN_WORK = 4000  # pages + findings they list: below this, forking workers costs more than it saves
@@ -82,6 +84,16 @@ class _Writer:
         self.suffix = f".tmp{os.getpid()}"
 
     def write(self, root: Path, rel: str, data: bytes) -> bool:
+        try:
+            return self._write(root, rel, data)
+        except OSError as exc:  # a full disk: no half-written new page stays; the error names the file
+            if rel not in self.present:
+                Path(root, rel).unlink(missing_ok=True)
+            if exc.filename is None and exc.errno is not None:
+                raise OSError(exc.errno, exc.strerror, f"{root}/{rel}") from None
+            raise
+
+    def _write(self, root: Path, rel: str, data: bytes) -> bool:
         path = f"{root}/{rel}"
         if rel not in self.present:
             # A new file: written in place (no reader can depend on it yet, and the manifest, saved
@@ -186,10 +198,44 @@ class FragmentCache:
             self.path.unlink(missing_ok=True)  # unreadable or unwritable: the next build starts it again
 
 
-def read_manifest(out: Path) -> dict:
-    """The last build's manifest ({} when missing, unreadable or of another format: everything is rebuilt)."""
+def state_dir(out: Path, workspace: Path | None = None) -> Path:
+    """Where the build state (manifest, fragment cache) of the site in `out` lives: `<workspace>/.build/<name>-
+    <hash of out's absolute path>`, one folder per output folder, never inside the published one. Without a
+    workspace, beside `out` (in `.build/` of its parent)."""
+    import hashlib
+
+    out = Path(out).resolve()
+    tag = hashlib.blake2b(str(out).encode(), digest_size=6).hexdigest()
+    name = "".join(c if c.isalnum() or c in "-_" else "-" for c in out.name)[:40] or "site"
+    return Path(workspace or out.parent).resolve() / ".build" / f"{name}-{tag}"
+
+
+def adopt_state(out: Path, state: Path) -> Path:
+    """Create the state folder and move in the state files an older Digest left in the site folder `out` (or
+    delete them there when the state folder already has its own), so they are never published. Returns state."""
+    state = Path(state)
+    state.mkdir(parents=True, exist_ok=True)
+    for name in STATE_FILES:
+        legacy = Path(out) / name
+        if not legacy.is_file() or legacy.is_symlink():
+            continue
+        target = state / name
+        if target.exists():
+            legacy.unlink()
+            continue
+        try:
+            os.replace(legacy, target)
+        except OSError:  # another filesystem: copy, then remove
+            replace_with(target, legacy.read_bytes(), temp_beside(target))
+            legacy.unlink()
+    return state
+
+
+def read_manifest(state: Path) -> dict:
+    """The last build's manifest in the state folder `state` ({} when missing, unreadable or of another format:
+    everything is rebuilt)."""
     try:
-        data = orjson.loads((Path(out) / MANIFEST).read_bytes())
+        data = orjson.loads((Path(state) / MANIFEST).read_bytes())
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict):
@@ -221,6 +267,9 @@ def write_site(
     manifest: dict | None = None,
     extra: dict | None = None,
     fragments: Callable[[], dict] | None = None,
+    state: Path | None = None,
+    warm: Callable[[list[int]], None] | None = None,
+    prime: Callable[[dict], None] | None = None,
 ) -> tuple[int, int]:
     """Render and write only pages whose input key changed since the last build (or whose file is gone).
 
@@ -228,13 +277,18 @@ def write_site(
     the ids of the findings the pages to render read, show as cards and as feed entries, and a lookup into
     the fragment cache. Many pages are rendered by forked workers, one per core; `fragments()` hands over
     the fragments each process rendered, which go into the cache (rows of findings gone from `extra`'s
-    "items" are dropped). Pages joined from other pages (`parts`) are assembled last from the written
+    "items" are dropped). With `warm` and `prime`, forked workers first render the pages of one finding each
+    (split by finding id) and, with `warm(ids)`, those findings' cards and entries; `prime(fragments)` hands
+    them to this process before the list pages fork, so no finding is prepared twice. Pages joined from other
+    pages (`parts`) are assembled last from the written
     files. The manifest of keys (plus `extra`) is saved last, so an interrupted build re-renders what it
-    did not finish. Returns (rendered, written).
+    did not finish. Manifest and cache live in `state` (default: state_dir(out)), outside the site.
+    Returns (rendered, written).
     """
     root = Path(out).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    manifest = read_manifest(root) if manifest is None else manifest
+    state = adopt_state(root, state or state_dir(root))
+    manifest = read_manifest(state) if manifest is None else manifest
     old = manifest.get("pages", {})
     present = _present(root, pages)
     todo, joined = [], []
@@ -245,13 +299,13 @@ def write_site(
         (joined if page.parts else todo).append(rel)
     for folder in {rel.rpartition("/")[0] for rel in todo + joined} - {""}:
         os.makedirs(root / folder, exist_ok=True)
-    cache = FragmentCache(root)
+    cache = FragmentCache(state)
     if load is not None:
         needs = {i for rel in todo for i in pages[rel].needs}
         cards = {i for rel in todo for i in pages[rel].cards}
         entries = {i for rel in todo for i in pages[rel].entries}
         load(needs, cards, entries, cache.get)
-    rendered, written, made = _run(root, pages, todo, workers, present, fragments)
+    rendered, written, made = _run(root, pages, todo, workers, present, fragments, warm, prime)
     writer = _Writer(present)
     for rel in joined:
         page = pages[rel]
@@ -273,32 +327,67 @@ def write_site(
     data = {"version": MANIFEST_VERSION, "pages": {rel: p.key for rel, p in pages.items()}, **(extra or {})}
     if not (todo or joined or written) and data == manifest:
         return rendered, written
-    replace_with(root / MANIFEST, orjson.dumps(data), temp_beside(root / MANIFEST))
+    replace_with(state / MANIFEST, orjson.dumps(data), temp_beside(state / MANIFEST))
     return rendered, written
 
 
 def _run(
-    root: Path, pages: dict, todo: list[str], workers: int | None, present: set[str], fragments: Callable | None
+    root: Path,
+    pages: dict,
+    todo: list[str],
+    workers: int | None,
+    present: set[str],
+    fragments: Callable | None,
+    warm: Callable | None = None,
+    prime: Callable | None = None,
 ) -> tuple[int, int, dict]:
     """(pages rendered, files written, fragments rendered by forked workers)."""
     workers = workers or len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (workers or 1)
     weight = {rel: 1 + len(pages[rel].needs) + len(pages[rel].cards) + len(pages[rel].entries) for rel in todo}
     if workers <= 1 or sum(weight.values()) < PARALLEL_MIN_WORK or not hasattr(os, "fork"):
         return (*_render_and_write(root, pages, todo, present), {})
+    rendered = written = 0
+    made: dict = {}
+    if warm is not None and prime is not None and fragments is not None:
+        # Phase 1: each finding's own page (and its cards and entries) in one worker, split by finding id.
+        own = [rel for rel in todo if _own_page(pages[rel])]
+        if own:
+            chunks: list[list[str]] = [[] for _ in range(workers)]
+            ids: list[list[int]] = [[] for _ in range(workers)]
+            for rel in own:
+                iid = pages[rel].needs[0]
+                chunks[iid % workers].append(rel)
+                ids[iid % workers].append(iid)
+            r, w, part = _pool(workers, (root, pages, present, fragments, warm), list(zip(chunks, ids, strict=True)))
+            rendered, written = rendered + r, written + w
+            made.update(part)
+            prime(part)
+            todo = [rel for rel in todo if not _own_page(pages[rel])]
+    chunks = [[] for _ in range(workers)]
+    loads = [0] * workers
+    for rel in sorted(todo, key=weight.__getitem__, reverse=True):  # heaviest first, to the least loaded
+        n = loads.index(min(loads))
+        chunks[n].append(rel)
+        loads[n] += weight[rel]
+    r, w, part = _pool(workers, (root, pages, present, fragments, None), [(c, []) for c in chunks])
+    made.update(part)
+    return rendered + r, written + w, made
+
+
+def _own_page(page) -> bool:
+    """A page showing one finding and no other (an item page)."""
+    return len(page.needs) == 1 and not (page.cards or page.entries or page.parts)
+
+
+def _pool(workers: int, state: tuple, jobs: list[tuple[list[str], list[int]]]) -> tuple[int, int, dict]:
+    """Run jobs (pages to render, then finding ids to warm) in forked workers that inherit `state`."""
     import multiprocessing
 
     global _FORK_STATE
-    _FORK_STATE = (root, pages, present, fragments)
+    _FORK_STATE = state
     try:
-        ctx = multiprocessing.get_context("fork")
-        chunks: list[list[str]] = [[] for _ in range(workers)]
-        loads = [0] * workers
-        for rel in sorted(todo, key=weight.__getitem__, reverse=True):  # heaviest first, to the least loaded
-            n = loads.index(min(loads))
-            chunks[n].append(rel)
-            loads[n] += weight[rel]
-        with ctx.Pool(workers) as pool:
-            results = pool.map(_forked, chunks)
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            results = pool.map(_forked, jobs)
     finally:
         _FORK_STATE = None
     made: dict = {}
@@ -310,7 +399,10 @@ def _run(
 _FORK_STATE = None
 
 
-def _forked(paths: list[str]) -> tuple[int, int, dict]:
-    root, pages, present, fragments = _FORK_STATE
+def _forked(job: tuple[list[str], list[int]]) -> tuple[int, int, dict]:
+    root, pages, present, fragments, warm = _FORK_STATE
+    paths, ids = job
     rendered, written = _render_and_write(root, pages, paths, present)
+    if warm is not None and ids:
+        warm(ids)
     return rendered, written, fragments() if fragments is not None else {}

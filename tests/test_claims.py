@@ -369,7 +369,7 @@ def test_claims_survive_an_overflowing_summary_and_claims_json_stays_valid(tmp_p
     result = runner.invoke(main, ["--config", str(cfg), "claims"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert db.rows("SELECT value, unit FROM claim") == [(2.6, "x")]
-    body = render.claims_json([render.finding(v) for v in store.site_views(engine)], "https://x.example/")
+    body = render.claims_json([render.finding(v) for v in store.site_views(engine)])
 
     def refuse(name):
         raise ValueError(f"non-JSON constant {name}")

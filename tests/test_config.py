@@ -57,3 +57,48 @@ def test_wrong_type_in_fetch_table(tmp_path):
     cfg = write_config(tmp_path, "", extra="[newsletter]\nsender = 3\n")
     with pytest.raises(ConfigError, match=r"\[newsletter\]: field 'sender' must be str"):
         load_config(cfg)
+
+
+def test_site_author_and_description(tmp_path):
+    cfg = write_config(tmp_path, "")
+    site = load_config(cfg).site
+    assert (site.author, site.description, site.feed_author) == ("", "", "Test Digest")  # the title by default
+    cfg.write_text(cfg.read_text().replace("[site]\n", '[site]\nauthor = "The Lab"\ndescription = "Our reading"\n'))
+    site = load_config(cfg).site
+    assert (site.feed_author, site.description) == ("The Lab", "Our reading")
+    cfg.write_text(cfg.read_text().replace('author = "The Lab"', "author = 3"))
+    with pytest.raises(ConfigError, match="author"):
+        load_config(cfg)
+
+
+@pytest.mark.parametrize(
+    "table, setting, message",
+    [
+        ("[fetch]", "timeout_s = nan", "field 'timeout_s' must be a finite number > 0"),
+        ("[fetch]", "timeout_s = inf", "field 'timeout_s' must be a finite number > 0"),
+        ("[fetch]", "max_entries = -1", "field 'max_entries' must be a finite number >= 1"),
+        ("[fetch]", "max_bytes = -5", "field 'max_bytes' must be a finite number >= 1"),
+        ("[fetch]", "arxiv_page_size = 0", "field 'arxiv_page_size'"),
+        ("[fetch]", "interval_min = 0", "field 'interval_min'"),
+        ("[fetch]", 'user_agent = ""', "field 'user_agent' must be one non-empty line"),
+        ("[fetch]", 'user_agent = "Digést/1"', "field 'user_agent' must be one non-empty line of printable ASCII"),
+        ("[fetch]", 'arxiv_api = "https://a.test/query"', "field 'arxiv_api' must be an http(s) URL with one '{}'"),
+        ("[smtp]", "timeout_s = -3", "[smtp]: field 'timeout_s'"),
+    ],
+)
+def test_numbers_and_urls_are_range_checked_at_load(tmp_path, table, setting, message):
+    cfg = write_config(tmp_path, "")
+    key = setting.split(" =")[0]
+    text = "\n".join(line for line in cfg.read_text().splitlines() if line.strip().split(" =")[0] != key)
+    cfg.write_text(text.replace(table, f"{table}\n{setting}") if table in text else f"{text}\n{table}\n{setting}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    assert message in str(err.value) and str(cfg) in str(err.value)
+
+
+def test_a_source_interval_of_nan_is_refused(tmp_path):
+    cfg = write_config(
+        tmp_path, '[[source]]\nname = "a"\nkind = "rss"\nurl = "https://x.test/"\nmin_interval_s = nan\n'
+    )
+    with pytest.raises(ConfigError, match="field 'min_interval_s' must be a finite number"):
+        load_config(cfg)

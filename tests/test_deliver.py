@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from html import unescape
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -111,6 +112,7 @@ def test_newsletter_arrives_with_parts_headers_and_absolute_links(runner, cfg, s
         assert f"<mailto:leave@digest.test?subject=unsubscribe%20{token}>" in unsub
         assert f"<https://digest.test/unsubscribe?u={token}>" in unsub
         assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert msg["List-Id"] == '"Test Digest" <newsletter.digest.test>'  # RFC 2919
         # Nothing from the hostile title became a header.
         assert msg["Bcc"] is None and msg["X-Injected"] is None
         assert all("\r" not in str(v) and "\n" not in str(v) for v in msg.values())
@@ -119,10 +121,15 @@ def test_newsletter_arrives_with_parts_headers_and_absolute_links(runner, cfg, s
         text = msg.get_body(("plain",)).get_content()
         hrefs = [a["href"] for tag, a in elements(html) if tag == "a"]
         assert len(hrefs) >= 6
-        assert all(h.startswith((BASE, "mailto:")) for h in hrefs), hrefs
+        # Every link is absolute: the site's, or a finding's own abstract, PDF or post (stored http(s) URLs).
+        own = {u for row in db.rows("SELECT url, pdf_url FROM item") for u in row if u}
+        assert all(h.startswith((BASE, "mailto:")) or h in own for h in hrefs), hrefs
+        assert any(h in own for h in hrefs)
         assert f"{BASE}unsubscribe?u={token}" in hrefs and f"{BASE}unsubscribe?u={token}" in text
         assert any(re.match(rf"{BASE}items/\d+-fastspec", h) for h in hrefs)
         assert "style=" in html  # CSS inlined
+        titles = re.findall(r"<title>(.*?)</title>", html, re.S)
+        assert [unescape(t) for t in titles] == [msg["Subject"]], titles  # the HTML part has a <title>
         assert_inert(html)
         assert "FastSpec" in text and "2.5x" in text
     assert len(ids) == 2  # one Message-ID per recipient

@@ -1,6 +1,7 @@
 """The demo, end to end, with the real bundled model: snapshot -> loopback HTTP -> DB -> site + newsletter."""
 
 import email
+import os
 
 import pytest
 
@@ -75,11 +76,15 @@ def test_demo_newsletter_parses(demo_run):
     assert [p.get_content_type() for p in msg.walk() if not p.is_multipart()] == ["text/plain", "text/html"]
 
 
-def test_site_in_headless_chromium(demo_run, browser):
-    """The built site in a real browser: no console errors, tag links resolve; screenshots land in docs/."""
+def test_site_in_headless_chromium(browser, demo_run, tmp_path):
+    """The built site in a real browser: no console errors, tag links resolve.
+
+    Screenshots go to a temporary folder; DIGEST_SCREENSHOTS=1 writes them over the tracked docs/*.png instead.
+    """
     from tests.conftest import serve_folder
 
     _, ws = demo_run
+    shots = ROOT / "docs" if os.environ.get("DIGEST_SCREENSHOTS") == "1" else tmp_path
     errors: list[str] = []
     with serve_folder(ws / "site") as base:
         page = browser.new_page(viewport={"width": 1200, "height": 900})
@@ -87,12 +92,12 @@ def test_site_in_headless_chromium(demo_run, browser):
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(f"{base}/index.html")
         assert page.locator("article.finding").count() > 10
-        page.screenshot(path=str(ROOT / "docs" / "screenshot-home.png"))
+        page.screenshot(path=str(shots / "screenshot-home.png"))
         open_tag_then_item(page)
-        page.screenshot(path=str(ROOT / "docs" / "screenshot-item.png"), full_page=False)
+        page.screenshot(path=str(shots / "screenshot-item.png"), full_page=False)
         # Client-side search (Pagefind) finds a known finding by a word of its title.
         page.goto(f"{base}/search.html?q=DFlash")
         page.wait_for_selector("#search-results li a", timeout=15000)
         assert any("DFlash" in t for t in page.locator("#search-results li a").all_inner_texts())
-        page.screenshot(path=str(ROOT / "docs" / "screenshot-search.png"), full_page=False)
+        page.screenshot(path=str(shots / "screenshot-search.png"), full_page=False)
     assert not errors, errors

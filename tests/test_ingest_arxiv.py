@@ -37,7 +37,8 @@ def feed(entries: list[str], total: int | None = None, start: int = 0) -> str:
 class FakeArxiv:
     """Serves a result set page by page like export.arxiv.org, and notes when each request came."""
 
-    def __init__(self, entries: list[str]):
+    def __init__(self, entries: list[str], clock=time.monotonic):
+        self.clock = clock
         self.entries = entries
         self.empty_at: set[int] = set()
         self.fail_at: dict[int, int] = {}
@@ -46,7 +47,7 @@ class FakeArxiv:
         self.collecting: list[bool] = []  # the ingest process's cyclic GC state at each request (same process)
 
     def __call__(self, request):
-        self.times.append(time.monotonic())
+        self.times.append(self.clock())
         self.collecting.append(gc.isenabled())
         start = int(request.args.get("start", 0))
         size = int(request.args.get("max_results", 100))
@@ -66,6 +67,7 @@ def setup(httpserver, tmp_path, api: FakeArxiv, delay_s: float = 0.0, sources: s
         [[source]]
         name = "arxiv-a"
         kind = "arxiv"
+        allow_private = true
         query = "cat:cs.CL"
         """,
         fetch=f'arxiv_api = "{httpserver.url_for("/api/query")}?{{}}"\narxiv_page_size = 2\nretries = 0',
@@ -92,21 +94,25 @@ def test_pages_through_results(httpserver, tmp_path, db):
     assert api.collecting == [False] * 3 and gc.isenabled()  # paused for the run (digest.gcpause), then back
 
 
-def test_one_request_every_delay_across_all_arxiv_sources(httpserver, tmp_path, db):
-    api = FakeArxiv([paper(f"2611.{i:05d}", day=20 - i) for i in range(3)])
+def test_one_request_every_delay_across_all_arxiv_sources(httpserver, tmp_path, db, fetch_clock):
+    clock = fetch_clock  # the client's own clock: no real waiting, no load flakiness
+    api = FakeArxiv([paper(f"2611.{i:05d}", day=20 - i) for i in range(3)], clock=clock.monotonic)
     sources = "".join(
         f"""
         [[source]]
         name = "arxiv-{n}"
         kind = "arxiv"
+        allow_private = true
         query = "cat:cs.{n}"
         """
         for n in ("a", "b")
     )
-    run_ingest(setup(httpserver, tmp_path, api, delay_s=0.4, sources=sources), db)
+    run_ingest(setup(httpserver, tmp_path, api, delay_s=30.0, sources=sources), db)
     assert len(api.times) == 4  # two pages per source
     gaps = [b - a for a, b in zip(api.times, api.times[1:], strict=False)]
-    assert min(gaps) >= 0.38, gaps  # the clock is shared: no burst when the second source starts
+    # Requests are stamped on arrival, a few ms after the client reads its clock: 29.9, not 30.
+    assert min(gaps) >= 29.9, gaps  # the clock is shared: no burst when the second source starts
+    assert clock.slept < 3 * 30.0 + 1  # and no more waiting than the three gaps need
 
 
 def test_empty_page_mid_pagination_is_incomplete_and_keeps_the_cursor(httpserver, tmp_path, db):

@@ -103,6 +103,7 @@ def test_kill_9_mid_arxiv_pagination_then_rerun(httpserver, tmp_path, db, kill_a
         [[source]]
         name = "arxiv-a"
         kind = "arxiv"
+        allow_private = true
         query = "cat:cs.CL"
         """,
         fetch=f'arxiv_api = "{httpserver.url_for("/api/query")}?{{}}"\narxiv_page_size = {PAGE}\nretries = 0\n'

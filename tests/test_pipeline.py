@@ -27,6 +27,7 @@ def site(httpserver, tmp_path):
         [[source]]
         name = "arxiv-test"
         kind = "arxiv"
+        allow_private = true
         query = "cat:cs.CL"
         [[source]]
         name = "blog-rss"
@@ -89,7 +90,7 @@ def test_ingest_tag_claims_build_newsletter_export(runner, site, db):
     item_pages = list((out / "items").glob("*.html"))
     assert len(item_pages) == before - 1  # the covering post folds into its paper
     dflash = next(p for p in item_pages if "2602-06036" in p.name).read_text()
-    assert "6.17" in dflash and "Coverage:" in dflash and "https://github.com/z-lab/dflash" in dflash
+    assert "6.17" in dflash and "Blog coverage</h2>" in dflash and "https://github.com/z-lab/dflash" in dflash
     assert 'name="citation_arxiv_id" content="2602.06036"' in dflash
     assert (out / "tags" / "speculative-decoding.html").exists()
     # A rebuild with nothing new rewrites nothing.
@@ -159,5 +160,5 @@ def test_broken_source_reports_and_keeps_others(runner, httpserver, tmp_path, db
     assert "Error: 1 source(s) broken: down (http://127.0.0.1:9/feed.xml: cannot connect" in result.output
     status = runner.invoke(main, ["--config", str(cfg), "status"])
     assert status.exit_code == 1
-    assert status.output.splitlines()[0].startswith("broken")
+    assert status.output.splitlines()[0].startswith("STATUS") and status.output.splitlines()[1].startswith("broken")
     assert db.one("SELECT count(*) FROM item WHERE source='good'") == 2

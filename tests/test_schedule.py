@@ -8,7 +8,7 @@ import pytest
 
 from digest.cli import main
 from digest.config import load_config
-from digest.lock import exclusive, lock_path
+from digest.lock import run_lock
 from tests.conftest import FIXTURES, ROOT, write_config
 
 
@@ -48,18 +48,23 @@ def test_list_shows_every_job_with_its_schedule(runner, cfg, db):
 
 def test_bounded_run_ingests_and_persists_jobs_once(runner, cfg, db, httpserver):
     for _ in range(2):  # a restart replaces the persistent jobs instead of adding copies
-        result = runner.invoke(main, ["--config", str(cfg), "schedule", "--for", "2"])
+        result = runner.invoke(main, ["--config", str(cfg), "schedule", "--for", "6"])
         assert result.exit_code == 0, result.output
     ids = sorted(r[0] for r in db.rows("SELECT id FROM apscheduler_jobs"))
     assert ids == ["build", "ingest:blog", "newsletter"]
     assert db.one("SELECT count(*) FROM item WHERE source='blog'") == 2  # ingested at start
-    assert db.one("SELECT count(*) FROM claim") > 0  # then tag and claims ran, because something was new
     assert len([r for r, _ in httpserver.log if r.path == "/feed.xml"]) == 2
+
+
+def test_once_runs_tag_and_claims_after_an_ingest_that_brought_something(runner, cfg, db):
+    result = runner.invoke(main, ["--config", str(cfg), "schedule", "--once"])
+    assert "ingest:blog                      exit 0" in result.output, result.output
+    assert db.one("SELECT count(*) FROM claim") > 0  # tag and claims ran, because something was new
 
 
 def test_scheduled_ingest_respects_a_manual_runs_lock(runner, cfg, db, httpserver):
     config = load_config(cfg)
-    with exclusive(lock_path(db.url, config.workspace)):
+    with run_lock(db.engine, config.workspace):
         result = runner.invoke(main, ["--config", str(cfg), "schedule", "--once"])
     assert "ingest:blog                      exit 1" in result.output
     assert "another ingest is already running" in result.output
@@ -72,3 +77,174 @@ def test_bad_timezone_is_a_clean_error(runner, tmp_path, db):
     cfg.write_text(cfg.read_text().replace('title = "Test Digest"', 'title = "T"\ntimezone = "Mars/Olympus"'))
     result = runner.invoke(main, ["--config", str(cfg), "schedule", "--list"])
     assert result.exit_code == 1 and "field 'timezone' is not a known time zone" in result.output
+
+
+# --- issue #17: locks that hold across spellings, processes and hosts ---------------------------------
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+
+from digest import pipeline, store  # noqa: E402
+from digest.errors import DigestError  # noqa: E402
+
+
+def test_two_ingests_through_a_symlinked_path_to_one_database_exclude(cfg, tmp_path, db):
+    if db.dialect != "sqlite":
+        pytest.skip("a file lock belongs to SQLite")
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    (tmp_path / "db-link.db").symlink_to(real / "digest.db")
+    config = load_config(cfg)
+    engine = store.open_engine(f"sqlite:///{real / 'digest.db'}")
+    store.init_db(engine)
+    for spelling in (
+        tmp_path / "link" / "digest.db",
+        tmp_path / "db-link.db",
+        tmp_path / "link" / ".." / "real" / "digest.db",
+    ):
+        other = store.open_engine(f"sqlite:///{spelling}")
+        with run_lock(other, config.workspace), pytest.raises(DigestError, match="another ingest is already running"):
+            pipeline.ingest(engine, config)
+        other.dispose()
+    assert store.counts(engine)["items"] == 0
+    engine.dispose()
+
+
+HOLDER = """
+import sys
+from pathlib import Path
+from digest import store
+from digest.lock import run_lock
+engine = store.open_engine(sys.argv[1])
+with run_lock(engine, Path(sys.argv[2])):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_two_hosts_sharing_one_postgresql_never_ingest_at_once(cfg, tmp_path, db, httpserver):
+    """Host A holds the ingest; host B (another process, another workspace: only the database is shared)
+    is refused until A ends, even when A is killed."""
+    if db.dialect != "postgresql":
+        pytest.skip("the advisory lock is PostgreSQL's (DIGEST_TEST_PG)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    host_b = tmp_path / "host-b"
+    host_b.mkdir()
+    cfg_b = host_b / "digest.toml"
+    cfg_b.write_text(cfg.read_text())
+    (host_b / "topics.toml").write_text((cfg.parent / "topics.toml").read_text())
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, db.url, str(tmp_path / "host-a")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        b = subprocess.run(
+            [sys.executable, "-m", "digest", "--config", str(cfg_b), "--db", db.url, "ingest"],
+            capture_output=True, text=True, env=env, check=False,
+        )  # fmt: skip
+        assert b.returncode == 1
+        assert b.stderr.strip().splitlines() == [
+            "Error: another ingest is already running (PostgreSQL advisory lock 'digest:ingest')"
+        ]
+        assert httpserver.log == []
+    finally:
+        holder.kill()  # a killed host frees the lock with its session
+        holder.wait()
+    b = subprocess.run(
+        [sys.executable, "-m", "digest", "--config", str(cfg_b), "--db", db.url, "ingest"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert b.returncode == 0, b.stderr
+    assert db.one("SELECT count(*) FROM item WHERE source='blog'") == 2
+
+
+def test_two_schedulers_sharing_one_postgresql_run_each_job_once(cfg, tmp_path, db, httpserver):
+    if db.dialect != "postgresql":
+        pytest.skip("schedulers on several hosts share PostgreSQL (DIGEST_TEST_PG)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    host_b = tmp_path / "host-b"
+    host_b.mkdir()
+    (host_b / "digest.toml").write_text(cfg.read_text())
+    (host_b / "topics.toml").write_text((cfg.parent / "topics.toml").read_text())
+
+    def scheduler(config_file):
+        argv = [sys.executable, "-m", "digest", "--config", str(config_file), "--db", db.url, "schedule", "--for", "8"]
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+    a = scheduler(cfg)
+    assert a.stdout.readline().startswith("Scheduler running")
+    feed_requests = lambda: [r for r, _ in httpserver.log if r.path == "/feed.xml"]  # noqa: E731
+    pause = threading.Event()
+    b = None
+    try:
+        for _ in range(400):  # host B starts once host A has ingested (its job store says: next in 15 min)
+            if feed_requests():
+                break
+            pause.wait(0.05)
+        b = scheduler(host_b / "digest.toml")
+        out_b, _ = b.communicate(timeout=60)
+        out_a, _ = a.communicate(timeout=60)
+    finally:
+        for p in (a, b):
+            if p is not None and p.poll() is None:
+                p.kill()
+    assert a.returncode == 0 and b.returncode == 0, (out_a, out_b)
+    assert len(feed_requests()) == 1  # ingested by one host only
+    assert db.one("SELECT count(*) FROM sourcerun WHERE source='blog'") == 1
+
+
+def test_for_ends_on_its_own_clock_even_with_a_job_running(runner, tmp_path, db, monkeypatch):
+    """`--for 1` with an ingest stuck on a server that never answers: the command is stopped at the end
+    (killed: ingest is crash-safe), instead of the scheduler waiting for it."""
+    import socket
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    source = f'[[source]]\nname = "stall"\nkind = "rss"\nurl = "http://127.0.0.1:{port}/feed"\nallow_private = true\n'
+    cfg = write_config(tmp_path, source)
+    cfg.write_text(cfg.read_text().replace("timeout_s = 3.0", "timeout_s = 300.0"))
+    assert runner.invoke(main, ["--config", str(cfg), "init"]).exit_code == 0
+    try:
+        result = runner.invoke(main, ["--config", str(cfg), "schedule", "--for", "1"])
+    finally:
+        listener.close()
+    assert result.exit_code == 0, result.output
+    assert "digest ingest --source stall: stopped, the scheduler's --for time is up" in result.output
+    assert db.one("SELECT count(*) FROM sourcerun") == 0  # the child was ended, not waited for
+
+
+def test_lock_path_is_one_for_every_spelling_of_a_sqlite_url(tmp_path):
+    from digest.lock import lock_path
+
+    (tmp_path / "link").symlink_to(tmp_path)
+    spellings = [
+        f"sqlite:///{tmp_path}/d.db",
+        f"sqlite+pysqlite:///{tmp_path}/d.db",
+        f"sqlite:///{tmp_path}/link/d.db?timeout=5",
+        f"sqlite:///{tmp_path}/./link/./d.db",
+    ]
+    assert {lock_path(url, tmp_path / "ws") for url in spellings} == {tmp_path.resolve() / "d.db.ingest.lock"}
+
+
+@pytest.mark.parametrize("seconds", ["nan", "inf", "-5", "0"])
+def test_for_must_be_a_positive_number_of_seconds(runner, cfg, seconds):
+    result = runner.invoke(main, ["--config", str(cfg), "schedule", "--for", seconds])
+    assert result.exit_code == 1
+    assert result.output.strip().endswith("must be a positive number of seconds")
+
+
+def test_a_very_short_for_still_stops(cfg, db):
+    """The stop timer starts with the scheduler: one that fired before the scheduler ran was lost, and the
+    scheduler then ran for good (a child process, so that a regression fails instead of hanging)."""
+    argv = [sys.executable, "-m", "digest", "--config", str(cfg), "--db", db.url, "schedule", "--for", "0.001"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail("schedule --for 0.001 did not stop")
+    assert proc.returncode == 0, proc.stderr

@@ -71,6 +71,7 @@ def entry(key, title, summary, days, arxiv_id=None, authors=("Ada Lovelace",)):
         published=NOW - timedelta(days=days),
         arxiv_id=arxiv_id,
         arxiv_version=1 if arxiv_id else None,
+        tags=["cs.CL", "cs.LG"] if arxiv_id else [],  # arXiv categories, the primary one first
     )
 
 
@@ -106,6 +107,8 @@ def corpus(db, tmp_path):
         t0 = NOW - timedelta(hours=2)
         s.add(ReproRun(hook_id=hook_a.id, claim_id=ca.id, verdict="diverged", started_at=t0))
         s.add(ReproRun(hook_id=hook_a.id, claim_id=ca.id, verdict="reproduced", started_at=t0 + timedelta(hours=1)))
+        # A later run skipped for want of a GPU measures nothing: a's verdict stays reproduced (#17).
+        s.add(ReproRun(hook_id=hook_a.id, claim_id=ca.id, verdict="skipped", started_at=t0 + timedelta(hours=1.5)))
         s.add(ReproRun(hook_id=hook_b.id, claim_id=cb.id, verdict="reproduced", started_at=t0))
         s.add(ReproRun(hook_id=hook_b.id, claim_id=cb.id, verdict="diverged", started_at=t0 + timedelta(hours=1)))
         s.commit()
@@ -170,12 +173,12 @@ def test_filters(runner, corpus):
     until = (NOW - timedelta(days=3)).date().isoformat()
     assert keys(search(runner, cfg, "--until", until), ids) == ["c", "d"]
     assert keys(search(runner, cfg, "--has-claims"), ids) == ["a", "b"]
-    assert keys(search(runner, cfg, "--reproduced"), ids) == ["a"]  # b's latest run diverged
+    assert keys(search(runner, cfg, "--reproduced"), ids) == ["a"]  # b's latest run diverged; a's later one skipped
     assert keys(search(runner, cfg, "speculative", "--source", "arxiv"), ids) == ["a"]
     assert keys(search(runner, cfg, "--limit", "1"), ids) == ["a"]
     # A large limit makes the rarest tag's item list lead instead of a newest-first scan: same answers.
     assert keys(search(runner, cfg, "--tag", "kv-cache", "--limit", "5000"), ids) == ["b", "c"]
-    assert keys(search(runner, cfg, "--tag", "kv-cache", "--tag", "nope", "--limit", "5000"), ids) == []
+    assert keys(search(runner, cfg, "--tag", "kv-cache", "--tag", "interpretability", "--limit", "5000"), ids) == []
     bad = search(runner, cfg, "--since", "2026-02-01", "--until", "2026-01-01", ok=False)
     assert bad.exit_code == 1 and "--since 2026-02-01 is after --until 2026-01-01" in bad.output
 
@@ -185,7 +188,7 @@ def test_filters(runner, corpus):
     [
         ["--tag", "kv-cache"],
         ["--tag", "kv-cache", "--tag", "speculative-decoding"],
-        ["--tag", "nope"],
+        ["--tag", "interpretability", "--tag", "kv-cache"],  # none has both
         ["--source", "blog"],
         ["--has-claims", "--any-tag", "kv-cache"],
     ],
@@ -249,7 +252,7 @@ def test_output_formats(runner, corpus):
     assert rows[0]["tags"][0]["slug"] == "speculative-decoding" and rows[0]["claims"][0]["unit"] == "x"
     bib = runner.invoke(main, ["--config", str(cfg), "search", "speculative", "--bibtex"]).output
     assert "@misc{lovelace" in bib and "eprint = {2601.00001}" in bib and "archivePrefix = {arXiv}" in bib
-    assert "primaryClass = {" in bib and bib.count("@misc") == 2
+    assert "primaryClass = {cs.CL}" in bib and bib.count("@misc") == 2
     table = runner.invoke(main, ["--config", str(cfg), "search", "speculative"], env={"COLUMNS": "250"}).output
     assert "Speculative decoding with a tiny drafter" in table and "3.1× speed-up" in table  # the headline phrase
     assert rows[0]["headline"]["text"] == "3.1× speed-up" and rows[0]["one_line"].startswith("A draft model")

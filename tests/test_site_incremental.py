@@ -143,7 +143,7 @@ def test_a_changed_site_setting_rebuilds_every_page(tmp_path, db):
     config, engine = seeded(tmp_path, db, 5)
     out = tmp_path / "site"
     pipeline.build_site(engine, config, out, search=False)
-    manifest = write.read_manifest(out)
+    manifest = write.read_manifest(write.state_dir(out, config.workspace))
     assert manifest["items"] and all(len(v) == 3 for v in manifest["items"].values())
     config = dataclasses.replace(config, site=dataclasses.replace(config.site, title="Renamed Digest"))
     _out, written = pipeline.build_site(engine, config, out, search=False)
@@ -159,7 +159,8 @@ def test_a_site_from_the_first_manifest_format_is_rebuilt_and_stale_pages_remove
     (out / ".digest-build.json").write_text(json.dumps({"items/99-gone.html": "k", "index.html": "k"}))
     pipeline.build_site(engine, config, out, search=False)
     assert not (out / "items" / "99-gone.html").exists() and (out / "index.html").exists()
-    assert write.read_manifest(out)["version"] == write.MANIFEST_VERSION
+    assert write.read_manifest(write.state_dir(out, config.workspace))["version"] == write.MANIFEST_VERSION
+    assert not (out / ".digest-build.json").exists()  # moved out of the published folder
 
 
 def test_the_fragment_cache_serves_unchanged_findings_and_never_a_stale_one(tmp_path, db, monkeypatch):
@@ -212,17 +213,18 @@ def test_the_fragment_cache_serves_unchanged_findings_and_never_a_stale_one(tmp_
         s.exec(delete(Item).where(Item.id == 6))
         s.commit()
     pipeline.build_site(engine, config, out, search=False)
-    cache = write.FragmentCache(out)
+    state = write.state_dir(out, config.workspace)
+    cache = write.FragmentCache(state)
     assert cache.get([6]) == [] and {row[1] for row in cache.get([5])} >= {"card"}
-    (out / write.CACHE).write_bytes(b"not a database" * 100)
+    (state / write.CACHE).write_bytes(b"not a database" * 100)
     add_items(engine, 123, 1, NOW + timedelta(days=2))
     pipeline.build_site(engine, config, out, search=False)
     same_as_fresh("fresh-corrupt")
 
 
 def test_a_build_in_forked_workers_equals_one_in_a_single_process(tmp_path, db, monkeypatch):
-    """Big sites render in forked workers (one per core, each with its own lazily built item shell and
-    fragments): the files and the fragment cache are those of a build in one process."""
+    """Big sites render in forked workers (one per core, item pages with their findings' fragments first,
+    then list pages): the files and the fragment cache are those of a build in one process."""
     config, engine = seeded(tmp_path, db, 150)
     single = tmp_path / "single"
     pipeline.build_site(engine, config, single, search=False)
@@ -235,13 +237,52 @@ def test_a_build_in_forked_workers_equals_one_in_a_single_process(tmp_path, db, 
         (marks / str(os.getpid())).touch()
         return real(*args)
 
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    real_card = render.finding_card
+
+    def finding_card(f, root):
+        (cards / f"{f.item.id}-{os.getpid()}").touch()
+        return real_card(f, root)
+
     monkeypatch.setattr(write, "PARALLEL_MIN_WORK", 0)
     monkeypatch.setattr(write.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
     monkeypatch.setattr(write, "_render_and_write", render_and_write)
+    monkeypatch.setattr(render, "finding_card", finding_card)
     parallel = tmp_path / "parallel"
     pipeline.build_site(engine, config, parallel, search=False)
     workers = {int(p.name) for p in marks.iterdir()}
     assert workers and os.getpid() not in workers
+    # Each finding's card is rendered once, in the worker that renders its page (not once per worker).
+    made = [p.name.split("-")[0] for p in cards.iterdir()]
+    assert len(made) == len(set(made)) == 150
     assert files(parallel) == files(single)
-    ids = sorted(int(i) for i in write.read_manifest(single)["items"])
-    assert sorted(write.FragmentCache(parallel).get(ids)) == sorted(write.FragmentCache(single).get(ids))
+    single_state, parallel_state = (write.state_dir(d, config.workspace) for d in (single, parallel))
+    ids = sorted(int(i) for i in write.read_manifest(single_state)["items"])
+    assert sorted(write.FragmentCache(parallel_state).get(ids)) == sorted(write.FragmentCache(single_state).get(ids))
+
+
+def test_build_state_lives_in_the_workspace_and_an_old_sites_state_moves_there(tmp_path, db):
+    """Manifest and fragment cache are not published: they live in <workspace>/.build/, and a site folder
+    built by an older Digest (state inside it) hands its state over, so nothing is rebuilt for it."""
+    config, engine = seeded(tmp_path, db, 5)
+    out = tmp_path / "site"
+    pipeline.build_site(engine, config, out, search=False)
+    state = write.state_dir(out, config.workspace)
+    assert state.is_relative_to(config.workspace / ".build")
+    assert {p.name for p in state.iterdir()} >= set(write.STATE_FILES)
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    # A site from before: its state inside the published folder, none in the workspace.
+    for name in write.STATE_FILES:
+        os.replace(state / name, out / name)
+    manifest = (out / write.MANIFEST).read_bytes()
+    assert pipeline.build_site(engine, config, out, search=False)[1] == 0  # the moved manifest is used
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    assert (state / write.MANIFEST).read_bytes() == manifest
+    # Both present (an old Digest ran once more): the copy inside the site is dropped, not published.
+    (out / write.MANIFEST).write_bytes(b"{}")
+    (out / write.CACHE).write_bytes(b"old")
+    assert pipeline.build_site(engine, config, out, search=False)[1] == 0
+    assert not (out / write.MANIFEST).exists() and not (out / write.CACHE).exists()
+    # Two output folders keep two states.
+    assert write.state_dir(tmp_path / "other" / "site", config.workspace) != state

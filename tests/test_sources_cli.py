@@ -62,6 +62,8 @@ def test_add_finds_the_advertised_feed(runner, cfg, site):
         f"{site}/blog/index.xml",
         True,
     )
+    assert source.display_name == "Boot.dev Blog"  # cards show the feed's own title
+    assert dict(config.site.source_titles) == {"boot-dev-blog": "Boot.dev Blog"}
     text = cfg.read_text()
     assert text.startswith("# my lab's Digest") and "# keep this comment" in text and "# Boot.dev Blog" in text
     again = run(runner, cfg, "add", f"{site}/blog/index.xml", "--allow-private", ok=False)
