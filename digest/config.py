@@ -27,13 +27,13 @@ class SiteConfig:
     timezone: str = "UTC"
     author: str = ""  # the feeds' own <author> (RFC 4287: entries without one inherit it); default: the title
     description: str = ""  # every page's <meta name="description"> unless the page has its own
+    theme: Path | None = None  # a folder whose templates and static files override the bundled ones by name
+    repo_url: str = ""  # where reproduction hook scripts are browsable: repo_url + "/" + script path
+    source_titles: tuple[tuple[str, str], ...] = ()  # (source name, display name) from [[source]] display_name
 
     @property
     def feed_author(self) -> str:
         return self.author.strip() or self.title
-    theme: Path | None = None  # a folder whose templates and static files override the bundled ones by name
-    repo_url: str = ""  # where reproduction hook scripts are browsable: repo_url + "/" + script path
-    source_titles: tuple[tuple[str, str], ...] = ()  # (source name, display name) from [[source]] display_name
 
 
 @dataclass(frozen=True)

@@ -955,9 +955,7 @@ def plan(
             cards=ids(xs),
         )
         claim_parts.append(claims_week_path(week))
-        pages[claim_parts[-1]] = Page(
-            _key(salt, "claims", week, wkey), lambda xs=xs: claims_json(members(xs)), ids(xs)
-        )
+        pages[claim_parts[-1]] = Page(_key(salt, "claims", week, wkey), lambda xs=xs: claims_json(members(xs)), ids(xs))
     week_rows = [(w, len(by_week[w])) for w in weeks]
     pages["weeks/index.html"] = Page(
         _key(salt, "weeks", week_rows), html("weeks/index.html", "weeks_index.html", lambda: {"weeks": week_rows})

@@ -50,6 +50,13 @@ def run_bench(tmp_path: Path, args: list[str], env: dict[str, str]) -> str:
 # (script, arguments, environment, lines the output must hold)
 CASES = [
     (
+        "sanitize",
+        [],
+        {"BENCH_MB": "0.05"},
+        [r"rss: 50,000 nested <div> in a description .* CPU s", r"html source: nested <div> page at the cap",
+         r"rss: 15 descriptions of '<' floods"],
+    ),
+    (
         "search",
         ["--items", "300", "--db", "{tmp}/search/search.db", "--runs", "3", "--cli-runs", "1"],
         {},
