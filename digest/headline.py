@@ -121,6 +121,8 @@ _KIND_WEIGHT = {
     "time": 1.2,
 }  # fmt: skip
 _CHANGE_KINDS = ("speedup", "compression")  # "2.4x speedup", "compress 4x": a ratio that is itself a change
+_NEVER = ("other", "setup")
+_OTHER_KIND_WEIGHT = 2.6
 MIN_SCORE = 3.5  # tuned on the dev split of tests/data/headlines_eval.jsonl (docs/headlines.md)
 
 _RESULT_CUE = re.compile(
@@ -176,14 +178,14 @@ def score_claim(claim, position: float = 0.5, first_in_sentence: bool = True, ti
 
     `position`: where its sentence sits in the summary, 0 (first) to 1 (last)."""
     kind = claim.kind
-    if kind not in _KIND_WEIGHT:
-        return None  # `other`, `setup` and anything unknown never headline
+    if kind in _NEVER or not kind:
+        return None  # `other` and `setup` never headline
     sent = claim.text or ""
     start, end = claim.start, claim.end
     before, after = sent[max(0, start - 80) : start], sent[end : end + 80]
     near = sent[max(0, start - 40) : min(len(sent), end + 40)]
     prefixes, _pm, _adj = qualifier_parts(claim.qualifier or "")
-    score = _KIND_WEIGHT[kind]
+    score = _KIND_WEIGHT.get(kind, _OTHER_KIND_WEIGHT)  # a kind the extractor does not write: a generic change
     if claim.unit == "%" and claim.baseline is None and (_SHARE_AFTER.match(after) or _DROPPED_AFTER.match(after)):
         if kind not in ("accuracy", "compute", "memory", "energy", "cost", "utilization", "error"):
             return None  # a share of tokens / data / the model is setup
@@ -236,18 +238,26 @@ def choose_headline(claims: Sequence[Any], text: str = "") -> Headline | None:
     ]
     if not claims:
         return None
-    best, best_score = None, MIN_SCORE
-    seen: set[tuple[str, str]] = set()
-    for c in claims:
-        title = getattr(c, "field", "summary") == "title"
-        sent = (c.text or "").strip()
-        first = (title, sent) not in seen
-        position = 0.0 if title else _position(sent, summary)
-        s = score_claim(c, position=position, first_in_sentence=first, title=title)
-        if s is not None:
-            seen.add((title, sent))  # first among the claims that may headline ("Dropping 75% ..., 2.1x faster")
-        if s is not None and s > best_score + 1e-9:
-            best, best_score = c, s
+    # The summary's best claim first: a title's number is already on show in the title (each thing said once),
+    # so it headlines only when no summary claim is good enough.
+    best = None
+    for field_claims in (
+        [c for c in claims if getattr(c, "field", "summary") != "title"],
+        [c for c in claims if getattr(c, "field", "summary") == "title"],
+    ):
+        best_score = MIN_SCORE
+        seen: set[str] = set()
+        for c in field_claims:
+            title = getattr(c, "field", "summary") == "title"
+            sent = (c.text or "").strip()
+            position = 0.0 if title else _position(sent, summary)
+            s = score_claim(c, position=position, first_in_sentence=sent not in seen, title=title)
+            if s is not None:
+                seen.add(sent)  # first among the claims that may headline ("Dropping 75% ..., 2.1x faster")
+            if s is not None and s > best_score + 1e-9:
+                best, best_score = c, s
+        if best is not None:
+            break
     if best is None:
         return None
     level = _level_before(best, claims)

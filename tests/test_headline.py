@@ -14,6 +14,12 @@ from digest.headline import choose_headline, evaluate, format_claim, headline_te
 EVAL = Path(__file__).resolve().parent / "data" / "headlines_eval.jsonl"
 
 
+def Row(claim, **changes):
+    """A ledger-like row: the claim's fields with some replaced (field, kind)."""
+    fields = {k: getattr(claim, k) for k in claim.__dataclass_fields__}
+    return type("Row", (), {**fields, "field": "summary", **changes})()
+
+
 def headline(text: str):
     return choose_headline(extract_claims(text), text)
 
@@ -133,6 +139,22 @@ def test_a_condition_or_a_competitor_figure_does_not_win():
         "0.8 points, compared with a loss of 4.7 points for a fixed token cap."
     )
     assert headline(text).value == 46
+
+
+def test_a_title_number_headlines_only_when_the_summary_has_no_result():
+    title = "DFlash: 6x faster drafts"
+    summary = "The drafter cuts expert FLOPs by 31% at equal quality."
+    title_claims = [Row(c, field="title") for c in extract_claims(title)]
+    both = title_claims + extract_claims(summary)
+    assert choose_headline(both, summary).value == 31  # the title already shows its 6x
+    assert choose_headline(title_claims, "We describe the drafter.").text == "6× faster drafts"
+
+
+def test_a_kind_the_extractor_does_not_write_is_a_generic_change_but_other_never_headlines():
+    text = "Our router reaches a 22% lower loss on C4."
+    c = extract_claims(text)[0]
+    assert choose_headline([Row(c, kind="loss")], text).text == "22% lower loss"
+    assert choose_headline([Row(c, kind="other")], text) is None
 
 
 def test_a_claim_whose_sentence_left_the_summary_is_not_chosen():
