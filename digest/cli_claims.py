@@ -68,9 +68,11 @@ def _default_hooks_file() -> Path:
 @click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True, help="Seconds until killed.")
 @click.option("--name", default="", help="A unique name to refer to the hook by (default: hook id).")
 @click.option("--description", default="", help="What the hook checks and what it cannot.")
+@click.option("--env", "env", multiple=True, metavar="NAME", help="Pass this environment variable to the hook too.")
 @pass_state
 def repro_add(state: State, claim_id: int, command: str, script: str, tolerance: float, absolute: bool, at_least: bool,
-              requires: str | None, timeout_s: float, name: str, description: str) -> None:  # fmt: skip
+              requires: str | None, timeout_s: float, name: str, description: str,
+              env: tuple[str, ...]) -> None:  # fmt: skip
     """Register a command that re-measures claim CLAIM."""
     from digest import store
     from digest.models import ReproHook
@@ -85,6 +87,12 @@ def repro_add(state: State, claim_id: int, command: str, script: str, tolerance:
         raise DigestError(f"--tolerance {tolerance}: must be >= 0")
     if timeout_s <= 0:
         raise DigestError(f"--timeout {timeout_s}: must be > 0")
+    from digest.repro import env_names
+
+    try:
+        names = env_names(env)
+    except DigestError as exc:
+        raise DigestError(f"--{exc}") from None
     claim, _ = store.claim_with_item(state.engine, claim_id)
     if name and any(h.name == name for h in store.hooks(state.engine)):
         raise DigestError(f"--name {name!r}: a hook with this name exists")
@@ -100,6 +108,7 @@ def repro_add(state: State, claim_id: int, command: str, script: str, tolerance:
         timeout_s=timeout_s,
         description=description,
         unit=claim.unit,
+        env=names,
     )
     from digest.repro import command_argv
 

@@ -29,17 +29,41 @@ def build(state: State, out_dir: Path | None, no_search: bool) -> None:
 
 
 @main.command()
-@click.option("--week", required=True, help="ISO week, e.g. 2026-W48.")
+@click.option("--week", help="ISO week, e.g. 2026-W48 (with --scheduled: default last week in [site] timezone).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Folder for the .eml file(s).")
 @click.option("--send", is_flag=True, help="Send to every subscriber over SMTP (skips those already sent to).")
 @click.option("--dry-run", is_flag=True, help="With --send: write one .eml per subscriber instead of sending.")
+@click.option(
+    "--scheduled",
+    is_flag=True,
+    help="What cron and `digest schedule` run: write the issue, and send it when [smtp] and subscribers exist "
+    "(unless [newsletter] send = false).",
+)
 @pass_state
-def newsletter(state: State, week: str, out_dir: Path | None, send: bool, dry_run: bool) -> None:
+def newsletter(
+    state: State, week: str | None, out_dir: Path | None, send: bool, dry_run: bool, scheduled: bool
+) -> None:
     """Write one week's newsletter as an .eml file, or send it to the subscribers."""
     from digest import pipeline
 
     if dry_run and not send:
         raise DigestError("--dry-run only goes with --send")
+    if scheduled and send:
+        raise DigestError("--scheduled decides by itself whether to send: leave out --send")
+    if week is None:
+        if not scheduled:
+            raise DigestError("--week is required (e.g. --week 2026-W48), unless --scheduled")
+        from digest.schedule import last_week, timezone, utc_now
+
+        week = last_week(utc_now(), timezone(state.config))
+    if scheduled:
+        path = pipeline.build_newsletter(state.engine, state.config, week, out_dir)
+        click.echo(f"Newsletter: {path}")
+        reason = _not_sending(state, week)
+        if reason:
+            click.echo(f"Not sent: {reason}")
+            return
+        send = True
     if not send:
         path = pipeline.build_newsletter(state.engine, state.config, week, out_dir)
         click.echo(f"Newsletter: {path}")
@@ -49,9 +73,30 @@ def newsletter(state: State, week: str, out_dir: Path | None, send: bool, dry_ru
     if dry_run:
         click.echo(f"Dry run: {len(report.files)} .eml files in {report.files[0].parent}")
         return
-    click.echo(f"Sent {len(report.sent)}, already sent {report.already}, of {report.total} subscribers")
+    again = f" ({len(report.resent)} again under their first Message-ID)" if report.resent else ""
+    click.echo(f"Sent {len(report.sent)}, already sent {report.already}, of {report.total} subscribers{again}")
     if report.refused:
         raise DigestError(f"the SMTP server refused {len(report.refused)} recipient(s): {', '.join(report.refused)}")
+
+
+def _not_sending(state: State, week: str) -> str:
+    """Why a scheduled issue is not sent ("" when it is): a quiet week is no error for cron."""
+    from datetime import datetime, time, timedelta
+
+    from digest import store
+    from digest.pipeline import parse_week
+
+    start, end = parse_week(week)
+    since, until = datetime.combine(start, time()), datetime.combine(end + timedelta(days=1), time())
+    if not store.finding_ids_between(state.engine, since, until):
+        return f"no findings in {week}"
+    if not state.config.newsletter.send:
+        return "[newsletter] send = false"
+    if not state.config.smtp.configured:
+        return "no [smtp] in the config"
+    if not store.subscribers(state.engine):
+        return "no subscribers"
+    return ""
 
 
 @main.group()

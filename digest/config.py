@@ -48,6 +48,7 @@ class FetchConfig:
     arxiv_delay_s: float = 3.0
     arxiv_page_size: int = 100
     arxiv_max_results: int = 200
+    arxiv_overlap_days: float = 7.0
     retries: int = 2
     retry_after_max_s: float = 6 * 3600.0
     retry_after_wait_s: float = 30.0
@@ -74,6 +75,7 @@ class NewsletterConfig:
     sender: str = "Digest <digest@localhost>"
     unsubscribe_mailto: str = "mailto:digest@localhost?subject=unsubscribe"
     unsubscribe_url: str = ""
+    send: bool = True  # `newsletter --scheduled` (cron, `digest schedule`) sends when [smtp] and subscribers exist
 
 
 SMTP_SECURITY = ("starttls", "ssl", "none")
@@ -89,6 +91,7 @@ class SmtpConfig:
     password: str = field(default="", repr=False)
     timeout_s: float = 30.0
     ca_file: str = ""  # extra CA certificates (PEM) to trust, e.g. a private CA; verification is never off
+    configured: bool = False  # an [smtp] table or a DIGEST_SMTP_* variable exists (scheduled sending needs one)
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,8 @@ def parse_config(raw: dict, path: Path) -> Config:
         }
     )
     _check_unknown(fetch_raw, FetchConfig.__dataclass_fields__, path, "[fetch]")
+    if not 0 <= fetch.arxiv_overlap_days <= 365:
+        raise ConfigError(f"{path}: [fetch]: field 'arxiv_overlap_days' must be between 0 and 365")
     _check_unknown(site_raw, set(SiteConfig.__dataclass_fields__) - {"source_titles"}, path, "[site]")
     _check_unknown(news_raw, NewsletterConfig.__dataclass_fields__, path, "[newsletter]")
     _check_unknown(embed_raw, {"model", "max_tokens"}, path, "[embed]")
@@ -196,6 +201,7 @@ def parse_config(raw: dict, path: Path) -> Config:
             news_raw, "unsubscribe_mailto", str, path, "[newsletter]", NewsletterConfig.unsubscribe_mailto
         ),
         unsubscribe_url=_typed(news_raw, "unsubscribe_url", str, path, "[newsletter]", ""),
+        send=_typed(news_raw, "send", bool, path, "[newsletter]", True),
     )
     topics_file = base / _typed(raw, "topics_file", str, path, "", "topics.toml")
     sources_raw = raw.get("source", [])
@@ -262,7 +268,8 @@ def _check_fetch(fetch: FetchConfig, path: Path) -> None:
 
 def _smtp(raw: dict, path: Path) -> SmtpConfig:
     """[smtp] from the file, each field overridable by DIGEST_SMTP_<FIELD> (e.g. DIGEST_SMTP_PASSWORD)."""
-    _check_unknown(raw, SmtpConfig.__dataclass_fields__, path, "[smtp]")
+    _check_unknown(raw, set(SmtpConfig.__dataclass_fields__) - {"configured"}, path, "[smtp]")
+    configured = bool(raw) or any(k.startswith("DIGEST_SMTP_") for k in os.environ)
     raw = dict(raw)
     for name, kind in (
         ("host", str), ("port", int), ("security", str), ("user", str), ("password", str), ("ca_file", str),
@@ -293,6 +300,7 @@ def _smtp(raw: dict, path: Path) -> SmtpConfig:
         password=_typed(raw, "password", str, path, "[smtp]", ""),
         timeout_s=_smtp_timeout(_typed(raw, "timeout_s", float, path, "[smtp]", 30.0), path),
         ca_file=_ca_file(_typed(raw, "ca_file", str, path, "[smtp]", ""), path),
+        configured=configured,
     )
 
 

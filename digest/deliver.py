@@ -1,4 +1,10 @@
-"""Newsletter delivery over SMTP: one message per subscriber, a ledger row only after the server accepted it."""
+"""Newsletter delivery over SMTP: one message per subscriber through a two-step ledger.
+
+Each recipient's row is committed as `sending`, with the Message-ID, before the SMTP transaction and turned
+`sent` after the server's 250. A crash or a dropped connection between the two leaves `sending`: the server may
+or may not have the message. The next run sends it again under the same Message-ID (never a new one), so a
+receiving system that already has it can drop the copy; a server that replied with a refusal had nothing, and
+its row is removed. See docs/guarantees.md."""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from sqlalchemy.engine import Engine
 from digest import store
 from digest.config import Config, SmtpConfig
 from digest.errors import DigestError
+from digest.lock import exclusive, lock_path
 from digest.normalize import slugify
 
 ADDRESS_RE = re.compile(
@@ -44,6 +51,7 @@ class SendReport:
     total: int = 0
     sent: list[str] = field(default_factory=list)
     already: int = 0
+    resent: list[str] = field(default_factory=list)  # were `sending`: sent again under their first Message-ID
     refused: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
 
@@ -117,8 +125,21 @@ def send_issue(
             write_bytes(path, bytes(personalize(sub.email, sub.token)))
             report.files.append(path)
         return report
-    done = store.sent_to(engine, issue)
-    todo = [s for s in subs if s.email not in done]
+    # One sender at a time: a `sending` row then always belongs to a run that stopped, never to one in flight.
+    with exclusive(send_lock_path(engine, config), "newsletter send"):
+        return _send(engine, config, issue, personalize, subs, report, progress)
+
+
+def send_lock_path(engine: Engine, config: Config) -> Path:
+    """Beside the ingest lock: `<db>.send.lock` for SQLite, else `<workspace>/send.lock`."""
+    path = lock_path(engine.url.render_as_string(hide_password=False), config.workspace)
+    return path.with_name(path.name.replace("ingest.lock", "send.lock"))
+
+
+def _send(engine: Engine, config: Config, issue: str, personalize: Personalize, subs: list, report: SendReport,
+          progress: Callable[[str, int, int], None] | None) -> SendReport:  # fmt: skip
+    ledger = store.ledger(engine, issue)
+    todo = [s for s in subs if ledger.get(s.email, ("",))[0] != "sent"]
     report.already = len(subs) - len(todo)
     if not todo:
         return report
@@ -128,16 +149,29 @@ def send_issue(
             if progress:
                 progress("send", n, len(todo))
             msg = personalize(sub.email, sub.token)
+            if sub.email in ledger:  # `sending`: a run stopped before the server's reply reached it
+                if ledger[sub.email][1]:
+                    msg.replace_header("Message-ID", ledger[sub.email][1])
+                report.resent.append(sub.email)
+            elif not store.record_sending(engine, issue, sub.email, msg["Message-ID"] or ""):
+                report.already += 1  # another `newsletter --send` claimed this recipient meanwhile
+                continue
             try:
                 conn.send_message(msg, from_addr=sender, to_addrs=[sub.email])
             except smtplib.SMTPRecipientsRefused:
+                if sub.email not in ledger:
+                    store.forget_sending(engine, issue, sub.email)
                 report.refused.append(sub.email)
                 continue
             except (OSError, smtplib.SMTPException) as exc:
+                if isinstance(exc, smtplib.SMTPResponseException) and sub.email not in ledger:
+                    # The server answered no to this run's first attempt: nothing was delivered. A refused
+                    # resend keeps its row: the earlier attempt may have arrived, so the Message-ID must stay.
+                    store.forget_sending(engine, issue, sub.email)
                 raise DigestError(
                     f"SMTP {config.smtp.host}:{config.smtp.port}: stopped at {sub.email} after sending "
                     f"{len(report.sent)} of {len(todo)} ({exc}); run the same command again to send the rest"
                 ) from None
-            store.record_sent(engine, issue, sub.email, msg["Message-ID"] or "")
+            store.mark_sent(engine, issue, sub.email)
             report.sent.append(sub.email)
     return report

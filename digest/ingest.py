@@ -11,6 +11,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 
@@ -138,9 +139,15 @@ def _ingest_feed(
 def _ingest_arxiv(
     engine: Engine, config: Config, source: SourceConfig, fetcher: Fetcher, run_id: str, wait_ok: float = 0.0
 ) -> SourceReport:
-    """Page newest-revision-first until the last complete run's cursor; any gap makes the run incomplete."""
+    """Page newest-revision-first down to the last complete run's cursor minus an overlap window; every entry
+    of every page goes to the store, which dedupes by arXiv id and version. Any gap makes the run incomplete.
+
+    A strict `updated > cursor` test loses papers: arXiv lists a paper only once it is announced, so a new
+    paper can carry an `updated` older than (or equal to) a revision the last run already saw. The overlap
+    (`arxiv_overlap_days`) re-reads that window each run; the store turns what it holds into `unchanged`."""
     cfg = config.fetch
     cursor = store.get_cursor(engine, source.name)
+    floor = None if cursor is None else cursor - timedelta(days=cfg.arxiv_overlap_days)
     limit = source.max_results or cfg.arxiv_max_results
     # Guarded like any source: a redirect or DNS answer pointing at a private address is refused unless the
     # source sets allow_private = true (an arXiv mirror on the lab network, a test server on loopback).
@@ -165,19 +172,15 @@ def _ingest_arxiv(
                 if start < page.total or start == 0:
                     problem = f"arXiv returned an empty page at start={start} of {page.total} results"
                 break
-            fresh = [e for e in page.entries if cursor is None or (e.updated or e.published) > cursor]
-            if fresh:
-                writer.put(fresh)  # committed on the writer thread, one transaction per page
-            report.unchanged += len(page.entries) - len(fresh)
-            for e in fresh:
-                stamp = e.updated or e.published
-                if newest is None or stamp > newest:
-                    newest = stamp
+            writer.put(page.entries)  # committed on the writer thread, one transaction per page; dedupe there
+            stamps = [e.updated or e.published for e in page.entries]
+            if newest is None or max(stamps) > newest:
+                newest = max(stamps)
             start += len(page.entries)
-            if len(fresh) < len(page.entries) or start >= page.total:
-                break  # reached what the last complete run already stored, or the end of the results
+            if (floor is not None and min(stamps) < floor) or start >= page.total:
+                break  # below the overlap window of what the last complete run stored, or the end of the results
     counts = writer.counts  # every page is committed (or its error raised) once the `with` block is left
-    report.new, report.updated, report.unchanged = counts.new, counts.updated, report.unchanged + counts.unchanged
+    report.new, report.updated, report.unchanged = counts.new, counts.updated, counts.unchanged
     if problem:
         report.status, report.error = "incomplete", f"{problem}: cursor not advanced, next run retries"
     else:

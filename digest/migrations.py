@@ -155,6 +155,32 @@ def m010_validators_item_doi(conn, dialect: str) -> None:
     _add_columns(conn, {"item": ["doi"]})
 
 
+@migration
+def m011_hardening_send_ledger_status(conn, dialect: str) -> None:
+    """The send ledger records `sending` before the SMTP transaction and `sent` after; old rows were sent."""
+    _add_columns(conn, {"sendledger": ["status"]})
+
+
+@migration
+def m012_hardening_hook_env(conn, dialect: str) -> None:
+    """Hooks see an allow-listed environment plus the variables their owner names (`reprohook.env`)."""
+    _add_columns(conn, {"reprohook": ["env"]})
+
+
+@migration
+def m013_hardening_entry_keys_per_source(conn, dialect: str) -> None:
+    """Item keys other than arXiv ids become `<source>|<key>` (two feeds with guid `1` are two items); claim
+    keys, which start with their item's key, follow. Rows that two feeds already collapsed into one keep the
+    source that wrote them last."""
+    _exec(conn, "UPDATE item SET key = source || '|' || key WHERE substr(key, 1, 6) <> 'arxiv:'")
+    _exec(
+        conn,
+        "UPDATE claim SET key = (SELECT item.source || '|' || claim.key FROM item WHERE item.id = claim.item_id) "
+        "WHERE key IS NOT NULL AND substr(key, 1, 6) <> 'arxiv:' "
+        "AND EXISTS (SELECT 1 FROM item WHERE item.id = claim.item_id)",
+    )
+
+
 LATEST = len(MIGRATIONS)
 
 

@@ -138,6 +138,7 @@ class ReproHook(SQLModel, table=True):
     claimed: float | None = None  # the value to compare against when the hook has no claim
     claimed_hi: float | None = None
     unit: str = ""
+    env: str = ""  # environment variables (space separated) the hook sees besides the allow-list
 
 
 class ReproRun(SQLModel, table=True):
@@ -187,13 +188,15 @@ class Subscriber(SQLModel, table=True):
 
 
 class SendLedger(SQLModel, table=True):
-    """One row per (issue, recipient), written only after the SMTP server accepted that message."""
+    """One row per (issue, recipient): committed as `sending` with its Message-ID before the SMTP transaction,
+    turned `sent` after the server accepted it. A `sending` row left by a crash is resent with that Message-ID."""
 
     __table_args__ = (UniqueConstraint("issue", "email"),)
     id: int | None = Field(default=None, primary_key=True)
     issue: str = Field(index=True)  # ISO week, e.g. 2026-W48
     email: str
     message_id: str = ""
+    status: str = "sent"  # sending | sent
     sent_at: NaiveDatetime = Field(default_factory=utcnow)
 
 

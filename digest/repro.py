@@ -2,20 +2,20 @@
 
 Only commands a user registered (`digest repro add`, or a hooks file they point at) ever run; nothing from
 feed text is executed. A run gets a fresh working folder under the workspace, a wall-clock timeout, an
-output cap, and is killed with its whole process group (children and grandchildren) when it overruns.
+output cap enforced as it is written, an allow-listed environment, and a kill scope (digest.scope) that ends
+every process it started, double-forked daemons included, when it finishes or overruns.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import platform
 import re
+import selectors
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from digest.errors import DigestError
+from digest.scope import KillScope
 
 VERDICTS = ("reproduced", "diverged", "failed", "skipped")
 REQUIREMENTS = ("", "cuda")
@@ -162,46 +163,85 @@ def environment(requires: str, found: str) -> dict:
 # ----------------------------------------------------------------------------- running
 
 
-def run_process(argv: list[str], cwd: Path, env: dict[str, str], timeout_s: float) -> tuple[int | None, bool, str]:
-    """Run argv in its own session with output to files in cwd; kill the whole group on timeout or overflow.
+def run_process(
+    argv: list[str], cwd: Path, env: dict[str, str], timeout_s: float, max_bytes: int | None = None
+) -> tuple[int | None, bool, str]:
+    """Run argv in its own session and kill scope (digest.scope), its output piped through this process into
+    files in cwd: at most `max_bytes` (default MAX_OUTPUT_BYTES) of stdout+stderr ever reach the disk, and the
+    run is killed the moment it writes more. On timeout, overflow or exit every process it started is killed,
+    double-forked daemons included.
 
     Returns (exit code or None when killed, timed out?, why it was killed)."""
+    cap = MAX_OUTPUT_BYTES if max_bytes is None else max_bytes
+    budget = cap
     out_path, err_path = cwd / "stdout.txt", cwd / "stderr.txt"
-    with out_path.open("wb") as out, err_path.open("wb") as err:
+    with out_path.open("wb") as out, err_path.open("wb") as err, KillScope(KILL_GRACE_S) as scope:
         try:
             proc = subprocess.Popen(
-                argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
             )
         except OSError as exc:
             err.write(f"cannot start {argv[0]!r}: {exc}\n".encode())
             return 127, False, ""
+        sinks = {proc.stdout.fileno(): out, proc.stderr.fileno(): err}
+        selector = selectors.DefaultSelector()
+        for fd in sinks:
+            os.set_blocking(fd, False)
+            selector.register(fd, selectors.EVENT_READ)
         deadline = time.monotonic() + timeout_s
         killed = ""
-        while proc.poll() is None:
-            if time.monotonic() > deadline:
-                killed = f"timed out after {timeout_s:g} s"
-            elif out_path.stat().st_size + err_path.stat().st_size > MAX_OUTPUT_BYTES:
-                killed = f"output over {MAX_OUTPUT_BYTES} bytes"
-            if killed:
-                _kill_group(proc)
-                break
-            time.sleep(0.05)
-        _kill_group(proc)  # leftovers a finished hook started in the background die with it
+        try:
+            while not killed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    killed = f"timed out after {timeout_s:g} s"
+                    break
+                for key, _ in selector.select(timeout=min(0.05, left)):
+                    chunk = _read(key.fd)
+                    if chunk == b"":
+                        selector.unregister(key.fd)
+                    elif chunk is not None:
+                        budget = _take(chunk, sinks[key.fd], budget)
+                        if budget < 0:
+                            killed = f"output over {cap} bytes"
+                            break
+                if not killed and proc.poll() is not None:
+                    break  # exited: what it left running is killed below, then the pipes are drained
+            scope.kill(proc.pid)  # leftovers a finished hook started in the background die with it
+            proc.wait()
+            for fd in list(selector.get_map()):  # the writers are gone: what they wrote, within the budget
+                while budget >= 0:
+                    chunk = _read(fd)
+                    if not chunk:
+                        break  # EOF, or a writer this process could not kill keeps the pipe open: stop here
+                    budget = _take(chunk, sinks[fd], budget)
+                    if budget < 0 and not killed:
+                        killed = f"output over {cap} bytes"
+        finally:
+            selector.close()
+            proc.stdout.close()
+            proc.stderr.close()
     return (None if killed else proc.returncode), killed.startswith("timed out"), killed
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGTERM the process group, then SIGKILL whatever is still there after a grace period."""
+def _read(fd: int) -> bytes | None:
+    """One read of a non-blocking pipe: b"" at EOF, None when nothing is there yet."""
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        proc.wait()
-        return
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=KILL_GRACE_S)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+        return os.read(fd, 1 << 16)
+    except BlockingIOError:
+        return None
+
+
+def _take(chunk: bytes, sink, budget: int) -> int:
+    """Write at most `budget` bytes of chunk to sink; the budget left, negative once the output went over."""
+    sink.write(chunk[: max(0, budget)])
+    return budget - len(chunk)
 
 
 def _tail(path: Path, limit: int = STORED_BYTES) -> str:
@@ -223,15 +263,24 @@ def run_dir(workspace: Path, hook_id: int) -> Path:
     return path
 
 
-SECRET_ENV = re.compile(
-    r"^DIGEST_SMTP_|(^|_)(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_KEY|CREDENTIALS?)(_|$)", re.IGNORECASE
-)
+HOOK_ENV = ("PATH", "HOME", "LANG", "TMPDIR", "TZ", "USER", "LOGNAME")  # plus LC_*, DIGEST_* set per run
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def hook_environ(environ) -> dict[str, str]:
-    """The caller's environment less Digest's SMTP settings and anything named like a secret: a hook may run
-    code from a paper's repository, which has no business with the newsletter's password or an API token."""
-    return {k: v for k, v in environ.items() if not SECRET_ENV.search(k)}
+def hook_environ(environ, names=()) -> dict[str, str]:
+    """An allow-list: PATH, HOME, LANG, LC_*, TMPDIR, TZ, USER, LOGNAME, plus the variables the hook's owner
+    named (`--env`, `env = [...]`). A hook may run code from a paper's repository: it sees no password, token
+    or database URL of the caller's unless someone chose to hand it over."""
+    wanted = set(names)
+    return {k: v for k, v in environ.items() if k in HOOK_ENV or k.startswith("LC_") or k in wanted}
+
+
+def env_names(names) -> str:
+    """Variable names a hook may see, checked, as stored on the hook (space separated)."""
+    for name in names:
+        if not ENV_NAME.match(name):
+            raise DigestError(f"env: {name!r} is not an environment variable name")
+    return " ".join(dict.fromkeys(names))
 
 
 def execute(
@@ -245,9 +294,10 @@ def execute(
     tolerance_kind: str,
     timeout_s: float,
     extra_env: dict[str, str] | None = None,
+    env_names: tuple[str, ...] = (),
 ) -> Outcome:
     """One run of a hook whose hardware requirement is met: process, output, measured value, verdict."""
-    env = hook_environ(os.environ)
+    env = hook_environ(os.environ, env_names)
     env.update(extra_env or {})
     env["DIGEST_RUN_DIR"] = str(cwd)
     env["PYTHONUNBUFFERED"] = "1"
@@ -295,11 +345,12 @@ class HookSpec:
     description: str
     claimed: float | None
     claimed_hi: float | None
+    env: str = ""
 
 
 _HOOK_KEYS = {
     "name", "script", "command", "item", "value", "unit", "tolerance", "absolute", "at_least", "requires", "timeout",
-    "description", "claimed", "claimed_hi",
+    "description", "claimed", "claimed_hi", "env",
 }  # fmt: skip
 
 
@@ -325,6 +376,8 @@ def load_hooks_file(path: Path) -> list[HookSpec]:
             raise DigestError(f"{where}: field 'value' is required with 'item'")
         if not h.get("item") and h.get("claimed") is None:
             raise DigestError(f"{where}: give 'item' + 'value' (a claim) or 'claimed' (a standalone benchmark)")
+        if not isinstance(h.get("env", []), list) or not all(isinstance(n, str) for n in h.get("env", [])):
+            raise DigestError(f"{where}: field 'env' must be a list of variable names")
         if h.get("requires", "") not in REQUIREMENTS:
             raise DigestError(f"{where}: field 'requires' must be one of {', '.join(r for r in REQUIREMENTS if r)}")
         try:
@@ -343,9 +396,10 @@ def load_hooks_file(path: Path) -> list[HookSpec]:
                     description=str(h.get("description", "")),
                     claimed=None if h.get("claimed") is None else float(h["claimed"]),
                     claimed_hi=None if h.get("claimed_hi") is None else float(h["claimed_hi"]),
+                    env=env_names(h.get("env", [])),
                 )
             )
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, DigestError) as exc:
             raise DigestError(f"{where}: {exc}") from None
     return specs
 
@@ -393,6 +447,7 @@ def run_hook(engine, hook, workspace: Path):
             tolerance_kind=hook.tolerance_kind,
             timeout_s=hook.timeout_s,
             extra_env=extra,
+            env_names=tuple((hook.env or "").split()),
         )
         env["argv"] = argv
     run = ReproRun(
@@ -483,6 +538,7 @@ def sync_hooks(engine, path: Path) -> tuple[list, list[str]]:
             claimed=spec.claimed,
             claimed_hi=spec.claimed_hi,
             unit=spec.unit,
+            env=spec.env,
         )
         saved.append(store.save_hook(engine, hook))
     return saved, problems

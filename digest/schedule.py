@@ -6,9 +6,10 @@ import logging
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.config import Config
@@ -62,7 +63,7 @@ def job_specs(config: Config, config_path: str, db_url: str) -> list[JobSpec]:
             CronTrigger(day_of_week="mon", hour=7, minute=0, timezone=tz),
             newsletter_job,
             (config_path, db_url),
-            "Mondays 07:00: newsletter --week <last week>",
+            "Mondays 07:00: build, then newsletter --week <last week> --scheduled (sends when [smtp] is set)",
         )
     )
     return specs
@@ -259,7 +260,25 @@ def command_job(config_path: str, db_url: str, args: list[str]) -> int:
     return digest_command(config_path, db_url, list(args))
 
 
-def newsletter_job(config_path: str, db_url: str) -> int:
-    """Last week's issue, the week computed when the job fires (not when it was scheduled)."""
-    year, week, _ = (date.today() - timedelta(days=7)).isocalendar()
-    return digest_command(config_path, db_url, ["newsletter", "--week", f"{year}-W{week:02d}"])
+def last_week(now: datetime, tz: ZoneInfo) -> str:
+    """The ISO week before the one `now` falls in, on the calendar of `tz` ([site] timezone), e.g. 2026-W48."""
+    year, week, _ = (now.astimezone(tz).date() - timedelta(days=7)).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def newsletter_job(config_path: str, db_url: str, clock: Callable[[], datetime] = utc_now) -> int:
+    """Build the site (so every link in the issue resolves), then last week's issue, the week computed in
+    [site] timezone when the job fires (not when it was scheduled). `--scheduled` sends it through the ledger
+    when [smtp] and subscribers exist, unless [newsletter] send = false. No issue goes out after a failed build."""
+    from digest.config import load_config
+
+    week = last_week(clock(), timezone(load_config(config_path)))
+    code = digest_command(config_path, db_url, ["build"])
+    if code:
+        log.warning("newsletter %s not sent: the site build failed (exit %d)", week, code)
+        return code
+    return digest_command(config_path, db_url, ["newsletter", "--week", week, "--scheduled"])

@@ -7,7 +7,7 @@ import json
 from collections import namedtuple
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from itertools import chain, groupby
@@ -146,8 +146,23 @@ def save_entries(
     return counts
 
 
+def item_key(source: str, key: str) -> str:
+    """The stored key of an entry: arXiv ids are global (a paper from any source is one finding); every other
+    key (guid, link, hash) is scoped to its source, as miniflux scopes them per feed, so two feeds that both
+    use guid `1` keep two rows."""
+    return key if key.startswith("arxiv:") else f"{source}|{key}"
+
+
+def _scoped(source: str, entries: Sequence[Entry]) -> Sequence[Entry]:
+    """Entries with their stored keys (arXiv pages come back as they are, without a copy)."""
+    if all(e.key.startswith("arxiv:") for e in entries):
+        return entries
+    return [e if e.key.startswith("arxiv:") else replace(e, key=item_key(source, e.key)) for e in entries]
+
+
 def upsert_entries(s: Session, source: str, entries: Sequence[Entry], fresh: NewRows | None = None) -> UpsertCounts:
     """save_entries inside the caller's transaction: several calls can make up one commit."""
+    entries = _scoped(source, entries)
     counts = UpsertCounts()
     now = utcnow()
     existing = _existing_rows(s, entries)
@@ -194,7 +209,7 @@ class NewRows:
 def new_item_rows(engine: Engine, source: str, entries: Sequence[Entry]) -> NewRows:
     """Each entry's column values as a new item row: the part of save_entries that needs no database."""
     now = utcnow()
-    values = [_upsert_values(source, entry, None, now)[1] for entry in entries]
+    values = [_upsert_values(source, entry, None, now)[1] for entry in _scoped(source, entries)]
     names = list(values[0]) if values else []
     return NewRows(values, names, _bound(engine.dialect, names, [tuple(map(v.get, names)) for v in values]))
 
@@ -688,20 +703,60 @@ def subscribers(engine: Engine) -> list:
         return list(s.exec(select(Subscriber).order_by(Subscriber.email)))
 
 
-def sent_to(engine: Engine, issue: str) -> set[str]:
-    """Addresses the server already accepted this issue for."""
+def ledger(engine: Engine, issue: str) -> dict[str, tuple[str, str]]:
+    """{address: (status, Message-ID)} of this issue's send ledger: `sending` or `sent`."""
     from digest.models import SendLedger
 
     with session(engine) as s:
-        return set(s.exec(select(SendLedger.email).where(SendLedger.issue == issue)))
+        rows = s.exec(
+            select(SendLedger.email, SendLedger.status, SendLedger.message_id).where(SendLedger.issue == issue)
+        )
+        return {email: (status, message_id) for email, status, message_id in rows}
 
 
-def record_sent(engine: Engine, issue: str, email: str, message_id: str) -> None:
-    """Commit one ledger row right after the server accepted the message."""
+def record_sending(engine: Engine, issue: str, email: str, message_id: str) -> bool:
+    """Commit (issue, email) as `sending` with the Message-ID about to be sent; False when a row already exists
+    (another process claimed this recipient)."""
+    from sqlalchemy.exc import IntegrityError
+
     from digest.models import SendLedger
 
     with session(engine) as s:
-        s.add(SendLedger(issue=issue, email=email, message_id=message_id))
+        s.add(SendLedger(issue=issue, email=email, message_id=message_id, status="sending"))
+        try:
+            s.commit()
+        except IntegrityError:
+            return False
+        return True
+
+
+def mark_sent(engine: Engine, issue: str, email: str) -> None:
+    """The server accepted the message: the ledger row becomes `sent`."""
+    from sqlalchemy import update
+
+    from digest.models import SendLedger
+
+    with session(engine) as s:
+        s.exec(
+            update(SendLedger)
+            .where(SendLedger.issue == issue, SendLedger.email == email)
+            .values(status="sent", sent_at=utcnow())
+        )
+        s.commit()
+
+
+def forget_sending(engine: Engine, issue: str, email: str) -> None:
+    """The server refused the message with a reply: nothing was delivered, drop the `sending` row."""
+    from sqlalchemy import delete
+
+    from digest.models import SendLedger
+
+    with session(engine) as s:
+        s.exec(
+            delete(SendLedger).where(
+                SendLedger.issue == issue, SendLedger.email == email, SendLedger.status == "sending"
+            )
+        )
         s.commit()
 
 
@@ -723,7 +778,14 @@ def find_item(engine: Engine, ref: str) -> Item | None:
             found = s.exec(select(Item).where(Item.arxiv_id == parsed[0]).order_by(Item.id)).first()
             if found:
                 return found
-        return s.exec(select(Item).where(Item.key == ref)).first()
+        return s.exec(select(Item).where(Item.key.in_(_key_spellings(s, ref))).order_by(Item.id)).first()
+
+
+def _key_spellings(s: Session, ref: str) -> list[str]:
+    """A key as given and, for a key from before keys were per source (`guid:1`), as each source stores it."""
+    if "|" in ref or ref.startswith("arxiv:"):
+        return [ref]
+    return [ref, *(item_key(source, ref) for source in s.exec(select(Item.source).distinct()))]
 
 
 def topic_vectors(engine: Engine, model: str, hashes: Sequence[str]) -> dict[str, bytes]:
@@ -797,8 +859,11 @@ def claim_with_item(engine: Engine, claim_id: int) -> tuple[Claim, Item]:
 def find_claim(engine: Engine, item_ref: str, value: float, unit: str) -> Claim | None:
     """The claim of an item (by key, arXiv id or URL) with this value and unit."""
     with session(engine) as s:
+        keys = _key_spellings(s, item_ref)
         item = s.exec(
-            select(Item).where((Item.key == item_ref) | (Item.arxiv_id == item_ref) | (Item.url == item_ref))
+            select(Item)
+            .where(Item.key.in_(keys) | (Item.arxiv_id == item_ref) | (Item.url == item_ref))
+            .order_by(Item.id)
         ).first()
         if item is None:
             return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -311,14 +312,8 @@ def write_site(
         page = pages[rel]
         written += writer.write(root, rel, page.join([(root / part).read_bytes() for part in page.parts]))
     rendered += len(joined)
-    for rel in set(old) - set(pages):
-        try:
-            target = confined(root, rel)
-        except DigestError:
-            continue
-        if target.is_file():
-            target.unlink()
-            written += 1
+    written += _remove_stale(root, pages, old)
+    _remove_state_temps(state)
     if fragments is not None:
         made.update(fragments())
         old_items, new_items = manifest.get("items", {}), (extra or {}).get("items")
@@ -329,6 +324,51 @@ def write_site(
         return rendered, written
     replace_with(state / MANIFEST, orjson.dumps(data), temp_beside(state / MANIFEST))
     return rendered, written
+
+
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?:[0-9a-f]{12}|tmp\d+)$")  # temp_beside's and _Writer's temp names
+
+
+def _remove_stale(root: Path, pages: dict, old: dict) -> int:
+    """Delete what the new manifest will not list, judged from the disk, not from the last manifest alone: a
+    build killed after writing pages but before saving its manifest leaves pages no manifest ever listed.
+
+    Every file in a folder the site's pages live in (items/, tags/, ...: folders Digest owns) that is not one
+    of `pages` goes, temp files included; at the top level, where a user may keep files of their own, only
+    pages of the last manifest and Digest's own temp files (of pages and of the manifest) go."""
+    keep = set(pages)
+    removed = 0
+    folders = {rel.split("/", 1)[0] for rel in (*pages, *old) if "/" in rel}
+    for folder in sorted(folders):
+        try:
+            _check(folder)
+        except DigestError:
+            continue
+        if (root / folder).is_symlink():
+            continue  # what a link points at is not the site's to clean (os.walk does not follow links below)
+        for parent, _dirs, names in os.walk(root / folder):
+            prefix = os.path.relpath(parent, root).replace(os.sep, "/")
+            for name in names:
+                if f"{prefix}/{name}" not in keep:
+                    Path(parent, name).unlink(missing_ok=True)
+                    removed += 1
+    top = {rel for rel in (*pages, *old) if "/" not in rel} | {MANIFEST}
+    for name in os.listdir(root):
+        temp = _TEMP_RE.match(name)
+        if (temp and temp["name"] in top) or (name in old and name not in keep and "/" not in name):
+            path = root / name
+            if path.is_file() and not path.is_symlink():
+                path.unlink()
+                removed += not temp
+    return removed
+
+
+def _remove_state_temps(state: Path) -> None:
+    """A manifest temp file a killed build left in the build-state folder."""
+    for name in os.listdir(state):
+        temp = _TEMP_RE.match(name)
+        if temp and temp["name"] == MANIFEST and (state / name).is_file():
+            (state / name).unlink(missing_ok=True)
 
 
 def _run(

@@ -226,7 +226,7 @@ def test_suggest_and_accept_end_to_end(tmp_path, db, runner):
             "SELECT i.key FROM itemtopic t JOIN item i ON i.id = t.item_id WHERE t.topic_slug = 'photonics'"
         )
     }
-    assert photonic_items == {k for k in keys if group_of(k) == "photonic"}
+    assert photonic_items == {f"blog|{k}" for k in keys if group_of(k) == "photonic"}  # keys are per source
     # ... and the next suggestion run no longer proposes it.
     third = runner.invoke(main, suggest[:-2])  # the tagger's own bar: the photonic items now fit
     assert photonic not in third.output and "photonic" not in third.output and "protein" in third.output

@@ -34,9 +34,25 @@ class Mailbox:
         self.hold_after: int | None = None
         self.holding = threading.Event()
         self.release = threading.Event()
+        self.drop_after_data = False  # keep the message, then close the connection without a reply
+        self.kill: tuple[int, int, float] | None = None  # (pid, at the Nth message, seconds after its reply)
+        self.killed = threading.Event()
 
     async def handle_DATA(self, server, session, envelope):
         n = len(self.accepted)
+        if self.drop_after_data:
+            self.accepted.append((list(envelope.rcpt_tos), envelope.original_content or envelope.content))
+            server.transport.abort()
+            return "250 OK"  # never reaches the client
+        if self.kill is not None and n + 1 == self.kill[1]:
+            self.accepted.append((list(envelope.rcpt_tos), envelope.original_content or envelope.content))
+            pid, _, delay = self.kill
+            if delay < 0:  # before the 250 leaves: the server has it, the client never hears so
+                os.kill(pid, signal.SIGKILL)
+            else:  # after the 250, somewhere in the client's bookkeeping or its next transaction
+                asyncio.get_running_loop().call_later(delay, os.kill, pid, signal.SIGKILL)
+            self.killed.set()
+            return "250 OK"
         if self.hold_after is not None and n >= self.hold_after:
             self.holding.set()
             await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 30)
@@ -187,11 +203,98 @@ def test_killed_send_resumes_and_delivers_the_rest_exactly_once(runner, cfg, smt
     smtp.hold_after = None
     smtp.release.set()
     time.sleep(0.1)
-    assert len(smtp.accepted) == 2 and db.one("SELECT count(*) FROM sendledger") == 2
+    assert len(smtp.accepted) == 2 and db.one("SELECT count(*) FROM sendledger WHERE status = 'sent'") == 2
+    assert db.one("SELECT count(*) FROM sendledger WHERE status = 'sending'") == 1  # the held one
     result = cli(runner, cfg, "newsletter", "--week", WEEK, "--send")
     assert result.exit_code == 0, result.output
-    assert "Sent 3, already sent 2, of 5" in result.output
+    assert "Sent 3, already sent 2, of 5 subscribers (1 again under their first Message-ID)" in result.output
     assert [smtp.count(p) for p in PEOPLE] == [1] * 5
+
+
+def message_ids(box: Mailbox) -> dict[str, list[str]]:
+    """Every delivery's Message-ID, by recipient."""
+    ids: dict[str, list[str]] = {}
+    for rcpt, raw in box.accepted:
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        ids.setdefault(rcpt[0], []).append(msg["Message-ID"])
+    return ids
+
+
+def test_server_dropping_the_connection_after_data_gets_the_same_message_id_again(runner, cfg, smtp, db):
+    subscribe(runner, cfg, PEOPLE[:2])
+    smtp.drop_after_data = True  # accepted, then the connection is gone before the 250
+    result = cli(runner, cfg, "newsletter", "--week", WEEK, "--send")
+    assert result.exit_code == 1 and "run the same command again" in result.output
+    [(rcpt, _)] = smtp.accepted
+    first = message_ids(smtp)[rcpt[0]]
+    assert db.rows("SELECT email, status, message_id FROM sendledger") == [(rcpt[0], "sending", first[0])]
+    smtp.drop_after_data, smtp.refuse_after = False, 0  # the resend is refused with a reply: the row stays
+    result = cli(runner, cfg, "newsletter", "--week", WEEK, "--send")
+    assert result.exit_code == 1 and len(smtp.accepted) == 1
+    assert db.rows("SELECT email, status, message_id FROM sendledger") == [(rcpt[0], "sending", first[0])]
+    smtp.refuse_after = None
+    result = cli(runner, cfg, "newsletter", "--week", WEEK, "--send")
+    assert result.exit_code == 0, result.output
+    assert "Sent 2, already sent 0, of 2 subscribers (1 again under their first Message-ID)" in result.output
+    ids = message_ids(smtp)
+    assert ids[rcpt[0]] == first * 2  # a second copy, under the same Message-ID: a provider keeps one
+    assert all(len(set(v)) == 1 for v in ids.values()) and sorted(ids) == PEOPLE[:2]
+    assert db.one("SELECT count(*) FROM sendledger WHERE status = 'sent'") == 2
+    result = cli(runner, cfg, "newsletter", "--week", WEEK, "--send")
+    assert "Sent 0, already sent 2, of 2" in result.output and len(smtp.accepted) == 3
+
+
+def test_sigkill_at_random_points_of_a_200_subscriber_send_gives_one_message_id_per_reader(runner, cfg, smtp, db):
+    """A real `digest newsletter --send` process, SIGKILLed four times at random points (seeded): just before
+    the server's 250 leaves, or up to 20 ms after it. Each rerun resumes; every reader ends with one
+    Message-ID, and a second copy (same Message-ID) only where a kill fell between the 250 and the ledger."""
+    import random
+
+    readers = [f"r{n:03d}@example.org" for n in range(200)]
+    subscribe(runner, cfg, readers)
+    rng = random.Random(17)
+    argv = [sys.executable, "-m", "digest", "--config", str(cfg), "newsletter", "--week", WEEK, "--send"]
+    env = {**os.environ, "DIGEST_DB": db.url}
+    kills = 0
+    for _ in range(4):
+        at = len(smtp.accepted) + rng.randint(1, 40)
+        delay = rng.choice([-1.0, rng.uniform(0, 0.02)])
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        smtp.killed.clear()
+        smtp.kill = (proc.pid, at, delay)
+        try:
+            proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        smtp.kill = None
+        assert smtp.killed.is_set() and proc.returncode == -signal.SIGKILL, proc.communicate()
+        kills += 1
+    result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    ids = message_ids(smtp)
+    assert sorted(ids) == readers  # nobody missed
+    assert all(len(set(v)) == 1 for v in ids.values()), {k: v for k, v in ids.items() if len(set(v)) > 1}
+    copies = sum(len(v) - 1 for v in ids.values())
+    assert copies <= kills
+    assert db.one("SELECT count(*) FROM sendledger WHERE status = 'sent'") == 200
+
+
+def test_a_second_sender_stops_at_once_and_sends_nothing(runner, cfg, smtp, db):
+    """While one `newsletter --send` holds the send lock, another stops at once: a `sending` row of a live run
+    is never taken for a crashed one and resent."""
+    from digest import store
+    from digest.config import load_config
+    from digest.deliver import send_lock_path
+    from digest.lock import exclusive
+
+    subscribe(runner, cfg, PEOPLE[:1])
+    engine = store.open_engine(db.url)
+    with exclusive(send_lock_path(engine, load_config(cfg))):
+        result = cli(runner, cfg, "newsletter", "--week", WEEK, "--send")
+    engine.dispose()
+    assert result.exit_code == 1 and "another newsletter send is already running" in result.output
+    assert smtp.accepted == [] and db.one("SELECT count(*) FROM sendledger") == 0
 
 
 def test_dry_run_writes_one_eml_per_subscriber_and_sends_nothing(runner, cfg, smtp, db, tmp_path):

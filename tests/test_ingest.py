@@ -140,7 +140,7 @@ def test_bozo_feed_keeps_good_entries_and_reports(httpserver, tmp_path, db):
     cfg = write_config(tmp_path, rss_source("blog", httpserver.url_for("/feed.xml")))
     report = run_ingest(cfg, db)["blog"]
     assert report.status == "warning" and "malformed feed" in report.error
-    assert db.one("SELECT count(*) FROM item WHERE key IN ('guid:post-1','guid:post-2')") == 2
+    assert db.one("SELECT count(*) FROM item WHERE key IN ('blog|guid:post-1','blog|guid:post-2')") == 2
 
 
 def test_wrongly_declared_charset_loses_to_valid_utf8(httpserver, tmp_path, db):
@@ -149,7 +149,7 @@ def test_wrongly_declared_charset_loses_to_valid_utf8(httpserver, tmp_path, db):
     cfg = write_config(tmp_path, rss_source("blog", httpserver.url_for("/feed.xml")))
     report = run_ingest(cfg, db)["blog"]
     assert report.status == "ok", report.error
-    assert db.one("SELECT title FROM item WHERE key='guid:post-1'").endswith("~15× faster in production")
+    assert db.one("SELECT title FROM item WHERE key='blog|guid:post-1'").endswith("~15× faster in production")
 
 
 def test_missing_titles_and_dates_get_fallbacks(httpserver, tmp_path, db):
@@ -252,3 +252,32 @@ def test_sources_enable_fetches_a_gone_source_again(httpserver, tmp_path, db, ru
     assert again.exit_code == 0 and "was not disabled" in again.output
     unknown = runner.invoke(main, ["--config", str(cfg), "sources", "enable", "nope"])
     assert unknown.exit_code == 1 and unknown.output.startswith("Error: source 'nope'")
+
+
+def guid_one_feed(title: str) -> bytes:
+    return f"""<?xml version="1.0"?><rss version="2.0"><channel><title>{title}</title><link>https://b.test/</link>
+    <item><guid isPermaLink="false">1</guid><title>{title}: our first post</title>
+    <link>https://{title.lower()}.test/1</link><description>What {title} measured.</description></item>
+    </channel></rss>""".encode()
+
+
+def test_two_feeds_using_the_same_guid_keep_two_items(httpserver, tmp_path, db):
+    """Keys are per source (as miniflux scopes them per feed): guid `1` of one blog is not guid `1` of another,
+    and neither flips to the other's content or reports `updated` on every run."""
+    for name in ("Alpha", "Beta"):
+        httpserver.expect_request(f"/{name}.xml").respond_with_data(guid_one_feed(name))
+    sources = rss_source("alpha", httpserver.url_for("/Alpha.xml")) + rss_source(
+        "beta", httpserver.url_for("/Beta.xml")
+    )
+    cfg = write_config(tmp_path, sources)
+    first = run_ingest(cfg, db)
+    assert (first["alpha"].new, first["beta"].new) == (1, 1)
+    rows = db.rows("SELECT key, source, title FROM item ORDER BY key")
+    assert rows == [("alpha|guid:1", "alpha", "Alpha: our first post"), ("beta|guid:1", "beta", "Beta: our first post")]
+    again = run_ingest(cfg, db)
+    assert [(r.new, r.updated, r.unchanged) for r in again.values()] == [(0, 0, 1), (0, 0, 1)]
+    assert db.rows("SELECT key, source, title FROM item ORDER BY key") == rows
+    engine = store.open_engine(db.url)
+    assert store.find_item(engine, "beta|guid:1").title == "Beta: our first post"
+    assert store.find_item(engine, "guid:1").source == "alpha"  # a key as written before keys were per source
+    engine.dispose()

@@ -94,7 +94,7 @@ def corpus(db, tmp_path):
             s.add(Embedding(item_id=item_id, model=embedder.name, content_hash="h", dim=len(vec), vector=to_bytes(vec)))
         s.commit()
     engine.dispose()
-    ids = {key: i for i, key in db.rows("SELECT id, key FROM item")}
+    ids = {key.split("|", 1)[-1]: i for i, key in db.rows("SELECT id, key FROM item")}  # keys are per source
     return write_config(tmp_path, ""), ids
 
 

@@ -138,3 +138,48 @@ def test_claim_keys_and_repro_fields_are_added_to_an_older_database(db):
     assert {"source", "run_dir"} <= {c["name"] for c in inspect(engine).get_columns("reprorun")}
     assert "script" in {c["name"] for c in inspect(engine).get_columns("reprohook")}
     engine.dispose()
+
+
+def test_entry_keys_move_to_their_source_and_ingest_finds_the_moved_rows(db, tmp_path, httpserver):
+    """A database from before keys were per source: feed keys (and the claim keys built on them) get their
+    source in front, arXiv keys stay global, and the next ingest of the same feed updates nothing."""
+    from digest.config import load_config
+    from digest.ingest import ingest
+    from tests.conftest import FIXTURES
+
+    before = [n for n, _ in migrations.MIGRATIONS].index("m013_hardening_entry_keys_per_source")
+    cfg = write_config(tmp_path, f"""
+        [[source]]
+        name = "blog"
+        kind = "rss"
+        url = "{httpserver.url_for("/feed.xml")}"
+        allow_private = true
+        """)  # fmt: skip
+    httpserver.expect_request("/feed.xml").respond_with_data((FIXTURES / "feed.xml").read_bytes())
+    engine = store.open_engine(db.url)
+    migrations.migrate(engine, upto=before)
+    # What the old code stored for this feed (keys without their source), then its claims.
+    from digest.parse import parse_feed
+
+    entries = parse_feed((FIXTURES / "feed.xml").read_bytes(), {}, httpserver.url_for("/feed.xml"), 500).entries
+    with store.session(engine) as s:
+        for e in entries:  # the old upsert wrote entry.key as it came
+            s.add(Item(key=e.key, source="blog", title=e.title, summary=e.summary, url=e.url,
+                       published=e.published, content_hash=e.content_hash))  # fmt: skip
+        s.add(Item(key="arxiv:2601.00001", kind="paper", source="arxiv-a", title="P", arxiv_id="2601.00001",
+                   published=datetime(2026, 1, 1)))  # fmt: skip
+        s.commit()
+        post = s.exec(store.select(Item).where(Item.key == entries[0].key)).one()
+        s.add(Claim(item_id=post.id, value=15, unit="x", text="15x", key=f"{entries[0].key}|title|x|15|1"))
+        paper = s.exec(store.select(Item).where(Item.key == "arxiv:2601.00001")).one()
+        s.add(Claim(item_id=paper.id, value=2, unit="x", text="2x", key="arxiv:2601.00001|summary|x|2|1"))
+        s.commit()
+    store.init_db(engine)
+    keys = sorted(r[0] for r in db.rows("SELECT key FROM item"))
+    assert keys == sorted(["arxiv:2601.00001", *(f"blog|{e.key}" for e in entries)])
+    claim_keys = sorted(r[0] for r in db.rows("SELECT key FROM claim"))
+    assert claim_keys == ["arxiv:2601.00001|summary|x|2|1", f"blog|{entries[0].key}|title|x|15|1"]
+    reports = ingest(engine, load_config(cfg))
+    assert [(r.new, r.updated) for r in reports] == [(0, 0)]  # the moved rows are found: no second copy
+    assert db.one("SELECT count(*) FROM item") == len(entries) + 1
+    engine.dispose()

@@ -69,7 +69,7 @@ def test_ingest_tag_claims_build_newsletter_export(runner, site, db):
     assert "arxiv:2602.06036" in keys and "arxiv:hep-th/9901001" in keys
     paper_id = db.one("SELECT id FROM item WHERE arxiv_id='2602.06036'")
     # The blog post linking DFlash's arXiv page is coverage of the paper, not a second finding.
-    assert db.one("SELECT covers_item_id FROM item WHERE key='guid:post-1'") == paper_id
+    assert db.one("SELECT covers_item_id FROM item WHERE key='blog-rss|guid:post-1'") == paper_id
     assert db.one("SELECT etag FROM fetchstate WHERE source='blog-rss'") == '"f1"'
 
     # A second run changes nothing: no duplicates.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import email
+from datetime import UTC, datetime
 
 import pytest
 
@@ -248,3 +249,95 @@ def test_a_very_short_for_still_stops(cfg, db):
     except subprocess.TimeoutExpired:
         pytest.fail("schedule --for 0.001 did not stop")
     assert proc.returncode == 0, proc.stderr
+
+
+# --- the Monday newsletter: the week in [site] timezone (injected clock), build first, then sent (#17) ---
+
+
+@pytest.fixture
+def mailbox():
+    from aiosmtpd.controller import Controller
+
+    from tests.test_deliver import Mailbox, free_port
+
+    box = Mailbox()
+    box.port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=box.port)
+    controller.start()
+    yield box
+    controller.stop()
+
+
+def newsletter_config(httpserver, tmp_path, port: int | None, send: bool = True):
+    from tests.publish_data import published
+
+    smtp = f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n' if port else ""
+    extra = f'[newsletter]\nsender = "Digest <digest@digest.test>"\nsend = {str(send).lower()}\n{smtp}'
+    path = published(httpserver, tmp_path, extra=extra)
+    path.write_text(path.read_text().replace('base_url = "https://digest.test/"', TZ_LINE))
+    return path
+
+
+TZ_LINE = 'base_url = "https://digest.test/"\ntimezone = "Pacific/Auckland"'
+# Sunday 2026-11-29 20:00 UTC is Monday 30 November 09:00 in Auckland: last week there is 2026-W48; on the
+# UTC calendar (what date.today() gives on a UTC host) it would be 2026-W47.
+SUNDAY_EVENING_UTC = datetime(2026, 11, 29, 20, 0, tzinfo=UTC)
+
+
+def test_last_week_follows_the_site_timezone():
+    from zoneinfo import ZoneInfo
+
+    from digest.schedule import last_week
+
+    assert last_week(SUNDAY_EVENING_UTC, ZoneInfo("Pacific/Auckland")) == "2026-W48"
+    assert last_week(SUNDAY_EVENING_UTC, ZoneInfo("UTC")) == "2026-W47"
+    assert last_week(datetime(2027, 1, 4, 12, tzinfo=UTC), ZoneInfo("UTC")) == "2026-W53"
+
+
+def test_newsletter_job_builds_then_sends_last_week_in_the_site_timezone(
+    runner, httpserver, tmp_path, db, mailbox, monkeypatch
+):
+    from digest.schedule import newsletter_job
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the job's child processes run this checkout
+    cfg = newsletter_config(httpserver, tmp_path, mailbox.port)
+    assert (
+        runner.invoke(main, ["--config", str(cfg), "subscribers", "add", "a@example.org", "b@example.org"]).exit_code
+        == 0
+    )
+    assert newsletter_job(str(cfg), db.url, clock=lambda: SUNDAY_EVENING_UTC) == 0
+    subjects = [email.message_from_bytes(raw)["Subject"] for _, raw in mailbox.accepted]
+    assert len(subjects) == 2 and all(s.startswith("Digest, week 2026-W48:") for s in subjects), subjects
+    assert (load_config(cfg).site.out_dir / "index.html").exists()  # the site was built first
+    assert db.rows("SELECT issue, status FROM sendledger") == [("2026-W48", "sent")] * 2
+    assert newsletter_job(str(cfg), db.url, clock=lambda: SUNDAY_EVENING_UTC) == 0  # a rerun: the ledger holds
+    assert len(mailbox.accepted) == 2
+
+
+def test_scheduled_newsletter_is_only_written_when_sending_is_off_or_unset(
+    runner, httpserver, tmp_path, db, mailbox, monkeypatch
+):
+    import os
+
+    for name in [k for k in os.environ if k.startswith("DIGEST_SMTP_")]:
+        monkeypatch.delenv(name)  # an exported DIGEST_SMTP_* counts as an [smtp] setting
+    for port, send, reason in ((mailbox.port, False, "[newsletter] send = false"), (None, True, "no [smtp]")):
+        folder = tmp_path / f"{send}-{port}"
+        folder.mkdir()
+        cfg = newsletter_config(httpserver, folder, port, send=send)
+        runner.invoke(main, ["--config", str(cfg), "subscribers", "add", "a@example.org"])
+        result = runner.invoke(main, ["--config", str(cfg), "newsletter", "--week", "2026-W48", "--scheduled"])
+        assert result.exit_code == 0, result.output
+        assert f"Not sent: {reason}" in result.output and "digest-2026-W48.eml" in result.output
+    quiet = runner.invoke(main, ["--config", str(cfg), "newsletter", "--week", "2026-W02", "--scheduled"])
+    assert quiet.exit_code == 0 and "Not sent: no findings in 2026-W02" in quiet.output  # a quiet week: no error
+    assert mailbox.accepted == []
+
+
+def test_cron_and_systemd_examples_build_then_run_the_scheduled_newsletter():
+    monday = [line for line in (ROOT / "cron" / "crontab").read_text().splitlines() if " * * 1 " in line]
+    assert len(monday) == 1 and "digest build && .venv/bin/digest newsletter --scheduled" in monday[0]
+    service = (ROOT / "cron" / "digest-newsletter.service").read_text()
+    starts = [line for line in service.splitlines() if line.startswith("ExecStart=")]
+    assert starts[0].endswith("digest build") and starts[1].endswith("digest newsletter --scheduled")
+    assert "OnCalendar=Mon" in (ROOT / "cron" / "digest-newsletter.timer").read_text()

@@ -82,7 +82,7 @@ def corpus(db, tmp_path):
     store.init_db(engine)
     for key, title, summary, source, days, _, arxiv_id in PAPERS:
         store.save_entries(engine, source, [entry(key, title, summary, days, arxiv_id)])
-    ids = {r[1].removeprefix("k:"): r[0] for r in db.rows("SELECT id, key FROM item")}
+    ids = {r[1].split("|", 1)[-1].removeprefix("k:"): r[0] for r in db.rows("SELECT id, key FROM item")}
     embedder = HashEmbedder()
     with store.session(engine) as s:
         for slug in ("speculative-decoding", "kv-cache", "interpretability"):
@@ -234,7 +234,7 @@ def test_vector_cache_follows_a_new_finding(runner, corpus, db):
     engine = store.open_engine(db.url)
     rev = db.one("SELECT value FROM search_state WHERE key = 'vectors_rev'")
     store.save_entries(engine, "arxiv", [entry("e", "Mixture of experts routing", "Experts route tokens.", 0)])
-    new_id = db.one("SELECT id FROM item WHERE key = 'k:e'")
+    new_id = db.one("SELECT id FROM item WHERE key = 'arxiv|k:e'")  # keys are per source
     vec = HashEmbedder().encode(["mixture of experts routing"])[0]
     store.save_embeddings(
         engine, [Embedding(item_id=new_id, model="fake-hash-64", content_hash="h", dim=64, vector=to_bytes(vec))]

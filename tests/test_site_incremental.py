@@ -286,3 +286,74 @@ def test_build_state_lives_in_the_workspace_and_an_old_sites_state_moves_there(t
     assert not (out / write.MANIFEST).exists() and not (out / write.CACHE).exists()
     # Two output folders keep two states.
     assert write.state_dir(tmp_path / "other" / "site", config.workspace) != state
+
+
+def retitle(engine, word: str) -> None:
+    """Every finding gets a new title, so a new page path (items/<id>-<slug>.html)."""
+    with store.session(engine) as s:
+        for item in s.exec(store.select(Item)).all():
+            item.title = f"{word} take on finding {item.id}"
+            item.content_hash = f"{word}{item.id}"
+            s.add(item)
+        s.commit()
+
+
+def test_a_build_killed_mid_write_then_a_retitle_leaves_no_stale_page_and_no_temp_file(tmp_path, db):
+    """A real `digest build` (its process group, forked workers included) SIGKILLed while it writes the
+    retitled pages, before its manifest; then another retitle and a complete build. The pages the killed build
+    wrote were in no manifest: deletion must come from what is on disk."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    config, engine = seeded(tmp_path, db, 1500)
+    out = tmp_path / "site"
+    pipeline.build_site(engine, config, out, search=False)
+    state = write.state_dir(out, config.workspace)
+    before = (state / write.MANIFEST).read_bytes()
+    retitle(engine, "second")
+    argv = [sys.executable, "-m", "digest", "--config", str(config.path), "--db", db.url, "build", "--no-search",
+            "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(argv, cwd=ROOT, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        while proc.poll() is None and not any("-second-" in n for n in os.listdir(out / "items")):
+            pass
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, proc.communicate()
+    assert (state / write.MANIFEST).read_bytes() == before  # killed mid-write: the old manifest is still there
+    assert any("-second-" in n for n in os.listdir(out / "items"))
+    retitle(engine, "third")
+    pipeline.build_site(engine, config, out, search=False)
+    listed = set(write.read_manifest(state)["pages"])
+    on_disk = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    assert on_disk - listed == set(), sorted(on_disk - listed)[:5]  # the build state is not in the site
+    fresh = tmp_path / "fresh"
+    pipeline.build_site(engine, config, fresh, search=False)
+    assert files(out) == files(fresh)
+
+
+def test_temp_files_a_kill_leaves_are_removed_and_a_users_own_files_kept(tmp_path, db):
+    config, engine = seeded(tmp_path, db, 3)
+    out = tmp_path / "site"
+    pipeline.build_site(engine, config, out, search=False)
+    state = write.state_dir(out, config.workspace)
+    page = next(p for p in write.read_manifest(state)["pages"] if p.startswith("items/"))
+    left = [write.temp_beside(state / write.MANIFEST), write.temp_beside(out / "index.html"),
+            write.temp_beside(out / page), str(out / "items" / f".{page[6:]}.tmp4242")]  # fmt: skip
+    (out / "CNAME").write_text("digest.example.org")  # the operator's own file at the top level
+    retitle(engine, "new")
+    pipeline.build_site(engine, config, out, search=False)
+    assert not any(Path(p).exists() for p in left)
+    assert (out / "CNAME").read_text() == "digest.example.org"
+    # A page folder that is a link to somewhere else: pages are written through it, nothing there is deleted.
+    elsewhere = tmp_path / "elsewhere"
+    (out / "items").rename(elsewhere)
+    (elsewhere / "precious.txt").write_text("keep")
+    (out / "items").symlink_to(elsewhere)
+    retitle(engine, "linked")
+    pipeline.build_site(engine, config, out, search=False)
+    assert (elsewhere / "precious.txt").read_text() == "keep"
