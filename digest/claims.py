@@ -816,7 +816,7 @@ def _context(sent: str, c: _Num, next_start: int) -> str:
             found += [m.group() for m in rx.finditer(region)]
         if found:
             break
-    return " ".join(dict.fromkeys(found))  # "up to about", "within ±": one phrase, read left to right
+    return ", ".join(dict.fromkeys(found))
 
 
 def _link_baselines(sent: str, nums: list[_Num]) -> None:

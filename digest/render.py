@@ -401,15 +401,6 @@ class Finding:
         return site_environment(self.site)
 
     @_once
-    def headline(self) -> Headline | None:
-        """The main result (digest.headline's choice, shared with the newsletter, export and search)."""
-        return choose_headline(self.view.claims, self.item.summary or "")
-
-    @_once
-    def headline_claim(self):
-        return self.headline.claim if self.headline else None
-
-    @_once
     def _sentences(self) -> list[str] | None:
         """The summary split once for both one_line and key_points (when one_line would split the same text)."""
         summary = self.item.summary or ""
@@ -418,6 +409,15 @@ class Finding:
     @_once
     def one_line(self) -> str:
         return one_line(self.item.summary, parts=self._sentences)
+
+    @_once
+    def headline(self) -> Headline | None:
+        """The main result (digest.headline's choice, shared with the newsletter, export and search)."""
+        return choose_headline(self.view.claims, self.item.summary or "")
+
+    @_once
+    def headline_claim(self):
+        return self.headline.claim if self.headline else None
 
     @_once
     def headline_verdict(self) -> Verdict | None:
@@ -832,7 +832,7 @@ def code_digest() -> str:
     imported: importing digest.claims costs ~50 ms that a build never needs; digest.sentences splits summaries)."""
     here = Path(__file__).parent
     h = hashlib.blake2b(templates_digest().encode(), digest_size=16)
-    for name in ("claims.py", "headline.py", "modelnames.py", "sentences.py", "summarize.py"):
+    for name in ("claims.py", "headline.py", "modelnames.py", "sentences.py", "summarize.py", "topics.py"):
         h.update((here / name).read_bytes())
     h.update(Path(__file__).read_bytes())
     return h.hexdigest()

@@ -482,3 +482,9 @@ def test_a_dollar_amount_is_still_money():
     assert (c.value, c.unit) == (2_100_000, "$")
     c = one(r"It produces the data for less than \$1 USD per process.")
     assert (c.value, c.unit) == (1, "$")
+
+
+def test_qualifiers_read_as_one_phrase_but_context_stays_a_list():
+    c = one("Validated on H100, H200 and MI300X, the model predicts measured speedups with R² of 0.93.")
+    assert c.context == "H100, H200, MI300X"
+    assert one("It reports up to ~12× speedup on the cache-write kernel.").qualifier == "up to about"
