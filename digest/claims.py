@@ -146,18 +146,6 @@ _COMPOUND_OK = re.compile(r"-(?:fold|points?|percent|x|times)\b")  # "16-point",
 # Contexts where a unit is a spec, not a result.
 _HW = r"(?:[AHBLV]\d{2,3}S?|GB\d{3}|H800|A800|MI\d{3}X?|RTX\s?\d{4}|TPUs?|GPUs?|nodes?|chips?|cards?|accelerators?)\b"
 _X_SPEC_AFTER = re.compile(rf"\s*(?:{_HW}|downsampl|upsampl|upscal|zoom|magnif)", re.I)
-_GB_SPEC_BEFORE = re.compile(
-    rf"(?:{_HW}(?:'s|’s)\s+(?:\w+\s+){{0,2}}|\b{_HW}\s+(?:SXM\d?\s+|PCIe\s+)?(?:has|have|offers?|delivers?|provides?|"
-    r"features?|packs?|with|rated\s+at)\s+(?:[\w-]+\s+){0,2}?)(?:up\s+to\s+|about\s+|roughly\s+|[~≈]\s*)?$",
-    re.I,
-)
-# "peak bandwidth of 3.35 TB/s", "a theoretical 989 TFLOPS": rates a chip is rated for ("peak memory" is measured)
-_RATED_BEFORE = re.compile(
-    r"\b(?:peak|rated|theoretical|nominal|advertised)\s+(?:[\w-]+\s+){0,2}?(?:of\s+|is\s+|at\s+)?"
-    r"(?:up\s+to\s+|about\s+|roughly\s+|[~≈]\s*)?$",
-    re.I,
-)
-_SPEC_AFTER = re.compile(rf"\s*(?:{_HW}|downsampl|upsampl|upscal|zoom|magnif)", re.I)
 _GB_SPEC_BEFORE = re.compile(rf"{_HW}\s*-?\s*$")
 _GB_SPEC_AFTER = re.compile(
     r"\s*(?:(?!(?:per|of|on|in|for|each|across|and|than|vs)\b)[A-Za-z-]+\s+)?(?:GPUs?|cards?)\b"
@@ -171,12 +159,18 @@ _DEVICE_SPEC_BEFORE = re.compile(
 _CV_AFTER = re.compile(r"\s*(?:stratified\s+)?cross[- ]?validat", re.I)
 _READ_TIME = re.compile(r"\s*(?:read\b|·)")
 # Spec-sheet numbers: what the hardware is rated for ("your GPU's 312 TFLOPS", "the H100 delivers 989 TFLOPS",
-# "80 GB of HBM3", "peak bandwidth of 3.35 TB/s"), not what a paper measured ("the kernel hits 740 TFLOPS").
+# "each B200 has 192 GB of HBM3e", "peak bandwidth of 3.35 TB/s"), not what a paper measured ("the kernel hits
+# 740 TFLOPS", "peak memory of 40 GB").
 _SPEC_UNITS = ("flops", "b/s", "kb", "mb", "gb", "tb")
 _SPEC_BEFORE = re.compile(
-    rf"(?:{_HW}(?:'s|’s)\s+(?:\w+\s+){{0,2}}|\b(?:peak|rated|theoretical|nominal|advertised|spec(?:ification)?s?)\s+"
-    rf"(?:[\w-]+\s+){{0,3}}(?:of\s+)?|\b{_HW}\s+(?:SXM\d?\s+|PCIe\s+)?(?:has|have|offers?|delivers?|provides?|"
+    rf"(?:{_HW}(?:'s|’s)\s+(?:\w+\s+){{0,2}}|\b{_HW}\s+(?:SXM\d?\s+|PCIe\s+)?(?:has|have|offers?|delivers?|provides?|"
     r"features?|packs?|with|rated\s+at)\s+(?:[\w-]+\s+){0,2}?)(?:up\s+to\s+|about\s+|roughly\s+|[~≈]\s*)?$",
+    re.I,
+)
+# ... and for rates only (FLOPS, bandwidth): "peak bandwidth of 3.35 TB/s", "a theoretical 989 TFLOPS"
+_RATED_BEFORE = re.compile(
+    r"\b(?:peak|rated|theoretical|nominal|advertised)\s+(?:[\w-]+\s+){0,2}?(?:of\s+|is\s+|at\s+)?"
+    r"(?:up\s+to\s+|about\s+|roughly\s+|[~≈]\s*)?$",
     re.I,
 )
 _SPEC_AFTER = re.compile(r"\s*(?:of\s+)?(?:peak|theoretical)\b", re.I)

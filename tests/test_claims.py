@@ -426,6 +426,7 @@ def test_spec_sheet_numbers_and_formula_coefficients_are_not_claims(text):
         ("The new kernel hits 740 TFLOPS in BF16 on H100.", 740, "tflops"),
         ("The optimizer state fits in 12 GB of VRAM, versus 48 GB for AdamW.", 12, "gb"),
         ("It reaches 1.2 TB/s effective bandwidth on one GPU.", 1.2, "tb/s"),
+        ("Peak memory of 40 GB is reached at batch size 64.", 40, "gb"),  # peak memory is measured
     ],
 )
 def test_measured_hardware_figures_stay_claims(text, value, unit):
