@@ -54,8 +54,9 @@ A number with no cue of its own takes the
 kind of the claim it continues ("1,200 tokens/s, a 1.8× gain"; "(L0 ≈ 50 vs 150)"; "by 1.7x ... and by
 1.3x") or, within one paragraph, of the quantity the previous sentence opens with ("Model FLOPs
 Utilization answers ... Learn why 30–70% is the real-world range"). ``direction`` is ``up``/``down``
-from the sign, a from→to change or cue words, else ``""``. ``qualifier`` joins, in reading order, any
-of: up to, about, nearly, at least, at most, over, under, within, only, ±, lossless, near-lossless.
+from the sign, a from→to change or cue words, else ``""``. ``qualifier`` lists, space-separated in reading order, any
+of: up to, about, nearly, at least, at most, over, under, within, only, ±, lossless, near-lossless ("up to about",
+"within ±"); ``digest.headline.format_claim`` writes them as a reader reads them ("up to ~12x", "within ±15%").
 ``subject`` is a model named right after the number ("for Qwen3-8B"), else a method named at the start
 of the sentence ("RTPurbo ..."), else a model named earlier. ``context`` lists hardware, context
 lengths and benchmarks near the number (else anywhere in the sentence).
@@ -69,6 +70,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from digest.modelnames import MODEL_RE as _MODEL_RE
 from digest.sentences import _sentence_spans, split_sentences
 
 __all__ = ["Claim", "claim_key", "evaluate", "extract_claims", "split_sentences"]
@@ -110,7 +112,8 @@ _CITATION = re.compile(r"\[\d+(?:\s*[,–-]\s*\d+)*\]")  # [12], [12, 15], [3-5]
 
 # Units that may follow a number, tried in order; "{}" takes the captured SI prefix.
 _UNITS = [
-    (re.compile(r"\s?%|\s?per ?cent\b"), "%"),
+    (re.compile(r"\s?\\?%|\s?per ?cent\b"), "%"),  # "40\%": arXiv abstracts keep TeX escapes
+    (re.compile(r"\s?\$?\s?\\times\b\s?\$?"), "x"),  # "2.5$\times$", "$3.2\times$"
     (re.compile(r"\s?(?:percentage[- ]points?|pp|p\.p\.)(?!\w)"), "points"),
     (re.compile(r"[-\s]?points?\b|\s?pts?\b"), "points"),
     (re.compile(r"[-\s]?fold\b"), "x"),
@@ -133,6 +136,9 @@ _UNITS = [
     (re.compile(r"\s?Elo\b"), "elo"),
 ]
 _CURRENCY = re.compile(r"(?:US)?([$€£])\s?$")
+_TEX_AFTER = re.compile(r"\s?(?:\\[A-Za-z]+|\$|\\%|%|\^)")  # a TeX command, "$", "\%" right after: math
+_TEX_CMD_END = re.compile(r"\\(?:rightarrow|to|approx|sim|times|leq|geq|pm)$")
+_TEX_BEFORE = re.compile(r"(?:\\[A-Za-z]+|[}^_])\s?$")  # "$" closing "\rightarrow", "\pm", "\texttt{@}"
 _SCALE = re.compile(r"\s?(K|k|M|B|bn|thousand|million|billion)\b")
 _SCALES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "b": 1e9, "bn": 1e9, "billion": 1e9}
 _COMPOUND_OK = re.compile(r"-(?:fold|points?|percent|x|times)\b")  # "16-point", "3-fold"
@@ -141,14 +147,35 @@ _COMPOUND_OK = re.compile(r"-(?:fold|points?|percent|x|times)\b")  # "16-point",
 _HW = r"(?:[AHBLV]\d{2,3}S?|GB\d{3}|H800|A800|MI\d{3}X?|RTX\s?\d{4}|TPUs?|GPUs?|nodes?|chips?|cards?|accelerators?)\b"
 _X_SPEC_AFTER = re.compile(rf"\s*(?:{_HW}|downsampl|upsampl|upscal|zoom|magnif)", re.I)
 _GB_SPEC_BEFORE = re.compile(rf"{_HW}\s*-?\s*$")
-_GB_SPEC_AFTER = re.compile(r"\s*(?:GPUs?|cards?)\b")
+_GB_SPEC_AFTER = re.compile(
+    r"\s*(?:(?!(?:per|of|on|in|for|each|across|and|than|vs)\b)[A-Za-z-]+\s+)?(?:GPUs?|cards?)\b"
+)  # "24 GB consumer GPU"
 # "a laptop with 16GB of unified memory", "a GPU's 80 GB": what the hardware has, not a result.
 _DEVICE_SPEC_BEFORE = re.compile(
     r"(?:\b(?:laptops?|phones?|smartphones?|devices?|machines?|GPUs?|cards?|nodes?|servers?|desktops?)\s+with|"
     r"\b(?:GPU|chip|card|accelerator|device)(?:'s|’s))\s*(?:only\s+|just\s+)?$",
     re.I,
 )
+_CV_AFTER = re.compile(r"\s*(?:stratified\s+)?cross[- ]?validat", re.I)
 _READ_TIME = re.compile(r"\s*(?:read\b|·)")
+# Spec-sheet numbers: what the hardware is rated for ("your GPU's 312 TFLOPS", "the H100 delivers 989 TFLOPS",
+# "each B200 has 192 GB of HBM3e", "peak bandwidth of 3.35 TB/s"), not what a paper measured ("the kernel hits
+# 740 TFLOPS", "peak memory of 40 GB").
+_SPEC_UNITS = ("flops", "b/s", "kb", "mb", "gb", "tb")
+_SPEC_BEFORE = re.compile(
+    rf"(?:{_HW}(?:'s|’s)\s+(?:\w+\s+){{0,2}}|\b{_HW}\s+(?:SXM\d?\s+|PCIe\s+)?(?:has|have|offers?|delivers?|provides?|"
+    r"features?|packs?|with|rated\s+at)\s+(?:[\w-]+\s+){0,2}?)(?:up\s+to\s+|about\s+|roughly\s+|[~≈]\s*)?$",
+    re.I,
+)
+# ... and for rates only (FLOPS, bandwidth): "peak bandwidth of 3.35 TB/s", "a theoretical 989 TFLOPS"
+_RATED_BEFORE = re.compile(
+    r"\b(?:peak|rated|theoretical|nominal|advertised)\s+(?:[\w-]+\s+){0,2}?(?:of\s+|is\s+|at\s+)?"
+    r"(?:up\s+to\s+|about\s+|roughly\s+|[~≈]\s*)?$",
+    re.I,
+)
+_SPEC_AFTER = re.compile(r"\s*(?:of\s+)?(?:peak|theoretical)\b", re.I)
+# A formula's coefficient: "N* = 2.71×10⁻³ · M + 87M" multiplies a variable; it is not a measurement.
+_COEFF_AFTER = re.compile(r"\s*[·⋅∙*]\s*[A-Za-z(]")
 
 # How a bare (unitless) number can still be a claim.
 _CORR_SYM = re.compile(
@@ -199,7 +226,11 @@ _SPECIFIC = [
     ("error", r"(?:word\s+)?error\s+rates?|calibration\s+error|false[- ](?:positive|negative)\w*|failure\s+rates?"),
     ("error", r"mean\s+absolute\s+error|errors?|hallucinat\w*|(?-i:WER|CER|MAE|RMSE)|Brier(?:\s+scores?)?"),
     ("error", r"underestimat\w*|overestimat\w*"),
-    ("accuracy", r"win[- ]rates?|exact[- ]match|pass@\d+|nDCG(?:@\d+)?|recall(?:@\d+)?|benchmark\s+scores?"),
+    (
+        "accuracy",
+        r"win[- ]rates?|(?:attack\s+|task\s+|edit\s+)?success(?:\s+rates?)?|exact[- ]match|pass@\d+|nDCG(?:@\d+)?|"
+        r"recall(?:@\d+)?|benchmark\s+scores?",
+    ),
     ("compute", r"GPU[- ]?(?:hours?|time|days?)|compute|computations?|FLOPs?|petaflop\w*"),
     ("time", r"(?:training|wall[- ]?clock|run|tuning)\s+time"),
     ("latency", r"latenc(?:y|ies)(?!\s+SLO)|(?-i:TTFT|TPOT)|time[- ]to[- ]first[- ]token|step\s+time|response\s+time"),
@@ -229,7 +260,8 @@ _UP_WORDS = (
 )
 _DOWN_WORDS = (
     r"reduc\w*|smaller|fewer|less|lower\w*|cuts?|cutting|shrinks?|shrunk|decreas\w*|drops?|dropped|falls?|fell|"
-    r"cheaper|saves?|saving|savings|skips?|skipping|down|halv\w*|eliminat\w*|trims?|loses|lose|losing|lost|loss"
+    r"cheaper|saves?|saving|savings|skips?|skipping|down|halv\w*|eliminat\w*|trims?|loses|lose|losing|lost|loss|"
+    r"slash\w*"
 )
 # A sentence that opens with the quantity that moved ("Throughput improves ...", "Median latency is ...").
 _QUANTITY_NOUN = re.compile(
@@ -278,7 +310,12 @@ _AFTER_TOKENS, _BEFORE_TOKENS, _BARE_BEFORE_TOKENS = 7, 10, 4
 # Qualifiers, matched at the end of the text just before the number (they may stack: "up to ~12×").
 _QUALIFIERS = [
     ("up to", re.compile(r"\bup\s+to\s*$", re.I)),
-    ("about", re.compile(r"(?:[~≈∼]|\b(?:about|approximately|approx\.|around|roughly|circa|some))\s*$", re.I)),
+    (
+        "about",
+        re.compile(
+            r"(?:[~≈∼]|\$?\\(?:sim|approx)\$?|\b(?:about|approximately|approx\.|around|roughly|circa|some))\s*$", re.I
+        ),
+    ),
     ("nearly", re.compile(r"\b(?:nearly|almost)\s*$", re.I)),
     ("at least", re.compile(r"(?:\bat\s+least|≥|>=)\s*$", re.I)),
     ("at most", re.compile(r"(?:\bat\s+most|≤|<=)\s*$", re.I)),
@@ -314,8 +351,10 @@ _BASELINE_BEFORE = re.compile(
     re.I,
 )
 _FROM_BEFORE = re.compile(r"\bfrom\s+(?:[~≈]\s*)?(?:US)?[$€£]?\s?$", re.I)
-_TO_GAP = re.compile(r"\s*to\s+(?:[~≈]\s*)?(?:US)?[$€£]?\s?$", re.I)
+# "from 56.7% (majority@64) to 70.0%": a short parenthetical may name the setting of the first value
+_TO_GAP = re.compile(r"\s*(?:\([^()]{1,40}\)\s*)?to\s+(?:[~≈]\s*)?(?:US)?[$€£]?\s?$", re.I)
 _VS_GAP = re.compile(r"\s*(?:vs\.?|versus)\s+$", re.I)
+_ARROW_GAP = re.compile(r"\s*(?:->|→|⟶|=>|\$?\\(?:rightarrow|to|longrightarrow)\$?)\s*")  # TeX too
 _CHANGE_VERB = re.compile(
     r"\b(?:improv|ris|rose|fall|fell|drop|increas|decreas|climb|lower|boost|rais|lift|reduc|cut|go|went|grow|grew|"
     r"shrink|jump)\w*\s+from\s+\S*$",
@@ -327,14 +366,6 @@ _RANK_BEFORE = re.compile(r"(?:^|[\s(])#$")
 _RANK_BAD = re.compile(r"\b(?:PR|issue|no|item|number)\s*#$", re.I)
 
 # Subject and context.
-_MODEL_FAMILY = (
-    r"(?:Qwen|Llama|LLaMA|Gemma|Mistral|Mixtral|GPT|DeepSeek|Claude|Phi|OPT|Falcon|Gemini|BERT|RoBERTa|T5|ViT|"
-    r"Pythia|OLMo|Yi|InternLM|Baichuan|Grok|Nemotron|Command|Jamba|Mamba|SmolLM|Granite|StableLM|o\d)"
-)
-_MODEL_RE = re.compile(
-    rf"(?<![\w-])(?:{_MODEL_FAMILY}[\w.]*(?:[- ][\w.]*\d[\w.]*)?(?:-[\w.]*[A-Za-z][\w.]*)*"  # Qwen3-8B, Llama 3.1 70B
-    r"|[A-Z][\w.]*-\d+(?:\.\d+)?[BM]\b(?:-[\w.]+)*)"  # Foo-7B-Instruct
-)
 _HARDWARE_RE = re.compile(
     r"\b(?:[AHB]\d{3}|GB\d{3}|H800|A800|V100|L40S?|MI\d{3}X?|RTX\s?\d{4}|TPU(?:\s?v\d\w*)?|Gaudi\s?\d|Blackwell|"
     r"Hopper|Ampere|iPhone\s?\d+|Jetson\s\w+|Apple\s+M\d\w*)\b"
@@ -371,6 +402,14 @@ class _Num:
     consumed: bool = False  # used as another claim's baseline
 
 
+def _finite(n: _Num) -> bool:
+    """A non-finite value (a 400-digit number, "9 × 10^300 x" scaled past float range) is never a claim; a
+    non-finite baseline is dropped."""
+    if n.baseline is not None and not math.isfinite(n.baseline):
+        n.baseline = None
+    return math.isfinite(n.value) and (n.hi is None or math.isfinite(n.hi))
+
+
 def _to_float(s: str) -> float:
     return float(s.replace(",", ""))
 
@@ -387,7 +426,12 @@ def _find_numbers(sent: str) -> list[_Num]:
         start, end = m.start(), m.end()
         a, b, sign = m.group("a"), m.group("b"), m.group("sign") or ""
         prev = masked[start - 1] if start else " "
-        if prev.isalnum() or prev in "._@'’/^\\×" or (prev in "-–" and start > 1 and masked[start - 2].isalnum()):
+        tex = prev.isalpha() and _TEX_CMD_END.search(masked, max(0, start - 20), start)  # "\rightarrow92.5%"
+        if (
+            (prev.isalnum() and not tex)
+            or prev in "._@'’/^\\×"
+            or (prev in "-–" and start > 1 and masked[start - 2].isalnum())
+        ):
             continue
         if _ARXIV.fullmatch(a) or (sign == "-" and prev.isdigit()):
             continue
@@ -401,11 +445,15 @@ def _find_numbers(sent: str) -> list[_Num]:
         if m.group("sci"):
             exp = m.group("sci").translate(_SUPER)
             exp = re.sub(r"[^\d-]", "", exp.split("10", 1)[1])
+            if abs(int(exp)) > 300:  # "3 × 10^999x": no float holds it, and no measurement is that size
+                continue
             n.value *= 10 ** int(exp)
             n.sci = n.decimal = True
         before = masked[max(0, start - 60) : start]  # anchored look-behinds only need the tail
         # currency ($1,500, $2.1M) and leaderboard rank (#1)
         cur = _CURRENCY.search(before)
+        if cur and cur.group(1) == "$" and (_TEX_AFTER.match(rest) or _TEX_BEFORE.search(before[: cur.start()])):
+            cur = None  # "$3.2\times$", "$\rightarrow$ 202", "MRR$\texttt{@}$5": TeX math delimiters, not dollars
         if cur:
             n.unit, n.start = cur.group(1), start - (len(before) - cur.start())
             sc = _SCALE.match(rest)
@@ -449,6 +497,8 @@ def _find_numbers(sent: str) -> list[_Num]:
         # units that are specs here, not results
         if n.unit == "x" and _X_SPEC_AFTER.match(rest):
             continue
+        if n.unit == "x" and _CV_AFTER.match(rest):
+            continue  # "10-fold cross-validation" is a protocol, not a result
         if (
             n.unit.endswith("b")
             and n.unit[:1] in "kmgt"
@@ -457,6 +507,13 @@ def _find_numbers(sent: str) -> list[_Num]:
             continue
         if n.unit in ("kb", "mb", "gb", "tb") and _DEVICE_SPEC_BEFORE.search(before):
             continue
+        rate = n.unit.endswith(("flops", "b/s"))
+        if n.unit.endswith(_SPEC_UNITS) and (
+            _SPEC_BEFORE.search(before) or (rate and (_RATED_BEFORE.search(before) or _SPEC_AFTER.match(rest)))
+        ):
+            continue  # a spec sheet's number, not a result
+        if _COEFF_AFTER.match(rest):
+            continue  # a coefficient in a formula
         if n.unit == "min" and (_READ_TIME.match(rest) or before.rstrip().endswith("·")):
             continue
         if n.unit == "s" and _YEAR.fullmatch(a):
@@ -493,6 +550,17 @@ def _pair_up(sent: str, nums: list[_Num]) -> list[_Num]:
             and _BETWEEN.search(sent[max(0, p.start - 40) : p.start])
         ):
             p.hi, p.unit, p.end = n.value, n.unit, n.end  # "between 0.6 and 1.4 points", "between 1.6x and 2.2x"
+            continue
+        if (
+            p
+            and p.hi is None
+            and p.baseline is None
+            and p.unit == n.unit
+            and _ARROW_GAP.fullmatch(sent[p.end : n.start])
+        ):
+            n.baseline, n.start, n.how = p.value, p.start, "fromto"  # "78.7% → 92.5%", "89.1% -> 91.9%"
+            n.decimal = n.decimal or p.decimal
+            out[-1] = n
             continue
         if p and not p.unit and not n.unit and _VS_GAP.fullmatch(sent[p.end : n.start]):
             p.baseline, p.how = n.value, "vs"
@@ -683,6 +751,8 @@ def _direction(c: _Num) -> str:
 def _qualifier(sent: str, c: _Num) -> str:
     found: list[str] = []
     before = sent[max(0, c.start - 60) : c.start]
+    if c.unit != "$":
+        before = re.sub(r"\$\s*$", "", before)  # "up to $3.2\times$": the TeX math delimiter is not a qualifier's
     if c.how == "fromto":
         before = re.sub(r"\bfrom\s*$", "", before[: before.rfind("from") + 4] if "from" in before else before)
     for _ in range(3):
@@ -700,7 +770,7 @@ def _qualifier(sent: str, c: _Num) -> str:
     lm = _LOSSLESS.search(near)
     if lm:
         found.append(lm.group(1).lower().replace(" ", "-"))
-    return ", ".join(dict.fromkeys(found))
+    return " ".join(dict.fromkeys(found))  # "up to about", "within ±": one phrase, read left to right
 
 
 def _subject(sent: str, c: _Num) -> str:
@@ -769,7 +839,7 @@ def _extract_sentence(sent: str, prev_kind: tuple[str, str, str]) -> list[Claim]
         if n.claim:
             prev_end = n.end
     _link_baselines(sent, nums)
-    claims = [n for n in nums if n.claim and not n.consumed]
+    claims = [n for n in nums if n.claim and not n.consumed and _finite(n)]
     _assign_kinds(sent, claims, prev_kind)
     out = []
     for i, c in enumerate(claims):

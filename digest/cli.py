@@ -269,6 +269,7 @@ def eval_group() -> None:
 # Each wing's commands live in their own module; importing them registers them on `main`.
 from digest import (  # noqa: E402, F401
     cli_claims,
+    cli_eval,
     cli_ingest,
     cli_library,
     cli_publish,

@@ -107,7 +107,7 @@ def search(
 
         table = Table("date", "title", "source", "tags", "headline", box=None)
         for r in rows:
-            headline = r["claims"][0]["text"] if r["claims"] else ""
+            headline = r["headline"]["text"] if r["headline"] else ""
             tags_text = ", ".join(t["slug"] for t in r["tags"])
             table.add_row(r["published"][:10], r["title"], r["source"], tags_text, headline)
         Console().print(table)
@@ -171,6 +171,8 @@ def export(state: State, fmt: str) -> None:
 
 
 def _export_row(view) -> dict:
+    from digest.search import summary_fields
+
     item = view.item
     return {
         "id": item.id,
@@ -183,6 +185,7 @@ def _export_row(view) -> dict:
         "tags": [{"slug": s, "score": round(sc, 4)} for s, sc in view.tags],
         "claims": [{"value": c.value, "unit": c.unit, "kind": c.kind, "text": c.text} for c in view.claims],
         "coverage": [p.url for p in view.coverage],
+        **summary_fields(view.claims, item.summary, item.title),
     }
 
 

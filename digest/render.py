@@ -22,7 +22,7 @@ from jinja2.filters import do_truncate
 from markupsafe import Markup
 
 from digest.config import REPO_ROOT, Config, SiteConfig
-from digest.headline import Headline, choose_headline
+from digest.headline import Headline, choose_headline, format_claim
 from digest.models import Topic
 from digest.normalize import clean_text, slugify
 from digest.picks import PICKS_MAX, Candidate, top_picks
@@ -289,31 +289,6 @@ def week_path(week: str) -> str:
 def week_of(view: ItemView) -> str:
     year, week, _ = view.item.published.date().isocalendar()
     return f"{year}-W{week:02d}"
-
-
-def format_claim(claim) -> str:
-    """'~6.17x', '3–10x', 'ρ = 0.55', '76% → 99%': the number as a reader scans it."""
-
-    def num(v: float) -> str:
-        return f"{v:,.4g}" if abs(v) < 1e6 else f"{v:.3g}"
-
-    unit = claim.unit or ""
-    if unit == "rho":
-        text = f"ρ = {num(claim.value)}"
-    elif unit == "r2":
-        text = f"R² = {num(claim.value)}"
-    elif unit == "$":
-        text = f"${num(claim.value)}"
-    else:
-        sep = "" if unit in ("x", "%") else " "
-        value = num(claim.value)
-        if claim.value_hi is not None:
-            value = f"{value}–{num(claim.value_hi)}"
-        text = f"{value}{sep}{unit}".strip()
-        if claim.baseline is not None:
-            text = f"{num(claim.baseline)}{sep}{unit} → {text}".strip()
-    qualifier = f"{claim.qualifier} " if claim.qualifier else ""
-    return f"{qualifier}{text}"
 
 
 def bibtex(view: ItemView, authors: list[str] | None = None) -> str:
@@ -874,7 +849,7 @@ def code_digest() -> str:
     imported: importing digest.claims costs ~50 ms that a build never needs; digest.sentences splits summaries)."""
     here = Path(__file__).parent
     h = hashlib.blake2b(templates_digest().encode(), digest_size=16)
-    for name in ("claims.py", "headline.py", "sentences.py", "summarize.py", "topics.py"):
+    for name in ("claims.py", "headline.py", "modelnames.py", "sentences.py", "summarize.py", "topics.py"):
         h.update((here / name).read_bytes())
     h.update(Path(__file__).read_bytes())
     return h.hexdigest()

@@ -588,6 +588,8 @@ def scaffold(claim, item, root: Path, requires: str = "") -> Path:
     """Write repro/<slug>/run.py stating the claim and linking the item's code; refuses to overwrite."""
     from digest.normalize import slugify
 
+    if not all(math.isfinite(v) for v in (claim.value, claim.value_hi or 0.0)):
+        raise DigestError(f"claim {claim.id}: its value {claim.value:g} is not a finite number (run `digest claims`)")
     value = f"{claim.value:g}" + (f"-{claim.value_hi:g}" if claim.value_hi is not None else "")
     slug = slugify(f"{item.arxiv_id or item.title[:40]} {claim.kind} {value}{claim.unit}")
     folder = root / "repro" / slug

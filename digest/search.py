@@ -399,6 +399,7 @@ def fetch(conn: Conn, ranked: list[tuple[int, float]], *, for_bibtex: bool = Fal
         f"SELECT item_id, value, unit, kind, text FROM claim WHERE item_id IN ({names}) ORDER BY item_id, id", params
     ):
         claims[item_id].append({"value": value, "unit": unit, "kind": kind, "text": text})
+    current = _current_claims(conn, names, params, items)
     coverage: dict[int, list] = {i: [] for i in items}
     for cid, url in conn.rows(
         f"SELECT covers_item_id, url FROM item WHERE covers_item_id IN ({names}) AND covers_item_id IS NOT NULL "
@@ -423,6 +424,7 @@ def fetch(conn: Conn, ranked: list[tuple[int, float]], *, for_bibtex: bool = Fal
                 "tags": tags[item_id],
                 "claims": claims[item_id],
                 "coverage": coverage[item_id],
+                **summary_fields(current[item_id], summary, title),
                 "kind": kind,
                 "summary": summary,
                 "score": round(score, 6),
@@ -431,6 +433,41 @@ def fetch(conn: Conn, ranked: list[tuple[int, float]], *, for_bibtex: bool = Fal
         if for_bibtex:
             out[-1].update(categories=json.loads(categories or "[]"), doi=doi)
     return out
+
+
+def _current_claims(conn: Conn, names: str, params: dict, items: dict) -> dict[int, list]:
+    """Each item's claims still in its text, in the site's order (title first, then by position): the headline's
+    candidates, as the site sees them."""
+    from digest.store import SITE_CLAIM_COLUMNS, SiteClaim
+
+    cols = ", ".join(f'"{c}"' for c in SITE_CLAIM_COLUMNS)
+    out: dict[int, list] = {i: [] for i in items}
+    for row in conn.rows(
+        f"SELECT {cols} FROM claim WHERE NOT vanished AND item_id IN ({names}) ORDER BY item_id, field DESC, start, id",
+        params,
+    ):
+        c = SiteClaim(*row)
+        out[c.item_id].append(c)
+    return out
+
+
+def summary_fields(claims: list, summary: str | None, title: str = "") -> dict:
+    """`one_line` and `headline` of a finding, the choice the site shows (digest.summarize, digest.headline)."""
+    import inspect
+
+    from digest.headline import choose_headline
+    from digest.summarize import one_line
+
+    # one_line takes the title and the ledger's summary claims where it uses them (issue #14, branch oneliner),
+    # as the site's Finding passes them
+    accepts = inspect.signature(one_line).parameters
+    extra: dict = {}
+    if "title" in accepts:
+        extra["title"] = title or ""
+    if "claims" in accepts:
+        extra["claims"] = [c for c in claims if getattr(c, "field", "summary") == "summary"]
+    headline = choose_headline(claims, summary or "")
+    return {"one_line": one_line(summary or "", **extra), "headline": headline.as_json() if headline else None}
 
 
 def _iso(value) -> str:

@@ -33,7 +33,7 @@ FORMS = [
     ("Two LLM judges agree with Spearman ρ = 0.55.", 0.55, None, "rho", "correlation", "0.55"),
     ("Judges agree at ρ = 0.55.", 0.55, None, "rho", "correlation", "0.55"),
     ("α is an affine function of perplexity (R²=0.98).", 0.98, None, "r2", "correlation", "0.98"),
-    ("The fit gives N* = 2.71×10⁻³ · M.", 0.00271, None, "", "other", "2.71×10⁻³"),
+    ("The error falls to 2.71×10⁻³ after tuning.", 0.00271, None, "", "error", "2.71×10⁻³"),
     ("Training costs $1,500 in total.", 1500, None, "$", "cost", "1,500"),
     ("Delivering +19.8% math reasoning gain.", 19.8, None, "%", "improvement", "19.8"),
     ("JS perplexity changes by −26.8% from Python-only training.", -26.8, None, "%", "perplexity", "26.8"),
@@ -104,14 +104,14 @@ def test_direction(text, direction):
 @pytest.mark.parametrize(
     ("text", "qualifier"),
     [
-        ("Reportedly achieves ~6.17x lossless speed-up for Qwen3-8B.", "about, lossless"),
-        ("It reports up to ~12× speedup on the cache-write kernel.", "up to, about"),
+        ("Reportedly achieves ~6.17x lossless speed-up for Qwen3-8B.", "about lossless"),
+        ("It reports up to ~12× speedup on the cache-write kernel.", "up to about"),
         ("It yields up to 3.4× faster generation.", "up to"),
         ("Kernels run more than 3× faster than Triton.", "over"),
         ("Serving cost drops by at least 2×.", "at least"),
         ("Accuracy stays above 95% up to 1M tokens.", "over"),
         ("The false-positive rate stays under 0.2%.", "under"),
-        ("Three numbers hold within ±15% across all of them.", "within, ±"),
+        ("Three numbers hold within ±15% across all of them.", "within ±"),
         ("It adds only 2.8% extra latency.", "only"),
         ("Nearly 40% of the heads can be pruned.", "nearly"),
         ("It reaches near-lossless accuracy with 9.36× prefill speedup.", "near-lossless"),
@@ -319,3 +319,173 @@ def test_snapshot_kind_fixes(text, value, kind):
 def test_device_memory_is_setup_not_a_claim():
     text = "On a laptop with 16GB of unified memory, our system achieves 14 tokens per second using 9GB of memory."
     assert [(c.value, c.unit) for c in extract_claims(text)] == [(14, "tokens/s"), (9, "gb")]
+
+
+# --- non-finite numbers (#17 point 8) ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The new kernel is 3 × 10^999x faster than the old one.",  # OverflowError before the fix
+        "We get a 2 × 10^308x speedup.",  # inf before the fix
+        "It is 3 × 10^-999x faster.",
+        "It costs $" + "9" * 400 + " to train.",  # float("999...") is inf
+        "Accuracy rose by " + "1" * 400 + "%.",
+        "Throughput grows 3-" + "9" * 400 + "x.",  # a range whose high end is inf
+    ],
+)
+def test_a_number_no_float_can_hold_is_not_a_claim(text):
+    assert extract_claims(text) == []
+
+
+def test_a_non_finite_baseline_is_dropped_and_the_claim_kept():
+    c = one("Latency falls from " + "9" * 400 + " ms to 5 ms.")
+    assert (c.value, c.unit, c.baseline) == (5.0, "ms", None)
+
+
+def test_claims_survive_an_overflowing_summary_and_claims_json_stays_valid(tmp_path, db, runner):
+    from datetime import datetime
+
+    from digest import render, store
+    from digest.cli import main
+    from digest.parse import Entry
+    from tests.conftest import write_config
+
+    cfg = write_config(tmp_path, "")
+    engine = store.open_engine(db.url)
+    store.init_db(engine)
+    summaries = {
+        "a": "The new kernel is 3 × 10^999x faster than the old one.",
+        "b": "We get a 2 × 10^308x speedup on every benchmark.",
+        "c": "Our cache reduces latency by 2.6x on H100.",
+    }
+    entries = [
+        Entry(key=f"url:https://x.example/{k}", title=k, url=f"https://x.example/{k}", summary=s,
+              published=datetime(2026, 11, 20))
+        for k, s in summaries.items()
+    ]  # fmt: skip
+    store.save_entries(engine, "snapshot", entries)
+    result = runner.invoke(main, ["--config", str(cfg), "claims"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert db.rows("SELECT value, unit FROM claim") == [(2.6, "x")]
+    body = render.claims_json([render.finding(v) for v in store.site_views(engine)])
+
+    def refuse(name):
+        raise ValueError(f"non-JSON constant {name}")
+
+    assert [r["value"] for r in json.loads(body, parse_constant=refuse)] == [2.6]
+
+
+def test_scaffold_refuses_a_stored_non_finite_claim(tmp_path, db, runner):
+    """A ledger written before the fix may still hold inf: scaffold says so instead of writing `CLAIMED = inf`."""
+    from datetime import datetime
+
+    from digest import store
+    from digest.cli import main
+    from digest.models import Claim as Row
+    from digest.parse import Entry
+    from tests.conftest import write_config
+
+    cfg = write_config(tmp_path, "")
+    engine = store.open_engine(db.url)
+    store.init_db(engine)
+    store.save_entries(engine, "snapshot", [Entry(key="url:https://x.example/a", title="a", url="https://x.example/a",
+                                                  summary="old", published=datetime(2026, 11, 20))])  # fmt: skip
+    iid = db.one("SELECT id FROM item")
+    row = Row(item_id=iid, value=float("inf"), unit="x", kind="speedup", text="old", key="k|summary|x|inf|1")
+    store.replace_claims(engine, {iid: [row]})
+    cid = db.one("SELECT id FROM claim")
+    result = runner.invoke(main, ["--config", str(cfg), "repro", "scaffold", str(cid), "--root", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "not a finite number" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "repro").exists()
+
+
+# --- spec sheets and formula coefficients (#14) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Model FLOPs Utilization answers how much of your GPU's 312 TFLOPS you actually use during training.",
+        "The H100 SXM delivers 989 TFLOPS of dense BF16 compute.",
+        "Each B200 has 192 GB of HBM3e.",
+        "The accelerator's peak bandwidth of 3.35 TB/s bounds decoding.",
+        "It runs a 33B model on a single 24 GB consumer GPU.",  # arXiv 2306.03078 (tests/data/real)
+        "The fit gives N* = 2.71×10⁻³ · M + 87M for a target with M parameters.",
+    ],
+)
+def test_spec_sheet_numbers_and_formula_coefficients_are_not_claims(text):
+    assert extract_claims(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "unit"),
+    [
+        ("The new kernel hits 740 TFLOPS in BF16 on H100.", 740, "tflops"),
+        ("The optimizer state fits in 12 GB of VRAM, versus 48 GB for AdamW.", 12, "gb"),
+        ("It reaches 1.2 TB/s effective bandwidth on one GPU.", 1.2, "tb/s"),
+        ("Peak memory of 40 GB is reached at batch size 64.", 40, "gb"),  # peak memory is measured
+    ],
+)
+def test_measured_hardware_figures_stay_claims(text, value, unit):
+    c = extract_claims(text)[0]
+    assert (c.value, c.unit) == (value, unit)
+
+
+# --- TeX in arXiv abstracts (#14): "2.5$\times$", "40\%", "$3.2\times$" ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "unit", "kind", "qualifier"),
+    [
+        (r"Our method achieves a 2.5$\times$ speedup over vLLM.", 2.5, "x", "speedup", ""),
+        (r"It reduces memory by 40\% on Llama-2-7B.", 40, "%", "memory", ""),
+        (r"We obtain up to $3.2\times$ higher throughput.", 3.2, "x", "throughput", "up to"),  # not "$3.2" cost
+        (r"This gives a $\sim$3$\times$ reduction in latency.", 3, "x", "latency", "about"),
+    ],
+)
+def test_tex_forms_read_as_their_units(text, value, unit, kind, qualifier):
+    c = one(text)
+    assert (c.value, c.unit, c.kind, c.qualifier) == (value, unit, kind, qualifier)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [  # real arXiv abstracts (2505.16088, 2512.08088, 2602.05367, 2508.03351, 2603.15168)
+        r"e.g., 20250312 $\rightarrow$ 202, 503, 12, inflating token counts.",
+        r"Our method yields an average improvement in MRR$\texttt{@}$5 across filing types.",
+        r"It stacks binary ($\pm$1) layers.",
+        r"Evaluations across 0.5B$\sim$32B VLMs demonstrate the state of the art.",
+        "Using stratified 10-fold cross-validation, the framework was evaluated.",
+    ],
+)
+def test_tex_delimiters_and_protocols_are_not_claims(text):
+    assert extract_claims(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "baseline"),
+    [  # arXiv 2304.09797, 2303.05398
+        ("We achieve state-of-the-art performances on SVAMP (89.1% -> 91.9%).", 91.9, 89.1),
+        (r"Accuracy on MultiArith rises ($78.7\%\rightarrow92.5\%$).", 92.5, 78.7),
+        ("Recall goes 40% → 55% with the probe.", 55, 40),
+    ],
+)
+def test_an_arrow_between_two_numbers_is_a_change(text, value, baseline):
+    c = one(text)
+    assert (c.value, c.baseline, c.unit) == (value, baseline, "%")
+
+
+def test_a_dollar_amount_is_still_money():
+    c = one("The run costs $2.1M in total.")
+    assert (c.value, c.unit) == (2_100_000, "$")
+    c = one(r"It produces the data for less than \$1 USD per process.")
+    assert (c.value, c.unit) == (1, "$")
+
+
+def test_qualifiers_read_as_one_phrase_but_context_stays_a_list():
+    c = one("Validated on H100, H200 and MI300X, the model predicts measured speedups with R² of 0.93.")
+    assert c.context == "H100, H200, MI300X"
+    assert one("It reports up to ~12× speedup on the cache-write kernel.").qualifier == "up to about"

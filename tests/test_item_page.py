@@ -118,12 +118,12 @@ def test_numbers_in_the_title_are_highlighted_in_the_heading_not_repeated():
     body = article(render.site_pages([view], TOPICS, SITE), view)
     assert '<h1>DFlash: <span class="num" id="claim-399" title="speedup">6x</span> faster drafts</h1>' in body
     assert body[: body.index("<details")].count("faster drafts") == 1  # BibTeX has it again
-    # The headline's own sentence, when it is a key point, shows the headline number highlighted.
+    # The headline's own sentence shows once, its number highlighted: as the one-liner (the result sentence),
+    # else as a key point or a claim sentence.
     f = render.Finding(view, {}, SITE)
     head = f.headline_claim
-    assert any(p.text == head.text and any(c is head for _, c in p.parts) for p in f.points) or head.text in {
-        s.text for s in f.claim_sentences
-    }
+    shown_as_point = any(p.text == head.text and any(c is head for _, c in p.parts) for p in f.points)
+    assert f.one_line_source == head.text or shown_as_point or head.text in {s.text for s in f.claim_sentences}
 
 
 def test_a_trimmed_one_liner_still_carries_its_numbers_and_its_sentence_is_not_repeated():

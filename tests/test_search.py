@@ -254,7 +254,8 @@ def test_output_formats(runner, corpus):
     assert "@misc{lovelace" in bib and "eprint = {2601.00001}" in bib and "archivePrefix = {arXiv}" in bib
     assert "primaryClass = {cs.CL}" in bib and bib.count("@misc") == 2
     table = runner.invoke(main, ["--config", str(cfg), "search", "speculative"], env={"COLUMNS": "250"}).output
-    assert "Speculative decoding with a tiny drafter" in table and "3.1x faster" in table
+    assert "Speculative decoding with a tiny drafter" in table and "3.1× speed-up" in table  # the headline phrase
+    assert rows[0]["headline"]["text"] == "3.1× speed-up" and rows[0]["one_line"].startswith("A draft model")
     assert "No results." in runner.invoke(main, ["--config", str(cfg), "search", "zebra"]).output
 
 

@@ -53,7 +53,8 @@ def test_every_page_has_a_meta_description_and_headings_in_order():
         jumps = [(a, b) for a, b in zip(heads.levels, heads.levels[1:], strict=False) if b > a + 1]
         assert not jumps, (path, heads.levels)  # axe heading-order: never h1 then h3
     item = Heads(html[render.item_path(view(1))]).description[0]
-    assert item.startswith("We propose method 1."), item  # an item's own summary line
+    assert item == render.Finding(view(1), {}, SITE).one_line, item  # an item's own one-liner (its result)
+    assert item.startswith("It achieves a 2.1x speedup"), item
 
 
 def check_atom_authors(feed: bytes) -> int:
