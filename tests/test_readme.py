@@ -97,7 +97,6 @@ def demo_home(tmp_path_factory) -> Path:
     shutil.copytree(ROOT / "repro", home / "repro", ignore=shutil.ignore_patterns("model-fp16", "__pycache__"))
     (home / "tests").mkdir()
     (home / "tests" / "data").symlink_to(ROOT / "tests" / "data")
-    (home / "data" / "eval").symlink_to(ROOT / "data" / "eval")  # the labelled sets README's eval examples read
     args = ["--config", str(home / "data" / "digest.toml"), "demo"]
     result = CliRunner().invoke(main, args, catch_exceptions=False, env=_env_without_digest())
     assert result.exit_code == 0, result.output
