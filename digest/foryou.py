@@ -109,3 +109,38 @@ def neighbours(mat: np.ndarray, ids, k: int = 5, block: int = 1024) -> dict[int,
         for r in rows:
             out[int(ids[start + r])] = [(int(ids[j]), float(sims[r, j])) for j in top[r]]
     return out
+
+
+def similar_pages(conn, model: str, cache_dir: Path | None, k: int = 5) -> dict[int, list[tuple[str, str]]]:
+    """Every finding's `k` nearest findings as (page path, title), for item pages. The neighbour lists are
+    cached beside the vector matrix under the same key (database, vector revision, model), so a build whose
+    vectors did not change reads them instead of computing them (a 10,000-finding product takes seconds)."""
+    import hashlib
+    from types import SimpleNamespace
+
+    from digest.render import item_path
+    from digest.search import vector_matrix
+
+    try:
+        ids, mat = vector_matrix(conn, model, cache_dir)
+    except DigestError:
+        return {}
+    if len(ids) < 2:
+        return {}
+    state = dict(conn.rows("SELECT key, value FROM search_state"))
+    key = hashlib.sha256(f"{conn.url}|{state.get('db_id')}|{state.get('vectors_rev')}|{model}|{k}".encode())
+    path = cache_dir / f"neighbours-{key.hexdigest()[:24]}.npy" if cache_dir is not None else None
+    top = np.load(path) if path is not None and path.is_file() else None
+    if top is None or top.shape != (len(ids), k):
+        near = neighbours(mat, ids, k)
+        top = np.array([[n for n, _ in near[int(i)]] + [-1] * (k - len(near[int(i)])) for i in ids], dtype=np.int64)
+        if path is not None:
+            for old in cache_dir.glob("neighbours-*.npy"):
+                old.unlink(missing_ok=True)
+            tmp = path.with_suffix(".tmp")
+            with tmp.open("wb") as fh:
+                np.save(fh, top)
+            tmp.replace(path)
+    rows = conn.rows("SELECT id, title, arxiv_id FROM item WHERE covers_item_id IS NULL")
+    page = {int(i): (item_path(SimpleNamespace(id=i, title=t, arxiv_id=a)), t) for i, t, a in rows}
+    return {int(i): [page[int(n)] for n in row if n >= 0 and int(n) in page] for i, row in zip(ids, top, strict=True)}

@@ -270,6 +270,8 @@ def build_site(engine: Engine, config: Config, out_dir: Path | None = None, sear
     manifest = write.read_manifest(state)
     with paused_gc():  # ~10^5 short-lived objects and no cycles worth collecting (see digest.gcpause)
         sigs = store.site_signatures(engine)
+        sigs.similar = similar_pages(engine, config)
+        sigs.foryou = foryou_picks(engine, config)
         load = partial(store.site_views, engine)
         build = render.plan_build(
             sigs, sigs.topics, config.site, manifest.get("items", {}), load, manifest.get("groups")
@@ -291,6 +293,54 @@ def build_site(engine: Engine, config: Config, out_dir: Path | None = None, sear
     return out, written
 
 
+def similar_pages(engine: Engine, config: Config) -> dict[int, list[tuple[str, str]]]:
+    """Each finding's five nearest findings by stored embedding, for the "Similar papers" list of item pages."""
+    from digest import foryou, search
+    from digest.embed import model_name
+
+    conn = search.connect(engine.url.render_as_string(hide_password=False))
+    try:
+        model = model_name(config.embed_model, config.embed_max_tokens)
+        return foryou.similar_pages(conn, model, config.workspace / "cache")
+    finally:
+        conn.close()
+
+
+FORYOU_PAGE = 20  # recommendations on the site's "For you" page
+FORYOU_DAYS = 30  # ... among the findings of this many days before the newest one
+FORYOU_MAIL = 5  # recommendations at the top of the newsletter, among the week's findings
+
+
+def foryou_picks(
+    engine: Engine, config: Config, limit: int = FORYOU_PAGE, since=None, until=None
+) -> list[tuple[int, str]]:
+    """(finding id, why) recommended from the reader's library, best first; [] without a library. Without
+    `since`, the window is the FORYOU_DAYS before the newest finding (not the clock: a snapshot works too)."""
+    from datetime import timedelta
+
+    from digest import foryou, search
+    from digest.embed import model_name
+
+    conn = search.connect(engine.url.render_as_string(hide_password=False))
+    try:
+        if not foryou.has_library(conn):
+            return []
+        if since is None:
+            newest = conn.rows("SELECT MAX(published) FROM item WHERE covers_item_id IS NULL")[0][0]
+            if newest is None:
+                return []
+            newest = store._datetime(newest)
+            since = newest - timedelta(days=FORYOU_DAYS)
+        model = model_name(config.embed_model, config.embed_max_tokens)
+        try:
+            picks = foryou.recommendations(conn, model, config.workspace / "cache", limit, since, until)
+        except DigestError:
+            return []  # a library none of whose papers is embedded yet, or no vectors at all
+        return [(p.item_id, foryou.because_text(p.because)) for p in picks]
+    finally:
+        conn.close()
+
+
 def build_search(out: Path) -> float:
     """Pagefind index over the built site; returns seconds spent (reported apart from the build)."""
     from digest import searchindex
@@ -303,7 +353,7 @@ def build_newsletter(engine: Engine, config: Config, week: str, out_dir: Path | 
     from digest import render, write
 
     week = iso_week(parse_week(week)[0])
-    views, topics, extra = newsletter_inputs(engine, week)
+    views, topics, extra = newsletter_inputs(engine, week, config)
     message = render.newsletter_message(week, views, topics, config, **extra)
     out = Path(out_dir) if out_dir else config.newsletter.out_dir
     path = out / f"digest-{week}.eml"
@@ -316,7 +366,7 @@ def send_newsletter(engine: Engine, config: Config, week: str, dry_run_dir: Path
     from digest import deliver, render
 
     week = iso_week(parse_week(week)[0])
-    views, topics, extra = newsletter_inputs(engine, week)
+    views, topics, extra = newsletter_inputs(engine, week, config)
     if not views:
         raise DigestError(f"--week {week}: no findings that week, nothing to send")
     issue = render.newsletter_message(week, views, topics, config, **extra)
@@ -327,7 +377,7 @@ def send_newsletter(engine: Engine, config: Config, week: str, dry_run_dir: Path
     return deliver.send_issue(engine, config, week, personalize, dry_run_dir=dry_run_dir)
 
 
-def newsletter_inputs(engine: Engine, week: str) -> tuple[list, list, dict]:
+def newsletter_inputs(engine: Engine, week: str, config: Config | None = None) -> tuple[list, list, dict]:
     """(the week's findings, topics, {"reproductions": [(view, claim, verdict)], "suggestions": [...]}): the
     reproductions are the claims whose latest run that week started within it, whatever week their item is from."""
     from datetime import datetime, time, timedelta
@@ -346,6 +396,8 @@ def newsletter_inputs(engine: Engine, week: str) -> tuple[list, list, dict]:
         if claim is not None:
             reproductions.append((view, claim, verdict))
     extra = {"reproductions": reproductions, "suggestions": store.suggested_topics_between(engine, since, until)}
+    if config is not None and views:  # the week's findings closest to the reader's library, first in the issue
+        extra["foryou"] = foryou_picks(engine, config, FORYOU_MAIL, since, until)
     return views, store.topics(engine), extra
 
 

@@ -395,6 +395,7 @@ class Finding:
         self.week = week_of(view)
         self.names = names
         self.site = site or SiteConfig()
+        self.similar: list[tuple[str, str]] = []  # (path, title) of the nearest findings by embedding
 
     @_once
     def env(self) -> Environment:
@@ -744,19 +745,23 @@ def plan_build(
             return
         for view in load(None if len(missing) > total // 2 else missing):
             if view.item.id not in found:
-                found[view.item.id] = Finding(view, names, site, env)
+                f = found[view.item.id] = Finding(view, names, site, env)
+                f.similar = similar_of(view.item.id, none)
 
-    salt = site_salt(site, topics)
+    salt = site_salt(site, topics) + ("|foryou" if sigs.foryou else "")  # the nav links the page on every page
     env = site_environment(site)
     none: list = []
     runs, coverage = sigs.runs, sigs.coverage
     tags_of, claims_of, coverage_of, hit_of = sigs.tags.get, sigs.claims.get, coverage.get, cached.get
+    similar_of = sigs.similar.get
     rows, groups = [], defaultdict(list)
     for row in sigs.items:  # this loop runs over every finding on every build: nothing in it but lookups
         iid = row[0]
         claims = claims_of(iid, none)
         verdicts = [runs[c[1]] for c in claims if c[1] in runs] if runs else none
         parts = (row, tags_of(iid, none), claims, verdicts, coverage_of(iid, none) if coverage else none)
+        if sigs.similar:
+            parts = (*parts, similar_of(iid, none))
         rows.append(parts)
         groups[iid // GROUP].append(parts)
     # A group whose digest equals the last build's holds findings whose keys are those in the manifest.
@@ -839,7 +844,7 @@ def plan_build(
         fresh.clear()
         return taken
 
-    pages = plan(listings, topics, site, found, salt, fragment)
+    pages = plan(listings, topics, site, found, salt, fragment, sigs.foryou)
     return Build(pages, load_pages, items, drain, digests, warm, prime)
 
 
@@ -862,9 +867,11 @@ def plan(
     found: dict[int, Finding],
     salt: str,
     fragment: Callable[[int, str], str],
+    foryou: list[tuple[int, str]] | None = None,
 ) -> dict[str, Page]:
     """Every page of the site keyed by its inputs (listing keys carry `salt`); renderers read `found` and
-    `fragment(id, "card" | "entry")` when run."""
+    `fragment(id, "card" | "entry")` when run. `foryou`: (finding id, why) recommended from the reader's library,
+    shown on foryou.html (no library: no page, no link)."""
     env = site_environment(site)
     names = {t.slug: t.name for t in topics}
     by_tag: dict[str, list[Listing]] = defaultdict(list)
@@ -883,6 +890,7 @@ def plan(
         "tag_feed_path": tag_feed_path,
         "week_path": week_path,
         "css": CSS,
+        "foryou": bool(foryou),
     }
 
     def cards(xs: list[Listing], root: str) -> Markup:
@@ -973,6 +981,14 @@ def plan(
         )
         claim_parts.append(claims_week_path(week))
         pages[claim_parts[-1]] = Page(_key(salt, "claims", week, wkey), lambda xs=xs: claims_json(members(xs)), ids(xs))
+    if foryou:
+        by_id = {x.id: x for x in listings}
+        picks = [(by_id[i], why) for i, why in foryou if i in by_id]
+        pages["foryou.html"] = Page(
+            _key(salt, "foryou", [(x.key, why) for x, why in picks]),
+            html("foryou.html", "foryou.html", lambda: {"picks": picks}),
+            cards=tuple(x.id for x, _ in picks),
+        )
     week_rows = [(w, len(by_week[w])) for w in weeks]
     pages["weeks/index.html"] = Page(
         _key(salt, "weeks", week_rows), html("weeks/index.html", "weeks_index.html", lambda: {"weeks": week_rows})
@@ -1183,6 +1199,7 @@ def newsletter_message(
     *,
     reproductions: Sequence[tuple[ItemView, object, str]] = (),
     suggestions: Sequence = (),
+    foryou: Sequence[tuple[int, str]] = (),
 ) -> EmailMessage:
     """multipart/alternative: plain text first, then HTML with absolute links; headers safe from feed data.
 
@@ -1210,8 +1227,10 @@ def newsletter_message(
         f = Finding(v, names, config.site, env)
         shown = f.verdict(c)
         checked.append((f, c, verdict, shown if shown and shown.verdict == verdict else None))
+    by_id = {f.item.id: f for f in findings}
     ctx = {
         "week": week,
+        "foryou": [(by_id[i], why) for i, why in foryou if i in by_id],
         "picks": picks,
         "sections": [(slug, names.get(slug, "Other"), rest[:5]) for slug, fs in ordered if (rest := unpicked(fs))],
         "reproduced": [row for row in checked if row[2] == "reproduced"],

@@ -297,6 +297,8 @@ def vector_matrix(conn: Conn, model: str, cache_dir: Path | None = None):
         {"model": model},
     )
     ids = np.array([r[0] for r in rows], dtype=np.int64)
+    if not rows:
+        return ids, np.zeros((0, 0), dtype=np.float32)
     dims = {len(r[1]) for r in rows}
     if len(dims) > 1:
         raise DigestError(f"stored vectors for model {model!r} have mixed sizes; run `digest tag` again")

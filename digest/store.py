@@ -1027,6 +1027,8 @@ class SiteSignatures:
     runs: dict[int, object]  # claim id -> its latest run id
     coverage: dict[int, list[tuple]]  # item id -> (post id, content_hash, published, updated)
     topics: list = field(default_factory=list)  # SiteTopic rows, by slug
+    similar: dict[int, list[tuple]] = field(default_factory=dict)  # item id -> [(path, title)] of its nearest findings
+    foryou: list[tuple[int, str]] = field(default_factory=list)  # (item id, why) recommended from the reader's library
 
 
 def _datetime(value):

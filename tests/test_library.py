@@ -330,3 +330,78 @@ def test_neighbours_in_blocks_equal_one_row_at_a_time():
         assert [i for i, _ in got] == [i for i, _ in expected]
         assert np.allclose([s for _, s in got], [s for _, s in expected], atol=1e-5)
     assert neighbours(mat[:1], ids[:1]) == {1000: []}
+
+
+def test_item_pages_list_similar_papers_and_rebuilds_stay_incremental(corpus, db, tmp_path):
+    from bs4 import BeautifulSoup
+
+    from digest import pipeline
+    from digest.config import load_config
+
+    cfg, ids = corpus
+    config = load_config(cfg)
+    engine = store.open_engine(db.url)
+    out = tmp_path / "site"
+    _, written = pipeline.build_site(engine, config, out, search=False)
+    assert written > 0
+    page = next((out / "items").glob(f"{ids['k:driving0']}-*.html"))
+    soup = BeautifulSoup(page.read_text(), "html.parser")
+    links = soup.select("ul.similar a")
+    assert len(links) == 5 and all("driving" in a.get_text() for a in links)
+    assert all((page.parent / a["href"]).resolve().is_file() for a in links)  # each link is a built page
+    assert list((config.workspace / "cache").glob("neighbours-*.npy"))
+    assert pipeline.build_site(engine, config, out, search=False)[1] == 0  # nothing changed: nothing written
+    engine.dispose()
+
+
+def test_for_you_page_only_with_a_library(runner, corpus, db, tmp_path):
+    from bs4 import BeautifulSoup
+
+    from digest import pipeline
+    from digest.config import load_config
+
+    cfg, ids = corpus
+    config = load_config(cfg)
+    engine = store.open_engine(db.url)
+    out = tmp_path / "site"
+    pipeline.build_site(engine, config, out, search=False)
+    assert not (out / "foryou.html").exists() and "For you" not in (out / "index.html").read_text()
+    _add_topic(runner, cfg, "volcano", 6)
+    pipeline.build_site(engine, config, out, search=False)
+    soup = BeautifulSoup((out / "foryou.html").read_text(), "html.parser")
+    picks = soup.select("div.pick")
+    assert 0 < len(picks) <= pipeline.FORYOU_PAGE
+    titles = [p.select_one("h3").get_text() for p in picks[:5]]
+    assert all("volcano" in t for t in titles), titles
+    assert all("in your library" in p.select_one("p.because").get_text() for p in picks)
+    assert 'href="foryou.html"' in (out / "index.html").read_text()  # the nav links it, on every page
+    library_ids = {ids[f"k:volcano{k}"] for k in range(6)}
+    assert not any(f"/{i}-" in a["href"] for p in picks for a in p.select("h3 a") for i in library_ids)
+    engine.dispose()
+
+
+def test_newsletter_opens_with_for_you_only_with_a_library(runner, corpus, db, tmp_path):
+    import email
+
+    from digest import pipeline
+    from digest.config import load_config
+
+    cfg, _ = corpus
+    config = load_config(cfg)
+    engine = store.open_engine(db.url)
+    week = pipeline.latest_week(engine)
+
+    def issue() -> str:
+        path = pipeline.build_newsletter(engine, config, week, tmp_path / "mail")
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        return message.get_body(("plain",)).get_content()
+
+    assert "== For you ==" not in issue()
+    for k in range(6, 12):  # the older driving papers: this week's driving papers are left to recommend
+        cli(runner, cfg, "library", "add", f"2601.{12 + k + 1:05d}")
+    text = issue()
+    section = text.split("== For you ==", 1)[1].split("==", 1)[0]
+    entries = [line for line in section.splitlines() if line.startswith("* ")]
+    assert 0 < len(entries) <= pipeline.FORYOU_MAIL and all("driving" in e for e in entries[:3]), entries
+    assert "Why: close to" in section
+    engine.dispose()
