@@ -91,10 +91,12 @@ def demo_home(tmp_path_factory) -> Path:
     (home / "data").mkdir()
     (home / "data" / "digest.toml").write_text(config_text, encoding="utf-8")
     shutil.copy(ROOT / "data" / "topics.toml", home / "data" / "topics.toml")
+    for other in (ROOT / "data").iterdir():  # the rest of data/ (labelled sets, snapshot) as it is, read-only use
+        if not (home / "data" / other.name).exists():
+            (home / "data" / other.name).symlink_to(other)
     shutil.copytree(ROOT / "repro", home / "repro", ignore=shutil.ignore_patterns("model-fp16", "__pycache__"))
     (home / "tests").mkdir()
     (home / "tests" / "data").symlink_to(ROOT / "tests" / "data")
-    (home / "data" / "eval").symlink_to(ROOT / "data" / "eval")  # the labelled sets README's eval examples read
     args = ["--config", str(home / "data" / "digest.toml"), "demo"]
     result = CliRunner().invoke(main, args, catch_exceptions=False, env=_env_without_digest())
     assert result.exit_code == 0, result.output
@@ -184,3 +186,18 @@ def test_links_in_readme_resolve():
             assert file.exists(), f"{page.name}: link to missing {target}"
             if anchor and file.suffix == ".md":
                 assert anchor in _anchors(file.read_text(encoding="utf-8")), f"{page.name}: no heading for {target}"
+
+
+def test_configuration_example_loads(tmp_path):
+    """README's TOML example is a valid config as written, and with its commented-out settings switched on."""
+    from digest.config import load_config
+
+    block = re.search(r"```toml\n(.*?)```", README, re.S).group(1)
+    (tmp_path / "mytheme").mkdir()  # the example's theme = "../mytheme"
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    shutil.copy(ROOT / "data" / "topics.toml", folder / "topics.toml")
+    for text in (block, re.sub(r"(?m)^# (\w+ = )", r"\1", block)):
+        (folder / "digest.toml").write_text(text, encoding="utf-8")
+        config = load_config(folder / "digest.toml")
+        assert [s.kind for s in config.sources] == ["arxiv", "rss", "html"]
