@@ -86,7 +86,8 @@ def search(
             def embed(text: str):
                 return query_vector(config, text, note=lambda msg: click.echo(f"note: {msg}", err=True))
 
-        rows = s.fetch(conn, s.run(conn, q, embed=embed, model=model, cache_dir=cache), for_bibtex=fmt == "bibtex")
+        ranked = s.run(conn, q, embed=embed, model=model, cache_dir=cache)
+        rows = s.fetch(conn, ranked, for_bibtex=fmt == "bibtex", repo_url=state.config.site.repo_url)
     finally:
         conn.close()
     if fmt == "bibtex":
@@ -167,11 +168,12 @@ def export(state: State, fmt: str) -> None:
     from digest import store
 
     for view in store.item_views(state.engine):
-        click.echo(json.dumps(_export_row(view), ensure_ascii=False))
+        click.echo(json.dumps(_export_row(view, state.config.site.repo_url), ensure_ascii=False))
 
 
-def _export_row(view) -> dict:
+def _export_row(view, repo_url: str = "") -> dict:
     from digest.search import summary_fields
+    from digest.verdicts import claim_json, claim_verdict
 
     item = view.item
     return {
@@ -183,7 +185,7 @@ def _export_row(view) -> dict:
         "published": item.published.isoformat(),
         "authors": view.authors,
         "tags": [{"slug": s, "score": round(sc, 4)} for s, sc in view.tags],
-        "claims": [{"value": c.value, "unit": c.unit, "kind": c.kind, "text": c.text} for c in view.claims],
+        "claims": [claim_json(c, claim_verdict(view, c, repo_url)) for c in view.claims],
         "coverage": [p.url for p in view.coverage],
         **summary_fields(view.claims, item.summary, item.title),
     }

@@ -28,6 +28,17 @@ from digest.normalize import clean_text, slugify
 from digest.picks import PICKS_MAX, Candidate, top_picks
 from digest.store import ItemView, SiteSignatures
 from digest.summarize import ONE_LINE_HEAD, key_points, one_line, one_line_sentence, sentences
+from digest.verdicts import (  # noqa: F401  (re-exported: templates, tests and callers use render's names)
+    HTTP_URL,
+    VERDICT_LABELS,
+    Verdict,
+    _num,
+    _with_unit,
+    claim_verdict,
+    external_url,
+    tolerance_text,
+    verdict_label,
+)
 
 TEMPLATES = REPO_ROOT / "templates"
 CSS = "style.css"
@@ -35,7 +46,6 @@ SEARCH_JS = "search.js"
 STATIC = (CSS, SEARCH_JS)
 FEED_ITEMS = 50
 TAG_FEED_ITEMS = 20
-VERDICT_LABELS = {"reproduced": "reproduced", "diverged": "diverged", "failed": "failed", "skipped": "not checked"}
 
 
 @cache
@@ -74,10 +84,6 @@ def _bytecode_cache():
         return None
 
 
-def verdict_label(verdict: str) -> str:
-    return VERDICT_LABELS.get(verdict, clean_text(verdict, 40))
-
-
 def topic_confidence(score: float) -> str:
     """A chosen topic's stored score as a reader's word ("strong", "likely", "possible"): the tagger's own
     bands (digest.topics.confidence_label), imported on first use (numpy) so plain builds stay light."""
@@ -90,121 +96,6 @@ def short_authors(authors: Sequence[str], first: int = 3) -> str:
     """'A, B, C et al.': the first three names, then 'et al.' when there are more."""
     names = [clean_text(str(a), 200) for a in authors]
     return ", ".join(names[:first]) + (" et al." if len(names) > first else "")
-
-
-def _num(x: float) -> str:
-    """30.3, 6.17, 1,420 (never 1.42e+03)."""
-    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
-
-
-def _with_unit(value: str, unit: str) -> str:
-    return f"{value}{unit}" if unit in ("x", "%", "") else f"{value} {unit}"
-
-
-def tolerance_text(tolerance: float | None, kind: str | None, unit: str) -> str:
-    """'±5%' (relative), '±0.5 pts' (absolute), 'at least claimed −5%' (a floor); '' when unknown."""
-    if tolerance is None:
-        return ""
-    if kind == "absolute":
-        return "±" + _with_unit(_num(tolerance), unit)
-    share = f"{tolerance * 100:.3g}%"
-    return f"at least claimed −{share}" if kind == "at-least" else f"±{share}"
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """A claim's shown reproduction verdict with its evidence, as every page, feed and email says it."""
-
-    verdict: str
-    measured: float | None = None
-    claimed: float | None = None
-    unit: str = ""
-    tolerance: str = ""  # '±5%'
-    date: str = ""  # YYYY-MM-DD of the run
-    hook: str = ""
-    script: str = ""
-    script_url: str = ""  # a link to the script when [site] repo_url is set
-    skipped: str = ""  # YYYY-MM-DD of a later run skipped for want of hardware
-
-    @property
-    def label(self) -> str:
-        return verdict_label(self.verdict)
-
-    @property
-    def slug(self) -> str:
-        return slugify(self.verdict, 20)
-
-    @property
-    def evidence(self) -> str:
-        """'measured 30.3% vs claimed 22% (±5%), 2026-11-25'."""
-        parts = []
-        if self.measured is not None:
-            text = "measured " + _with_unit(_num(self.measured), self.unit)
-            if self.claimed is not None:
-                text += " vs claimed " + _with_unit(_num(self.claimed), self.unit)
-            parts.append(text + (f" ({self.tolerance})" if self.tolerance else ""))
-        if self.date:
-            parts.append(self.date)
-        return ", ".join(parts)
-
-    @property
-    def text(self) -> str:
-        """The verdict, its evidence and where the hook lives, in one line (feeds, plain-text email, JSON)."""
-        out = self.label + (f": {self.evidence}" if self.evidence else "")
-        if self.hook or self.script:
-            out += "; hook " + " ".join(p for p in (self.hook, f"({self.script})" if self.script else "") if p)
-        if self.skipped:
-            out += f"; last skipped {self.skipped}"
-        return out
-
-    def as_json(self) -> dict:
-        return {
-            "verdict": self.verdict,
-            "measured": self.measured,
-            "claimed": self.claimed,
-            "tolerance": self.tolerance,
-            "date": self.date or None,
-            "hook": self.hook or None,
-            "script": self.script or None,
-            "script_url": self.script_url or None,
-            "last_skipped": self.skipped or None,
-            "text": self.text,
-        }
-
-
-def claim_verdict(view: ItemView, claim, repo_url: str = "") -> Verdict | None:
-    """The verdict shown for a claim: its run's evidence when the view holds the run, else the bare word."""
-    word = view.verdicts.get(claim.id)
-    if not word:
-        return None
-    run = view.runs.get(claim.id)
-    if run is None:
-        return Verdict(word)
-    started = getattr(run, "started_at", None)
-    skipped = getattr(run, "skipped_at", None)
-    script = getattr(run, "script", "") or ""
-    url = f"{repo_url}/{script.lstrip('/')}" if repo_url and script else ""
-    return Verdict(
-        word,
-        run.measured,
-        run.claimed,
-        claim.unit or "",
-        tolerance_text(getattr(run, "tolerance", None), getattr(run, "tolerance_kind", None), claim.unit or ""),
-        started.date().isoformat() if started else "",
-        getattr(run, "hook", "") or "",
-        script,
-        external_url(url),
-        skipped.date().isoformat() if skipped else "",
-    )
-
-
-HTTP_URL = re.compile(r"https?://[^\x00-\x20\x7f/][^\x00-\x20\x7f]*", re.IGNORECASE)
-
-
-def external_url(url: str | None) -> str:
-    """An http(s) URL or '': the renderer does not trust even stored URLs to be safe."""
-    url = (url or "").strip()
-    return url if HTTP_URL.fullmatch(url) else ""
 
 
 def _escape_py(s: str) -> str:

@@ -181,12 +181,12 @@ def _filters(q: Query, dialect: str, drive: list[str] | None = None) -> tuple[li
         where.append("i.published < :until")
         params["until"] = _when(q.until + timedelta(days=1), dialect)
     if q.has_claims:
-        where.append("EXISTS (SELECT 1 FROM claim c WHERE c.item_id = i.id)")
+        where.append("EXISTS (SELECT 1 FROM claim c WHERE c.item_id = i.id AND NOT c.vanished)")
     if q.reproduced:
         where.append(
             "EXISTS (SELECT 1 FROM claim c JOIN reprorun r ON r.claim_id = c.id WHERE c.item_id = i.id "
-            "AND r.verdict = 'reproduced' AND r.id = (SELECT r2.id FROM reprorun r2 WHERE r2.claim_id = c.id "
-            "AND r2.verdict <> 'skipped' ORDER BY r2.started_at DESC, r2.id DESC LIMIT 1))"  # latest measured
+            "AND NOT c.vanished AND r.verdict = 'reproduced' AND r.id = (SELECT MAX(r2.id) FROM reprorun r2 "
+            "WHERE r2.claim_id = c.id AND r2.verdict <> 'skipped'))"  # the latest measured run, as the site shows
         )
     return where, params
 
@@ -375,7 +375,7 @@ def run(conn: Conn, q: Query, embed=None, model: str = "", cache_dir: Path | Non
 # --- rows for output -------------------------------------------------------------
 
 
-def fetch(conn: Conn, ranked: list[tuple[int, float]], *, for_bibtex: bool = False) -> list[dict]:
+def fetch(conn: Conn, ranked: list[tuple[int, float]], *, for_bibtex: bool = False, repo_url: str = "") -> list[dict]:
     """Output rows (the export shape plus score and kind/summary), in ranking order; `for_bibtex`: with the
     arXiv categories and DOI too, which only BibTeX shows."""
     if not ranked:
@@ -396,16 +396,12 @@ def fetch(conn: Conn, ranked: list[tuple[int, float]], *, for_bibtex: bool = Fal
         params,
     ):
         tags[item_id].append({"slug": slug, "score": round(float(score), 4)})
-    claims: dict[int, list] = {i: [] for i in items}
-    for item_id, value, unit, kind, text in conn.rows(
-        f"SELECT item_id, value, unit, kind, text FROM claim WHERE item_id IN ({names}) ORDER BY item_id, id", params
-    ):
-        claims[item_id].append({"value": value, "unit": unit, "kind": kind, "text": text})
-    current = _current_claims(conn, names, params, items)
+    current = _current_claims(conn, names, params, items)  # claims still in the text, in the site's order
+    claims = _claims_with_verdicts(conn, current, repo_url)
     coverage: dict[int, list] = {i: [] for i in items}
     for cid, url in conn.rows(
         f"SELECT covers_item_id, url FROM item WHERE covers_item_id IN ({names}) AND covers_item_id IS NOT NULL "
-        "ORDER BY id",
+        "ORDER BY covers_item_id, published, id",  # oldest first, as the site lists coverage
         params,
     ):
         coverage[cid].append(url)
@@ -435,6 +431,21 @@ def fetch(conn: Conn, ranked: list[tuple[int, float]], *, for_bibtex: bool = Fal
         if for_bibtex:
             out[-1].update(categories=json.loads(categories or "[]"), doi=doi)
     return out
+
+
+def _claims_with_verdicts(conn: Conn, current: dict[int, list], repo_url: str) -> dict[int, list[dict]]:
+    """Each item's claims as JSON with the verdict the site shows (digest.verdicts: one read model)."""
+    from digest.verdicts import SHOWN_RUNS_SQL, RunsView, claim_json, claim_verdict, shown_runs
+
+    ids = [c.id for cs in current.values() for c in cs]
+    runs = {}
+    if ids:
+        params: dict = {}
+        names = _bind(params, "c", ids)
+        sql = SHOWN_RUNS_SQL.replace("WHERE r.claim_id IS NOT NULL", f"WHERE r.claim_id IN ({names})")
+        runs = shown_runs(conn.rows(sql, params))
+    view = RunsView(runs)
+    return {i: [claim_json(c, claim_verdict(view, c, repo_url)) for c in cs] for i, cs in current.items()}
 
 
 def _current_claims(conn: Conn, names: str, params: dict, items: dict) -> dict[int, list]:

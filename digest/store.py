@@ -38,6 +38,7 @@ from digest.models import (
     utcnow,
 )
 from digest.parse import Entry
+from digest.verdicts import SHOWN_RUNS_SQL, SiteRun, _datetime, shown_runs  # noqa: F401  (one read model)
 
 
 def open_engine(url: str) -> Engine:
@@ -561,7 +562,8 @@ def item_views(engine: Engine, item_ids: Sequence[int] | None = None) -> list[It
                 claims[c.item_id].append(c)
         latest = shown_runs(_rows(s.connection(), SHOWN_RUNS_SQL))
         coverage: dict[int, list[Item]] = {i: [] for i in ids}
-        for post in s.exec(select(Item).where(Item.covers_item_id.is_not(None))):
+        posts = select(Item).where(Item.covers_item_id.is_not(None)).order_by(Item.published, Item.id)
+        for post in s.exec(posts):  # oldest first, as the site lists coverage
             if post.covers_item_id in coverage:
                 coverage[post.covers_item_id].append(post)
         views = []
@@ -989,32 +991,6 @@ SiteItem = namedtuple("SiteItem", SITE_ITEM_COLUMNS)
 SiteClaim = namedtuple("SiteClaim", SITE_CLAIM_COLUMNS)
 SitePost = namedtuple("SitePost", ("id", "covers_item_id", "title", "url", "source", "published"))
 SiteTopic = namedtuple("SiteTopic", ("slug", "name", "description"))
-SiteRun = namedtuple(
-    "SiteRun",
-    ("id", "claim_id", "verdict", "measured", "claimed", "note", "started_at", "hook", "script", "tolerance",
-     "tolerance_kind", "skipped_at"),
-)  # fmt: skip
-SHOWN_RUNS_SQL = (
-    "SELECT r.id, r.claim_id, r.verdict, r.measured, r.claimed, r.note, CAST(r.started_at AS TEXT), h.name, "
-    "h.script, h.tolerance, h.tolerance_kind FROM reprorun r LEFT JOIN reprohook h ON h.id = r.hook_id "
-    "WHERE r.claim_id IS NOT NULL ORDER BY r.id"
-)
-
-
-def shown_runs(rows: Iterable[tuple]) -> dict[int, SiteRun]:
-    """claim id -> the run pages show, from runs oldest first (id, claim_id, verdict, measured, claimed, note,
-    started_at, hook, script, tolerance, tolerance_kind): the latest run that measured something (any verdict
-    but `skipped`), with `skipped_at` the start of a later skipped run (no GPU); only skipped runs: the latest.
-    A skipped run never hides a recorded verdict (issue #17)."""
-    shown: dict[int, SiteRun] = {}
-    for row in rows:
-        run = SiteRun(*row[:6], _datetime(row[6]), *row[7:11], None)
-        before = shown.get(run.claim_id)
-        if run.verdict != "skipped" or before is None or before.verdict == "skipped":
-            shown[run.claim_id] = run
-        else:
-            shown[run.claim_id] = before._replace(skipped_at=run.started_at)
-    return shown
 
 
 @dataclass
@@ -1029,11 +1005,6 @@ class SiteSignatures:
     topics: list = field(default_factory=list)  # SiteTopic rows, by slug
     similar: dict[int, list[tuple]] = field(default_factory=dict)  # item id -> [(path, title)] of its nearest findings
     foryou: list[tuple[int, str]] = field(default_factory=list)  # (item id, why) recommended from the reader's library
-
-
-def _datetime(value):
-    """PostgreSQL hands back datetimes, SQLite the ISO text SQLAlchemy stored."""
-    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 def _ids_sql(ids: Sequence[int]) -> str:
