@@ -264,3 +264,31 @@ def runner() -> CliRunner:
 @pytest.fixture
 def fixture_bytes():
     return lambda name: (FIXTURES / name).read_bytes()
+
+
+HEAVY_MODULES = ("torch", "sentence_transformers", "sklearn")
+
+
+def heavy_imports_of(cfg: Path, *commands: list[str]):
+    """Run CLI commands in one fresh process; returns (the process, the heavy modules it imported). Each command
+    must succeed: a fast path that silently fell back to loading a model would show up here."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, json; from digest.cli import main\n"
+        "for args in json.loads(sys.argv[2]):\n"
+        "    try: main(['--config', sys.argv[1], *args])\n"
+        "    except SystemExit as e: assert not e.code, e.code\n"
+        f"print('HEAVY', json.dumps(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules)), file=sys.stderr)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(cfg), json.dumps([list(c) for c in commands])],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    heavy = json.loads(proc.stderr.rsplit("HEAVY ", 1)[1])
+    return proc, heavy

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from digest.embed import HashEmbedder, to_bytes
 from digest.library import arxiv_from, normal_doi, normal_title, read_library
 from digest.models import Embedding, utcnow
 from digest.parse import Entry
-from tests.conftest import ROOT, write_config
+from tests.conftest import ROOT, heavy_imports_of, write_config
 
 REAL = Path(__file__).parent / "data" / "real" / "library"
 NOW = utcnow().replace(microsecond=0)
@@ -280,16 +278,8 @@ def test_ridge_model_separates_a_synthetic_library():
 def test_recommend_and_similar_import_no_torch(runner, corpus):
     cfg, _ = corpus
     cli(runner, cfg, "library", "add", "2601.00001")
-    code = (
-        "import sys; from digest.cli import main\n"
-        "for args in (['recommend'], ['similar', '2601.00001']):\n"
-        "    try: main(['--config', sys.argv[1], *args])\n"
-        "    except SystemExit as e: assert not e.code, e.code\n"
-        "print('HEAVY', sorted(m for m in ('torch', 'sentence_transformers', 'sklearn') if m in sys.modules))"
-    )
-    proc = subprocess.run([sys.executable, "-c", code, str(cfg)], capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr
-    assert "HEAVY []" in proc.stdout
+    _, heavy = heavy_imports_of(cfg, ["recommend"], ["similar", "2601.00001"])
+    assert heavy == []
 
 
 # --- similar ---------------------------------------------------------------------------

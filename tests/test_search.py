@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import datetime, timedelta
 
 import pytest
@@ -16,7 +14,7 @@ from digest.cli import main
 from digest.embed import HashEmbedder, to_bytes
 from digest.models import Claim, Embedding, ItemTopic, ReproHook, ReproRun, Topic, utcnow
 from digest.parse import Entry
-from tests.conftest import ROOT, write_config
+from tests.conftest import heavy_imports_of, write_config
 
 NOW = utcnow().replace(microsecond=0)
 PAPERS = [
@@ -273,16 +271,8 @@ def test_tags_counts_and_trend(runner, corpus):
 
 def test_text_and_tag_search_import_no_torch(corpus, db):
     cfg, _, _ = corpus
-    code = (
-        "import sys; from digest.cli import main\n"
-        "for args in (['search', 'speculative'], ['search', '--tag', 'kv-cache'], ['tags']):\n"
-        "    try: main(['--config', sys.argv[1], *args])\n"
-        "    except SystemExit as e: assert not e.code, e.code\n"
-        "print('HEAVY', sorted(m for m in ('torch', 'sentence_transformers', 'sklearn') if m in sys.modules))"
-    )
-    proc = subprocess.run([sys.executable, "-c", code, str(cfg)], capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr
-    assert "HEAVY []" in proc.stdout
+    _, heavy = heavy_imports_of(cfg, ["search", "speculative"], ["search", "--tag", "kv-cache"], ["tags"])
+    assert heavy == []
 
 
 OPTION = st.one_of(

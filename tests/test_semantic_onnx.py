@@ -4,8 +4,6 @@ against the stored fp32 vectors; the ranking agrees with the fp32 query's on the
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tomllib
 from datetime import datetime
 
@@ -16,7 +14,7 @@ from digest import embed, store
 from digest.models import Embedding
 from digest.parse import Entry
 from digest.topics import item_text, load_eval
-from tests.conftest import ROOT, write_config
+from tests.conftest import ROOT, heavy_imports_of, write_config
 
 pytestmark = pytest.mark.slow
 NOW = datetime(2026, 12, 1)
@@ -74,15 +72,8 @@ def test_semantic_search_cli_never_imports_torch(built, db, tmp_path):
         .replace('model = "fake-hash-64"', 'model = "all-MiniLM-L6-v2"')
         .replace('workspace = "ws"', f'workspace = "{ws}"')
     )
-    code = (
-        "import sys, json; from digest.cli import main\n"
-        "try: main(['--config', sys.argv[1], 'search', '--semantic', 'sparse autoencoder features', '--json'])\n"
-        "except SystemExit as e: assert not e.code, e.code\n"
-        "print('TORCH', 'torch' in sys.modules, file=sys.stderr)"
-    )
-    proc = subprocess.run([sys.executable, "-c", code, str(cfg)], capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr
-    assert "TORCH False" in proc.stderr and "loading the model" not in proc.stderr
+    proc, heavy = heavy_imports_of(cfg, ["search", "--semantic", "sparse autoencoder features", "--json"])
+    assert "torch" not in heavy and "loading the model" not in proc.stderr
     rows = json.loads(proc.stdout)
     top = next(i for i in items if i["title"] == rows[0]["title"])
     assert len(rows) == 20 and "interpretability" in top["gold"]
