@@ -55,6 +55,16 @@ class GoneError(FetchError):
     """HTTP 410: the source is gone for good and gets disabled."""
 
 
+class ClientError(FetchError):
+    """HTTP 4xx other than 410/429: the request itself is wrong (a bad query); retrying will not help. `body`
+    holds the answer (arXiv explains a bad query in it)."""
+
+    def __init__(self, message: str, status: int, body: bytes):
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
 class DeferredError(FetchError):
     """The host asked us to come back later (429/503 Retry-After); `wait_s` says how long from now."""
 
@@ -496,6 +506,8 @@ class Fetcher:
                 raise DeferredError(f"{url}: HTTP {response.status}, retry after {delay:.0f}s", host, delay)
             if response.status in TRANSIENT_STATUSES and attempt < retries and self._backoff(attempt, trace):
                 continue
+            if 400 <= response.status < 500:
+                raise ClientError(f"{url}: HTTP {response.status}", response.status, response.body)
             raise FetchError(f"{url}: HTTP {response.status}")
         raise FetchError(f"{url}: gave up")  # pragma: no cover - loop always returns or raises
 

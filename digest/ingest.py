@@ -18,10 +18,20 @@ from sqlalchemy.engine import Engine
 from digest import store
 from digest.config import Config, SourceConfig
 from digest.errors import FetchError
-from digest.fetch import DeferredError, Fetcher, GoneError, Validators, arxiv_page_url, load_arxiv, warm_up
+from digest.fetch import (
+    ClientError,
+    DeferredError,
+    Fetcher,
+    GoneError,
+    Validators,
+    arxiv_page_url,
+    load_arxiv,
+    warm_up,
+)
 from digest.gcpause import paused_gc
 from digest.lock import run_lock
 from digest.models import SourceRun, utcnow
+from digest.normalize import clean_text
 from digest.parse import parse_arxiv_page, parse_feed, parse_html
 
 log = logging.getLogger("digest")
@@ -163,6 +173,8 @@ def _ingest_arxiv(
                 page = _arxiv_page(fetcher, api, url, cfg.arxiv_delay_s, wait_ok)
             except (GoneError, DeferredError):
                 raise
+            except ClientError as exc:  # a query arXiv refuses: broken until the config changes, with its reason
+                raise FetchError(f"arXiv refused the query: {arxiv_error_message(exc.body) or exc}") from None
             except FetchError as exc:
                 problem = f"{exc} (page at start={start})"
                 break
@@ -262,6 +274,23 @@ def _arxiv_page(fetcher: Fetcher, api: SourceConfig, url: str, delay_s: float, w
         if page.entries or page.total == 0:
             return page
     return page
+
+
+def arxiv_error_message(body: bytes) -> str:
+    """arXiv's own explanation of a refused query: the API answers HTTP 400 with an Atom feed whose one entry,
+    titled "Error", says what is wrong ("incorrect id format for 1234"); '' when the body is not that."""
+    from lxml import etree
+
+    try:
+        root = etree.fromstring(body, etree.XMLParser(resolve_entities=False, no_network=True))
+    except (etree.XMLSyntaxError, ValueError):
+        return ""
+    atom = "{http://www.w3.org/2005/Atom}"
+    for entry in root.iterfind(f"{atom}entry"):
+        text = entry.findtext(f"{atom}summary") or entry.findtext(f"{atom}title") or ""
+        if text.strip():
+            return clean_text(" ".join(text.split()), 300)
+    return ""
 
 
 def _wait_for_host(fetcher: Fetcher, url: str, wait_ok: float) -> None:

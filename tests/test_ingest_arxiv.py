@@ -334,3 +334,26 @@ def test_300_papers_announced_late_over_ten_runs_are_all_stored(httpserver, tmp_
         assert run_ingest(cfg, db)["arxiv-a"].status == "ok"
     assert db.one("SELECT count(*) FROM item") == 300
     assert db.one("SELECT count(*) FROM item WHERE arxiv_version = 2") == 12
+
+
+ARXIV_ERROR = (  # the shape of arXiv's documented error answer (API user manual, "Errors"): HTTP 400, one entry
+    '<?xml version="1.0" encoding="UTF-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">'
+    "<title>ArXiv Query: search_query=&amp;id_list=1234.12345</title>"
+    "<entry><id>http://arxiv.org/api/errors#incorrect_id_format_for_1234.12345</id><title>Error</title>"
+    "<summary>incorrect id format for 1234.12345</summary></entry></feed>"
+)
+
+
+def test_a_query_arxiv_refuses_is_broken_with_arxivs_reason(httpserver, tmp_path, db):
+    """HTTP 400 is not a gap to retry every run: the source is broken until its query changes, and the report
+    says what arXiv said."""
+    api = FakeArxiv([paper("2611.00001")])
+    cfg = setup(httpserver, tmp_path, api)
+    httpserver.clear()
+    httpserver.expect_request("/api/query").respond_with_data(
+        ARXIV_ERROR, status=400, content_type="application/atom+xml"
+    )
+    report = run_ingest(cfg, db)["arxiv-a"]
+    assert report.status == "broken", report
+    assert "arXiv refused the query: incorrect id format for 1234.12345" in report.error
+    assert db.one("SELECT count(*) FROM ingestcursor") == 0
