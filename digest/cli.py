@@ -22,12 +22,26 @@ class DigestGroup(click.Group):
         except DigestError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(1)
+        except BrokenPipeError:  # `digest export | head`: the reader has all it wanted; not an error
+            _silence_stdout()
+            ctx.exit(0)
         except Exception as exc:  # the environment failed us: one line, no traceback, nothing half-written
             line = environment_error(exc, ctx.obj)
             if line is None:
                 raise
             click.echo(f"Error: {line}", err=True)
             ctx.exit(1)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not raise again on the closed pipe."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def environment_error(exc: BaseException, state: State | None) -> str | None:

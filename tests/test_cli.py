@@ -316,3 +316,26 @@ def test_disk_full_for_the_site_is_one_error_line(tmp_path, httpserver):
     proc = digest("--config", str(cfg), "--db", f"sqlite:///{db}", "build", "--out", str(out), "--no-search")
     assert proc.returncode == 0, proc.stderr  # the same build with room: nothing was left broken
     assert (out / "index.html").exists()
+
+
+def test_output_piped_into_head_ends_quietly(tmp_path, db):
+    """`digest export | head -1`: the reader closes the pipe early; no 'Error: Broken pipe', exit 0."""
+    import subprocess
+    import sys
+
+    from digest import store
+    from digest.parse import Entry
+
+    engine = store.open_engine(db.url)
+    store.init_db(engine)
+    from datetime import datetime
+
+    entries = [Entry(key=f"k{n}", title=f"Post {n} " + "x" * 500, url=f"https://x.test/{n}", summary="s" * 2000,
+                     published=datetime(2026, 11, 1)) for n in range(400)]  # fmt: skip
+    store.save_entries(engine, "blog", entries)
+    engine.dispose()
+    cfg = write_config(tmp_path, "")
+    cmd = f"{sys.executable} -m digest --config {cfg} --db {db.url} export | head -c 10"
+    proc = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, cwd=ROOT)
+    assert "Error" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 0, proc.stderr
