@@ -175,5 +175,5 @@ def sources_export(state: State) -> None:
     """Print the followed feeds as OPML (for a feed reader); arXiv and HTML sources have no feed and are left out."""
     from digest.discover import OpmlFeed, write_opml
 
-    feeds = [OpmlFeed(s.url, s.name) for s in state.config.sources if s.kind == "rss"]
+    feeds = [OpmlFeed(s.url, s.display_name or s.name) for s in state.config.sources if s.kind == "rss"]
     click.echo(write_opml(feeds, f"Digest sources ({state.config.path.name})"), nl=False)

@@ -4,6 +4,7 @@ loading the new text before the file is replaced, and the replacement is atomic.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -57,13 +58,40 @@ def append_sources(path: Path, blocks: list[dict], comments: list[str] | None = 
 
 
 def remove_source(path: Path, name: str) -> None:
-    """Delete the `[[source]]` named `name`, keeping every other line and comment."""
+    """Delete the `[[source]]` named `name` with the comment lines just above it, keeping every other line and
+    comment where it was (tomlkit would hand the next source's comment to the removed table)."""
+    import tomllib
+
+    import tomlkit
+
     doc = _load(path)
     sources = doc.get("source")
     if sources is None or not any(s.get("name") == name for s in sources):
         raise ConfigError(f"{path}: no source named {name!r}")
     index = next(i for i, s in enumerate(sources) if s.get("name") == name)
-    del sources[index]
-    import tomlkit
+    wanted = [s.get("name") for s in sources if s.get("name") != name]
+    lines = tomlkit.dumps(doc).splitlines(keepends=True)
+    headers = [i for i, line in enumerate(lines) if re.match(r"\s*\[", line)]
+    ours = [i for i in headers if re.match(r"\s*\[\[\s*source\s*\]\]", lines[i])]
 
-    _save(path, tomlkit.dumps(doc))
+    def lead(h: int) -> int:
+        """The first of the comment lines directly above line h (they belong to its table)."""
+        while h > 0 and lines[h - 1].lstrip().startswith("#"):
+            h -= 1
+        return h
+
+    text = ""
+    if len(ours) == len(sources):
+        start = ours[index]
+        end = next((h for h in headers if h > start), None)
+        text = "".join(lines[: lead(start)] + (lines[lead(end) :] if end is not None else []))
+        try:
+            kept = [s.get("name") for s in tomllib.loads(text).get("source", [])]
+        except tomllib.TOMLDecodeError:
+            kept = None
+        if kept != wanted:
+            text = ""
+    if not text:  # an unusual layout: let tomlkit remove the table
+        del sources[index]
+        text = tomlkit.dumps(doc)
+    _save(path, text)

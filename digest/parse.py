@@ -7,6 +7,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 from digest.errors import FetchError
 from digest.normalize import (
@@ -88,7 +89,9 @@ def make_entry(
     authors = [_author_name(name) for a in authors or [] for name in split_authors(a)]
     key = entry_key(arxiv_id=None, guid=guid, link=url, title=title_text, content=summary)
     raw_text = f"{summary_html} {link}"
-    listing = arxiv_listing_id(guid, link)
+    # Only arXiv's own listings are the papers they link (an oai:arXiv.org guid, or a feed served by arxiv.org);
+    # a blog post or index card that links straight to an abstract is coverage, never the paper itself.
+    listing = arxiv_listing_id(guid, link) if _from_arxiv(guid, base_url) else None
     if listing is not None:
         return _listing_entry(listing, title_text, summary, clean_html, authors, published, updated, tags, now)
     return Entry(
@@ -104,6 +107,13 @@ def make_entry(
         linked_arxiv_ids=arxiv_ids_in(raw_text),
         code_urls=code_urls_in(raw_text),
     )
+
+
+def _from_arxiv(guid: str, base_url: str) -> bool:
+    if (guid or "").strip().lower().startswith("oai:arxiv.org:"):
+        return True
+    host = (urlsplit(base_url or "").hostname or "").lower()
+    return host == "arxiv.org" or host.endswith(".arxiv.org")
 
 
 def _listing_entry(listing, title, summary, clean_html, authors, published, updated, tags, now) -> Entry:

@@ -1107,8 +1107,9 @@ def newsletter_message(
     subject = f"Digest, week {week}: {len(views)} findings" + (f" in {', '.join(top)}" if top else "")
     if len([s for s, _ in ordered if s in names]) > 3:
         subject += ", ..."
-    picks = newsletter_picks(findings)
-    picked = {id(f) for f in picks}
+    shown_for_you = {i for i, _ in foryou}
+    picks = newsletter_picks([f for f in findings if f.item.id not in shown_for_you])
+    picked = {id(f) for f in picks} | {id(f) for f in findings if f.item.id in shown_for_you}  # each shown once
 
     def unpicked(fs: list[Finding]) -> list[Finding]:
         return [f for f in fs if id(f) not in picked]  # a top pick is shown once, in Top picks

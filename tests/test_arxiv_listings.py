@@ -88,3 +88,19 @@ def test_v1_then_replace_v2_then_the_api_is_one_finding(db):
     store.save_entries(engine, "arxiv-api", api)
     assert db.rows("SELECT count(*) FROM item WHERE arxiv_id = '2602.06036'") == [(1,)]
     engine.dispose()
+
+
+def test_a_blog_linking_straight_to_an_abstract_is_coverage_not_the_paper():
+    """A blog's feed or index card whose link is an arxiv.org/abs page (the demo's findings-links blog) must not
+    overwrite the paper: only arXiv's own listings (oai guid, or served by arxiv.org) are the paper."""
+    from digest.parse import parse_html
+
+    blog = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Links</title><link>https://links.example/</link>
+    <item><title>DFlash is neat</title><link>https://arxiv.org/abs/2602.06036</link><guid>post-9</guid>
+    <description>Our note on it.</description></item></channel></rss>"""
+    (entry,) = parse_feed(blog, {}, "https://links.example/feed.xml").entries
+    assert entry.kind == "post" and entry.arxiv_id is None and entry.key != "arxiv:2602.06036"
+    assert entry.linked_arxiv_ids == ["2602.06036"]  # coverage of the paper
+    page = b'<div class="f"><h3><a href="https://arxiv.org/abs/2602.06036">DFlash</a></h3></div>'
+    (card,) = parse_html(page, {"item": "div.f", "title": "h3", "link": "h3 a"}, "https://links.example/").entries
+    assert card.kind == "post" and card.arxiv_id is None

@@ -394,4 +394,6 @@ def test_newsletter_opens_with_for_you_only_with_a_library(runner, corpus, db, t
     entries = [line for line in section.splitlines() if line.startswith("* ")]
     assert 0 < len(entries) <= pipeline.FORYOU_MAIL and all("driving" in e for e in entries[:3]), entries
     assert "Why: close to" in section
+    titles = [e[2:] for e in entries]
+    assert all(text.count(f"* {t}") == 1 for t in titles)  # shown once: not again in Top picks or a topic
     engine.dispose()

@@ -106,7 +106,32 @@ def test_remove_keeps_everything_else(runner, cfg, site):
     out = run(runner, cfg, "remove", "one").output
     assert "Removed source 'one'" in out
     assert [s.name for s in load_config(cfg).sources] == ["two"]
-    assert "# keep this comment" in cfg.read_text()
+    text = cfg.read_text()
+    assert "# keep this comment" in text
+
+
+def test_remove_takes_the_sources_own_comment_and_leaves_the_next_ones(runner, tmp_path):
+    cfg = write_config(
+        tmp_path,
+        """
+        # the first blog
+        [[source]]
+        name = "first"
+        kind = "rss"
+        url = "https://a.example/feed.xml"
+
+        # the second blog
+        [[source]]
+        name = "second"
+        kind = "rss"
+        url = "https://b.example/feed.xml"
+        """,
+    )
+    run(runner, cfg, "remove", "first")
+    text = cfg.read_text()
+    assert "# the first blog" not in text and "a.example" not in text
+    assert '# the second blog\n[[source]]\nname = "second"' in text
+    assert [s.name for s in load_config(cfg).sources] == ["second"]
     missing = run(runner, cfg, "remove", "one", ok=False)
     assert missing.exit_code == 1 and "no source named 'one'" in missing.output
 
@@ -141,6 +166,7 @@ def test_export_round_trips_through_listparser(runner, cfg):
     exported = run(runner, cfg, "export").output
     parsed = listparser.parse(exported.encode())
     assert not parsed.bozo
+    assert "Tombone's Computer Vision Blog" in {f.title for f in parsed.feeds}  # the feed's title, not our name
     assert {f.url for f in parsed.feeds} == {f.url for f in read_opml((REAL / "opml" / "feedly-ml.opml").read_bytes())}
 
 
