@@ -91,6 +91,8 @@ def connect(url: str) -> Conn:
     from digest import migrations
 
     path = _sqlite_path(url)
+    if path is not None and not path.exists():  # a typo in --db must not answer "No results." from a new file
+        raise DigestError(f"database {path} does not exist (check --db / DIGEST_DB, or run `digest init` first)")
     if path is not None and path.is_file():
         import sqlite3
 

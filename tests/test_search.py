@@ -348,3 +348,12 @@ def test_broken_database_is_one_line(runner, tmp_path):
     result = runner.invoke(main, ["--db", f"sqlite:///{bad}", "search", "anything"])
     assert result.exit_code == 1 and result.output.count("\n") == 1
     assert result.output.startswith(f"Error: cannot open database 'sqlite:///{bad}': file is not a database")
+
+
+def test_a_mistyped_database_path_is_an_error_not_an_empty_answer(runner, tmp_path):
+    cfg = write_config(tmp_path, "")
+    missing = tmp_path / "digst.db"
+    for args in (["search", "cache"], ["tags"], ["recommend"]):
+        result = runner.invoke(main, ["--config", str(cfg), "--db", f"sqlite:///{missing}", *args])
+        assert result.exit_code == 1 and f"database {missing} does not exist" in result.output, result.output
+    assert not missing.exists()  # and nothing was created
