@@ -160,18 +160,22 @@ def init(state: State) -> None:
     help="Where the demo writes (default: workspace/demo).",
 )
 @click.option("--week", help="Newsletter week (default: the latest week in the snapshot).")
-@pass_state
-def demo(state: State, workspace: Path | None, week: str | None) -> None:
+@click.pass_context
+def demo(ctx: click.Context, workspace: Path | None, week: str | None) -> None:
     """Serve the bundled snapshot on 127.0.0.1 and run the whole pipeline against it."""
     from digest import pipeline, store
     from digest.demo import SnapshotServer, demo_config
     from digest.embed import configured_embedder
 
+    state: State = ctx.obj
     base_config = state.config
     workspace = (workspace or base_config.workspace / "demo").resolve()
+    # The demo's own database lives in its workspace: an exported DIGEST_DB (your real database, or the demo's
+    # from an earlier run) is not where snapshot data should go; only an explicit --db is.
+    explicit = ctx.parent.get_parameter_source("db_url") == click.core.ParameterSource.COMMANDLINE
     with SnapshotServer(base_config) as server:
         config = demo_config(base_config, server.base, workspace)
-        engine = store.open_engine(state.db_url or config.default_db_url)
+        engine = store.open_engine(state.db_url if explicit and state.db_url else config.default_db_url)
         store.init_db(engine)
         _stage(f"ingest: the bundled snapshot, served on {server.base}")
         with _progress() as progress:

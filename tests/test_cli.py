@@ -339,3 +339,15 @@ def test_output_piped_into_head_ends_quietly(tmp_path, db):
     proc = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, cwd=ROOT)
     assert "Error" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode == 0, proc.stderr
+
+
+def test_demo_writes_its_own_database_even_with_digest_db_exported(runner, tmp_path, monkeypatch):
+    """`digest demo --workspace DIR` with DIGEST_DB pointing elsewhere (a user's real database) must not pour
+    the snapshot into that database."""
+    elsewhere = tmp_path / "mine.db"
+    monkeypatch.setenv("DIGEST_DB", f"sqlite:///{elsewhere}")
+    cfg = write_config(tmp_path, "")
+    ws = tmp_path / "demo"
+    result = runner.invoke(main, ["--config", str(cfg), "demo", "--workspace", str(ws)])
+    assert result.exit_code == 0, result.output
+    assert (ws / "digest.db").is_file() and not elsewhere.exists()
