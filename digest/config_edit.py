@@ -27,7 +27,11 @@ def _save(path: Path, text: str) -> None:
 
     from digest.config import parse_config
 
-    parse_config(tomllib.loads(text), path)  # raises ConfigError naming the bad entry; the file is untouched
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: the edit would not be valid TOML ({exc}); the file is unchanged") from None
+    parse_config(data, path)  # raises ConfigError naming the bad entry; the file is untouched
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -36,6 +40,13 @@ def _save(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def comment_line(text: str) -> str:
+    """`text` as one TOML comment's body: line breaks and other whitespace runs become one space, and control
+    characters (which TOML forbids in comments) go, so a feed's title can never start a line of its own."""
+    flat = " ".join(text.split())
+    return "".join(c for c in flat if c >= " " and c != "\x7f")
 
 
 def append_sources(path: Path, blocks: list[dict], comments: list[str] | None = None) -> None:
@@ -50,7 +61,7 @@ def append_sources(path: Path, blocks: list[dict], comments: list[str] | None = 
             table.add(key, value)
         aot = tomlkit.aot()
         aot.append(table)
-        comment = (comments or [])[n] if comments and n < len(comments) else ""
+        comment = comment_line((comments or [])[n]) if comments and n < len(comments) else ""
         piece = tomlkit.dumps({"source": aot})
         text += "\n" + (f"# {comment}\n" if comment else "") + piece
     _save(path, text)

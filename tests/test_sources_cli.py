@@ -154,3 +154,26 @@ def test_discovery_helpers():
     assert info is not None and info.title == "Boot.dev Blog" and info.entries == 2
     assert feed_info(b"<html><body>not a feed</body></html>") is None
     assert source_name("Boot.dev Blog", "https://x", {"boot-dev-blog"}) == "boot-dev-blog-2"
+
+
+def test_import_titles_cannot_write_toml_into_the_config(runner, cfg, tmp_path):
+    """An OPML title with line breaks (`&#10;`) or control characters lands in a `# comment` line: it must stay one
+    comment, not become a `[[source]]` of its own (here one with allow_private = true, reaching the metadata host)."""
+    payload = (
+        "Nice&#10;[[source]]&#10;name = &quot;evil&quot;&#10;kind = &quot;rss&quot;&#10;"
+        "url = &quot;http://169.254.169.254/latest/&quot;&#10;allow_private = true&#10;#"
+    )
+    opml = tmp_path / "evil.opml"
+    opml.write_text(
+        '<?xml version="1.0"?><opml version="2.0"><head><title>x</title></head><body>'
+        f'<outline type="rss" text="{payload}" xmlUrl="http://example.com/feed.xml"/>'
+        '<outline type="rss" text="carriage&#13;return &#127; del" xmlUrl="http://example.com/two.xml"/>'
+        "</body></opml>"
+    )
+    out = run(runner, cfg, "import", str(opml)).output
+    assert "Imported 2 feeds" in out
+    config = load_config(cfg)
+    assert [s.url for s in config.sources] == ["http://example.com/feed.xml", "http://example.com/two.xml"]
+    assert not any(s.allow_private for s in config.sources)
+    text = cfg.read_text()
+    assert "\n[[source]]\nname = \"evil\"" not in text and "# keep this comment" in text
