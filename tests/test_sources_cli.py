@@ -176,4 +176,4 @@ def test_import_titles_cannot_write_toml_into_the_config(runner, cfg, tmp_path):
     assert [s.url for s in config.sources] == ["http://example.com/feed.xml", "http://example.com/two.xml"]
     assert not any(s.allow_private for s in config.sources)
     text = cfg.read_text()
-    assert "\n[[source]]\nname = \"evil\"" not in text and "# keep this comment" in text
+    assert '\n[[source]]\nname = "evil"' not in text and "# keep this comment" in text
