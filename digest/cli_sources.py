@@ -149,12 +149,12 @@ def sources_import(state: State, file: Path, allow_private: bool) -> None:
     config = state.config
     taken = {s.name for s in config.sources}
     followed = {s.url for s in config.sources}
-    blocks, comments, skipped = [], [], 0
+    blocks, comments, skipped, next_n = [], [], 0, {}
     for f in feeds:
         if f.url in followed:
             skipped += 1
             continue
-        name = source_name(f.title, f.url, taken)
+        name = source_name(f.title, f.url, taken, next_n)
         taken.add(name)
         followed.add(f.url)
         block = {"name": name, "kind": "rss", "url": f.url}

@@ -54,7 +54,7 @@ def append_sources(path: Path, blocks: list[dict], comments: list[str] | None = 
     import tomlkit
 
     doc = _load(path)
-    text = tomlkit.dumps(doc).rstrip("\n") + "\n"
+    pieces = [tomlkit.dumps(doc).rstrip("\n") + "\n"]
     for n, block in enumerate(blocks):
         table = tomlkit.table()
         for key, value in block.items():
@@ -63,8 +63,8 @@ def append_sources(path: Path, blocks: list[dict], comments: list[str] | None = 
         aot.append(table)
         comment = comment_line((comments or [])[n]) if comments and n < len(comments) else ""
         piece = tomlkit.dumps({"source": aot})
-        text += "\n" + (f"# {comment}\n" if comment else "") + piece
-    _save(path, text)
+        pieces.append("\n" + (f"# {comment}\n" if comment else "") + piece)
+    _save(path, "".join(pieces))
 
 
 def remove_source(path: Path, name: str) -> None:
