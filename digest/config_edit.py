@@ -4,6 +4,7 @@ loading the new text before the file is replaced, and the replacement is atomic.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -32,11 +33,20 @@ def _save(path: Path, text: str) -> None:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: the edit would not be valid TOML ({exc}); the file is unchanged") from None
     parse_config(data, path)  # raises ConfigError naming the bad entry; the file is untouched
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    target = path.resolve()  # a symlinked config (a dotfiles checkout) is edited where it lives, the link kept
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the config ({exc.strerror or exc}); the file is unchanged") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.replace(tmp, path)
+        os.chmod(tmp, mode)  # mkstemp makes 0600: keep the file's own permissions
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ConfigError(f"{path}: cannot write the config ({exc.strerror or exc}); the file is unchanged") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

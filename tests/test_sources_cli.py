@@ -203,3 +203,25 @@ def test_import_of_a_huge_opml_is_linear(runner, cfg, tmp_path):
     assert time.monotonic() - started < 60
     names = [s.name for s in load_config(cfg).sources]
     assert len(set(names)) == 20000 and names[-1] == "example-com-20000"
+
+
+def test_editing_keeps_a_symlinked_config_and_its_permissions(runner, cfg, tmp_path):
+    """A config symlinked from a dotfiles checkout is edited where it lives (the link stays a link), and the file
+    keeps its mode instead of mkstemp's 0600."""
+    real = tmp_path / "dotfiles" / cfg.name
+    real.parent.mkdir()
+    shutil.copy(cfg, real)
+    shutil.copy(cfg.parent / "topics.toml", real.parent / "topics.toml")
+    real.chmod(0o644)
+    cfg.unlink()
+    cfg.symlink_to(real)
+    opml = tmp_path / "one.opml"
+    opml.write_text(
+        '<opml version="2.0"><body><outline type="rss" text="a" xmlUrl="http://example.com/f.xml"/></body></opml>'
+    )
+    run(runner, cfg, "import", str(opml))
+    assert cfg.is_symlink() and cfg.resolve() == real.resolve()
+    assert (real.stat().st_mode & 0o777) == 0o644
+    assert [s.url for s in load_config(real).sources] == ["http://example.com/f.xml"]
+    run(runner, cfg, "remove", "a")
+    assert cfg.is_symlink() and load_config(real).sources == ()
