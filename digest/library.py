@@ -187,6 +187,8 @@ def parse_csl(text: str) -> list[Record]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DigestError(f"not CSL JSON: {exc.msg} at line {exc.lineno}") from None
+    except RecursionError:
+        raise DigestError("not CSL JSON: nested too deeply") from None
     if isinstance(data, dict):
         data = data.get("items", [data])
     if not isinstance(data, list):
@@ -195,28 +197,37 @@ def parse_csl(text: str) -> list[Record]:
     for e in data:
         if not isinstance(e, dict):
             continue
-        names = [
-            " ".join(p for p in (a.get("given"), a.get("family")) if p) or a.get("literal", "")
-            for a in e.get("author", [])
-        ]
-        issued = (e.get("issued") or {}).get("date-parts") or [[None]]
-        arxiv_id = arxiv_from(e.get("URL"), e.get("number"), e.get("DOI"), e.get("archive_location"), e.get("note"))
+        # A hand-written or hostile file may give any JSON type anywhere: only the expected shapes are read.
+        authors = e.get("author") if isinstance(e.get("author"), list) else []
+        names = [_csl_name(a) if isinstance(a, dict) else _text(a) for a in authors]
+        issued = e.get("issued") if isinstance(e.get("issued"), dict) else {"raw": e.get("issued")}
+        parts = issued.get("date-parts")
+        first = parts[0] if isinstance(parts, list) and parts else None
+        year = first[0] if isinstance(first, list) and first else issued.get("raw")
+        link = [_text(e.get(k)) for k in ("URL", "number", "DOI", "archive_location", "note")]
         out.append(
             _record(
-                e.get("title", ""),
-                e.get("abstract", ""),
-                arxiv_id,
-                e.get("DOI"),
+                _text(e.get("title")),
+                _text(e.get("abstract")),
+                arxiv_from(*link),
+                link[2],
                 names,
-                _year(issued[0][0]),
-                str(e.get("id", "")),
+                _year(year),
+                _text(e.get("id")),
             )
         )
     return out
 
 
+def _text(value) -> str:
+    """A CSL field as text: strings and numbers as they are, anything else (lists, objects, null) empty."""
+    return str(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else ""
+
+
 def _csl_name(author: dict) -> str:
-    return " ".join(p for p in (author.get("given"), author.get("family")) if p) or author.get("literal", "")
+    return " ".join(_text(author.get(k)) for k in ("given", "family") if _text(author.get(k))) or _text(
+        author.get("literal")
+    )
 
 
 def parse_list(text: str) -> list[Record]:

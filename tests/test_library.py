@@ -405,3 +405,28 @@ def test_newsletter_opens_with_for_you_only_with_a_library(runner, corpus, db, t
     assert 0 < len(entries) <= pipeline.FORYOU_MAIL and all("driving" in e for e in entries[:3]), entries
     assert "Why: close to" in section
     engine.dispose()
+
+
+def test_hostile_csl_json_is_read_or_refused_in_one_line(runner, tmp_path):
+    """CSL JSON written by hand (or by an attacker) may put any JSON type in any field: an author as a string, `issued`
+    as a year or an empty list, a number for a DOI, arrays nested 100k deep. Never a traceback."""
+    cfg = write_config(tmp_path, "")
+    items = [
+        {"title": "Author as a string", "author": "Smith"},
+        {"title": "Authors as strings", "author": ["Smith", 3, None]},
+        {"title": "Issued as text", "issued": "2020"},
+        {"title": "Empty date parts", "issued": {"date-parts": [[]]}},
+        {"title": ["not", "text"], "author": [{"given": 1, "family": "F"}], "DOI": 10.1, "URL": {"x": 1}},
+        {"title": "Arxiv by number", "number": "arXiv:2307.06945", "issued": None, "id": None},
+    ]
+    good = tmp_path / "odd.json"
+    good.write_text(json.dumps(items))
+    out = cli(runner, cfg, "library", "import", str(good)).output
+    assert "Imported 5 new entries" in out  # the one without a usable title or id is left out
+    records = {r.title: r for r in read_library(good)}
+    assert records["Issued as text"].year == 2020 and records["Authors as strings"].authors == ("Smith", "3")
+    assert records["Author as a string"].authors == () and records["Arxiv by number"].arxiv_id == "2307.06945"
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100000 + "]" * 100000)
+    result = cli(runner, cfg, "library", "import", str(deep), ok=False)
+    assert result.exit_code == 1 and "deep.json: not CSL JSON" in result.output and "Traceback" not in result.output
