@@ -451,7 +451,8 @@ def _rss_item(node, ns: str) -> dict:
         "link": fields.get("link", "").strip(),
         "summary_html": content,
         "guid": guid,
-        "guid_is_link": "guid" in fields and permalink and guid.lower().startswith(("http://", "https://")),
+        # feedparser takes any permalink guid as the link (a relative one resolved), not only an absolute URL
+        "guid_is_link": "guid" in fields and permalink and bool(guid),
         "authors": authors,
         "published": _feed_date(fields.get("pubDate")),
         "updated": _feed_date(fields.get(f"{DC}date") or fields.get(f"{ATOM}updated")),
@@ -470,7 +471,8 @@ def _atom_item(node) -> dict:
         if name == "category":
             tags.append(child.get("term") or "")
         elif name == "author":
-            authors.append(child.findtext(f"{ATOM}name") or "")
+            names = child.findall(f"{ATOM}name")  # two <name>s: feedparser keeps the last
+            authors.append((names[-1].text if names else "") or "")
         elif name in ("title", "summary", "content") and name not in fields:
             fields[name] = _atom_text(child)
         elif name not in fields and name != "link":
@@ -481,7 +483,7 @@ def _atom_item(node) -> dict:
         "link": _atom_link(node),
         "summary_html": fields.get("content") or fields.get("summary", ""),
         "guid": guid,
-        "guid_is_link": guid.lower().startswith(("http://", "https://")),
+        "guid_is_link": bool(guid),  # an Atom id stands in for a missing link, as feedparser reads it
         "authors": authors,
         "published": _feed_date(fields.get("published")),
         "updated": _feed_date(fields.get("updated")),
@@ -514,7 +516,7 @@ def _atom_link(node) -> str:
     """The first rel="alternate" link (the default rel), as feedparser reads `link`; license, self, enclosure or
     related links are not the page."""
     for link in node.iterfind(f"{ATOM}link"):
-        if link.get("rel", "alternate") == "alternate" and link.get("href"):
+        if link.get("rel", "alternate").lower() == "alternate" and link.get("href"):  # feedparser lowercases rel
             return link.get("href").strip()
     return ""
 

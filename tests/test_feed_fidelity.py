@@ -155,3 +155,31 @@ def test_html_cards_that_are_links_and_dates_in_attributes():
         ("No link", "", None),
     ]
     assert "1 of 4 items have no link" in result.warning and "1 of 4 items have no date" in result.warning
+
+
+ATOM = """<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>
+<link href="https://b.test/"/>{entries}</feed>"""
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # feedparser lowercases rel: the fast path took no link (and so the id) for rel="ALTERNATE"
+        ATOM.format(
+            entries='<entry><id>https://b.test/id</id><title>A</title><link rel="ALTERNATE" href="https://b.test/1"/></entry>'
+        ),
+        # a relative Atom id or RSS guid with no link is the link to feedparser (resolved); the fast path had none
+        ATOM.format(entries="<entry><id>/posts/1</id><title>A</title></entry>"),
+        ATOM.format(entries="<entry><id>x</id><title>A</title><updated>2026-11-01T00:00:00Z</updated></entry>"),
+        RSS.format(items="<item><title>A</title><guid>/p/1</guid></item>"),
+        RSS.format(items="<item><title>A</title><guid>p/1</guid></item>"),
+        # two <name>s in one <author>: feedparser keeps the last
+        ATOM.format(
+            entries="<entry><id>https://b.test/1</id><title>A</title><author><name>N1</name><name>N2</name></author></entry>"
+        ),
+    ],
+    ids=["rel-uppercase", "atom-relative-id", "atom-bare-id", "rss-rooted-guid", "rss-relative-guid", "two-names"],
+)
+def test_fast_path_equals_feedparser_path_on_odd_links_and_ids(body):
+    assert feed_items_lxml(body.encode()) is not None  # the fast path reads these documents
+    assert disagreements(body.encode()) == []
