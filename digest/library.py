@@ -125,12 +125,44 @@ def detect_format(path: Path, text: str) -> str:
     return "list"
 
 
+FIELD_MAX = 20_000  # characters of one BibTeX field (or @string) kept before LaTeX decoding
+
+
+def _truncating_middleware():
+    """A bibtexparser middleware cutting every field and @string to FIELD_MAX characters (run before decoding)."""
+    from bibtexparser.middlewares.middleware import BlockMiddleware
+
+    class Truncate(BlockMiddleware):
+        def __init__(self):
+            super().__init__(allow_inplace_modification=True)
+
+        def transform_entry(self, entry, library):
+            for f in entry.fields:
+                if isinstance(f.value, str) and len(f.value) > FIELD_MAX:
+                    f.value = f.value[:FIELD_MAX]
+            return entry
+
+        def transform_string(self, string, library):
+            if isinstance(string.value, str) and len(string.value) > FIELD_MAX:
+                string.value = string.value[:FIELD_MAX]
+            return string
+
+    return Truncate()
+
+
 def parse_bibtex(text: str) -> list[Record]:
     import bibtexparser
     from bibtexparser import middlewares
 
+    # LaTeX decoding runs about 80k characters a second: fields are cut to FIELD_MAX first, so a 50 MB abstract
+    # costs a second, not the quarter hour it took decoded whole.
     library = bibtexparser.parse_string(
-        text, append_middleware=[middlewares.LatexDecodingMiddleware(), middlewares.SeparateCoAuthors()]
+        text,
+        append_middleware=[
+            _truncating_middleware(),
+            middlewares.LatexDecodingMiddleware(),
+            middlewares.SeparateCoAuthors(),
+        ],
     )
     if not library.entries and library.failed_blocks:
         raise DigestError(f"no BibTeX entry could be read ({len(library.failed_blocks)} broken blocks)")
