@@ -445,3 +445,14 @@ def test_a_huge_bibtex_field_is_cut_before_latex_decoding(tmp_path):
     (record,) = read_library(bib)
     assert time.monotonic() - started < 15
     assert record.title == "Café Huge" and len(record.abstract) <= FIELD_MAX and record.abstract.startswith("word é")
+
+
+@pytest.mark.parametrize("ref", ["99999999999999999999999", "²", "٣"])
+def test_odd_ids_are_one_line_errors(runner, corpus, ref):
+    """isdigit() is true for '²' (int() refuses it) and a 23-digit id overflows SQLite's INTEGER: both were
+    tracebacks from `similar`, `library remove` and `library add`."""
+    cfg, _ = corpus
+    for args in (["similar", ref], ["library", "remove", ref], ["library", "add", ref]):
+        result = cli(runner, cfg, *args, ok=False)
+        assert result.exit_code == 1 and "Error:" in result.output, (args, result.output)
+        assert result.exception is None or isinstance(result.exception, SystemExit), (args, result.exception)
