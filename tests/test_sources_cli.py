@@ -225,3 +225,19 @@ def test_editing_keeps_a_symlinked_config_and_its_permissions(runner, cfg, tmp_p
     assert [s.url for s in load_config(real).sources] == ["http://example.com/f.xml"]
     run(runner, cfg, "remove", "a")
     assert cfg.is_symlink() and load_config(real).sources == ()
+
+
+def test_an_edit_that_toml_refuses_is_one_error_line(runner, cfg, tmp_path):
+    """Sources written as an inline array (`source = [{...}]`) cannot take an appended [[source]]: one Error line
+    naming the config, which stays as it was (it was a TOMLDecodeError traceback)."""
+    text = cfg.read_text().replace(
+        "# my lab's Digest\n", '# my lab\'s Digest\nsource = [{name = "inl", kind = "rss", url = "http://e.test/i"}]\n'
+    )
+    cfg.write_text(text)
+    opml = tmp_path / "one.opml"
+    opml.write_text(
+        '<opml version="2.0"><body><outline type="rss" text="a" xmlUrl="http://example.com/f.xml"/></body></opml>'
+    )
+    result = run(runner, cfg, "import", str(opml), ok=False)
+    assert result.exit_code == 1 and "would not be valid TOML" in result.output and "Traceback" not in result.output
+    assert cfg.read_text() == text
