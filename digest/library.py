@@ -23,7 +23,8 @@ _ARXIV_DOI = re.compile(r"^10\.48550/arxiv\.(.+)$", re.IGNORECASE)
 _ARXIV_IN_TEXT = re.compile(
     r"(?:arxiv[:\s]*|abs/)(\d{4}\.\d{4,5}(?:v\d+)?|[a-z][a-z\-]+(?:\.[A-Z]{2})?/\d{7}(?:v\d+)?)", re.IGNORECASE
 )
-_DOI_RE = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>{}]+)", re.IGNORECASE)
+_DOI_RE = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>{}\x00-\x1f\x7f-\x9f]+)", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # not \t \n \r: those are whitespace
 _TAGS = re.compile(r"<[^>]+>")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 
@@ -88,7 +89,8 @@ def arxiv_from(*values: str | None) -> str | None:
 
 
 def _clean(text: str | None) -> str:
-    text = _TAGS.sub("", html.unescape(str(text or "")))
+    # control characters go: an ESC in a title would reach the terminal of `library list` and `recommend`
+    text = _CONTROL.sub("", _TAGS.sub("", html.unescape(str(text or ""))))
     return re.sub(r"\s+", " ", text.replace("{", "").replace("}", "")).strip()
 
 

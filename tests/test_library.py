@@ -456,3 +456,17 @@ def test_odd_ids_are_one_line_errors(runner, corpus, ref):
         result = cli(runner, cfg, *args, ok=False)
         assert result.exit_code == 1 and "Error:" in result.output, (args, result.output)
         assert result.exception is None or isinstance(result.exception, SystemExit), (args, result.exception)
+
+
+def test_control_characters_never_reach_the_terminal(runner, tmp_path):
+    """A title with ESC sequences (clear screen, an OSC 8 hyperlink) or NUL, or a DOI with them, from any import
+    format: stored and printed without the control characters."""
+    cfg = write_config(tmp_path, "")
+    lib = tmp_path / "esc.json"
+    title = "Evil \x1b[2J\x1b]8;;http://x.test\x07click\x1b]8;;\x07 \x00nul\x9b"
+    lib.write_text(json.dumps([{"title": title, "DOI": "10.1000/ab\x00c\x1bd"}]))
+    cli(runner, cfg, "library", "import", str(lib))
+    listed = cli(runner, cfg, "library", "list").output
+    assert not any(c in listed for c in "\x00\x07\x1b\x9b"), repr(listed)
+    (row,) = json.loads(cli(runner, cfg, "library", "list", "--json").output)
+    assert row["title"] == "Evil [2J]8;;http://x.testclick]8;; nul" and row["doi"] == "10.1000/ab"
