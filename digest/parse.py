@@ -373,6 +373,22 @@ _REPEATABLE = {
 _NESTED = {"{http://www.w3.org/2005/Atom}author", "{http://www.w3.org/2005/Atom}contributor"}
 
 
+# Dates the fast path reads exactly as feedparser does; any other spelling ('Nov 1, 2026', '2026/11/01', '2026-W44-7',
+# a '+2400' zone, nanoseconds, 'GMT+2', a military zone letter) sends the document to feedparser, whose readings
+# of those differ from email.utils' and dateutil's.
+_PLAIN_DATE = re.compile(
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?\d{1,2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} "
+    r"\d{2}:\d{2}(?::\d{2})? (?:GMT|UTC?|Z|[ECMP][SD]T|[+-](?:0\d|1[0-4])[0-5]\d)"
+    r"|\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-](?:0\d|1[0-4]):?[0-5]\d)?)?"
+)
+_DATE_TAGS = {
+    "pubDate",
+    f"{_DCNS}date",
+    "{http://www.w3.org/2005/Atom}published",
+    "{http://www.w3.org/2005/Atom}updated",
+}
+
+
 def _plain_vocabulary(root, body: bytes) -> bool:
     """Whether every entry of the document uses only what the fast path maps exactly like feedparser."""
     if b"xml:base" in body or b"<!DOCTYPE" in body or b"<!ENTITY" in body:
@@ -406,6 +422,8 @@ def _plain_vocabulary(root, body: bytes) -> bool:
                 if node.get("type") not in _TEXT_TYPES or node.get("src") is not None:
                     return False
                 text = node.text or ""
+                if node.tag in _DATE_TAGS and text.strip() and not _PLAIN_DATE.fullmatch(text.strip()):
+                    return False
                 if any("\x80" <= ch <= "\x9f" for ch in text):  # cp1252 bytes read as Latin-1: feedparser repairs
                     return False
             elif (

@@ -183,3 +183,31 @@ ATOM = """<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>
 def test_fast_path_equals_feedparser_path_on_odd_links_and_ids(body):
     assert feed_items_lxml(body.encode()) is not None  # the fast path reads these documents
     assert disagreements(body.encode()) == []
+
+
+@pytest.mark.parametrize(
+    "date",
+    [
+        "Nov 1, 2026",
+        "2026/11/01",
+        "2026-W44-7",
+        "2026-305",
+        "20261101T100000Z",
+        "Sunday, 01-Nov-26 10:00:00 GMT",
+        "Sun,01 Nov 2026 10:00:00 GMT",
+        "Sun, 01 Nov 2026 10:00:00 GMT+2",
+        "Sun, 01 Nov 2026 10:00:00 +2400",
+        "Sun, 01 Nov 2026 10:00:00 A",
+        "2026-11-01T10:00:00.123456789Z",
+        "1762000000",
+    ],
+)
+def test_dates_both_paths_store_alike(date):
+    """Date spellings email.utils/dateutil read one way and feedparser another (or not at all): the fast path
+    stored a different published date (or the fetch time) than the feedparser path for each of these."""
+    docs = [
+        RSS.format(items=f"<item><title>A</title><link>https://b.test/1</link><pubDate>{date}</pubDate></item>"),
+        ATOM.format(entries=f"<entry><id>https://b.test/1</id><title>A</title><updated>{date}</updated></entry>"),
+    ]
+    for body in docs:
+        assert disagreements(body.encode()) == [], body
