@@ -396,6 +396,8 @@ def _plain_vocabulary(root, body: bytes) -> bool:
     if root.tag == f"{ATOM}feed":
         if root.find(f"{ATOM}item") is not None:  # feedparser reads a stray <item> as an entry
             return False
+        if any(link.get("href") is None for link in root.iter(f"{ATOM}link")):
+            return False  # feedparser reads an href-less <link> by its text, and drops the link it had
         entries, allowed = root.iterfind(f"{ATOM}entry"), _ATOM_ENTRY_TAGS
     elif root.tag == "rss":
         if root.get("version") not in ("2.0", "0.92", "0.91") or root.find("item") is not None:
@@ -448,7 +450,7 @@ def _rss_item(node, ns: str) -> dict:
         if tag == "category" or tag == f"{DC}subject":
             tags.append(child.text or "")
         elif tag in ("author", f"{DC}creator"):
-            authors.append(child.text or "")
+            authors.append(_rss_author(child.text or ""))
         elif tag == XHTML_BODY and tag not in fields:
             fields[tag] = _inner_xml(child)
         elif tag not in fields:
@@ -476,6 +478,24 @@ def _rss_item(node, ns: str) -> dict:
         "updated": _feed_date(fields.get(f"{DC}date") or fields.get(f"{ATOM}updated")),
         "tags": tags,
     }
+
+
+# feedparser's own e-mail pattern (mixin._sync_author_detail): an RSS author is split into e-mail and name by it
+_FP_EMAIL = re.compile(
+    r"(([a-zA-Z0-9\_\-\.\+]+)@((\[[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.)|(([a-zA-Z0-9\-]+\.)+))"
+    r"([a-zA-Z]{2,4}|[0-9]{1,3})(\]?))(\?subject=\S+)?"
+)
+
+
+def _rss_author(text: str) -> str:
+    """The name feedparser keeps of an RSS `<author>`: its e-mail cut out ('' for a bare address)."""
+    author = text.strip()
+    match = _FP_EMAIL.search(author)
+    if match:
+        author = author.replace(match.group(0), "").replace("()", "").replace("<>", "").strip()
+        author = author[1:] if author.startswith("(") else author
+        author = (author[:-1] if author.endswith(")") else author).strip()
+    return author
 
 
 def _atom_item(node) -> dict:
@@ -531,12 +551,14 @@ def _atom_text(node) -> str:
 
 
 def _atom_link(node) -> str:
-    """The first rel="alternate" link (the default rel), as feedparser reads `link`; license, self, enclosure or
-    related links are not the page."""
+    """The link feedparser reads: the last rel="alternate" link (the default rel, any case) of an HTML type (none,
+    "html" or "xhtml"; "text" is text/plain); license, self, enclosure or related links are not the page."""
+    found = ""
     for link in node.iterfind(f"{ATOM}link"):
-        if link.get("rel", "alternate").lower() == "alternate" and link.get("href"):  # feedparser lowercases rel
-            return link.get("href").strip()
-    return ""
+        rel, kind = link.get("rel", "alternate").lower(), link.get("type", "html").lower()
+        if rel == "alternate" and kind in ("html", "xhtml") and link.get("href") is not None:
+            found = link.get("href").strip()
+    return found
 
 
 def _feed_date(raw: str | None) -> datetime | None:

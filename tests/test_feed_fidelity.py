@@ -211,3 +211,28 @@ def test_dates_both_paths_store_alike(date):
     ]
     for body in docs:
         assert disagreements(body.encode()) == [], body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # a bare e-mail author: feedparser keeps it as the e-mail, no name; the fast path stored it as the name
+        RSS.format(items="<item><title>A</title><link>https://b.test/1</link><author>jane@example.com</author></item>"),
+        RSS.format(
+            items="<item><title>A</title><link>https://b.test/1</link><author>jane@example.com Jane</author></item>"
+        ),
+        # feedparser's link is the last alternate one of an HTML type
+        ATOM.format(
+            entries='<entry><id>tag:x</id><title>A</title><link href="https://b.test/a"/>'
+            '<link rel="alternate" href="https://b.test/b"/></entry>'
+        ),
+        ATOM.format(entries='<entry><id>tag:x</id><title>A</title><link type="text" href="https://b.test/a"/></entry>'),
+        # an href-less link: feedparser drops the link it had
+        ATOM.format(
+            entries='<entry><id>tag:x</id><title>A</title><link href="https://b.test/a"/><link rel="alternate"/></entry>'
+        ),
+    ],
+    ids=["bare-email", "email-then-name", "last-alternate", "text-type-link", "hrefless-link"],
+)
+def test_authors_and_links_both_paths_store_alike(body):
+    assert disagreements(body.encode()) == []
