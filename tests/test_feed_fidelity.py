@@ -229,7 +229,8 @@ def test_dates_both_paths_store_alike(date):
         ATOM.format(entries='<entry><id>tag:x</id><title>A</title><link type="text" href="https://b.test/a"/></entry>'),
         # an href-less link: feedparser drops the link it had
         ATOM.format(
-            entries='<entry><id>tag:x</id><title>A</title><link href="https://b.test/a"/><link rel="alternate"/></entry>'
+            entries='<entry><id>tag:x</id><title>A</title><link href="https://b.test/a"/>'
+            '<link rel="alternate"/></entry>'
         ),
     ],
     ids=["bare-email", "email-then-name", "last-alternate", "text-type-link", "hrefless-link"],
