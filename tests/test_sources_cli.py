@@ -241,3 +241,29 @@ def test_an_edit_that_toml_refuses_is_one_error_line(runner, cfg, tmp_path):
     result = run(runner, cfg, "import", str(opml), ok=False)
     assert result.exit_code == 1 and "would not be valid TOML" in result.output and "Traceback" not in result.output
     assert cfg.read_text() == text
+
+
+def test_add_names_the_advertised_feed_it_refused(runner, cfg, tmp_path, monkeypatch):
+    """A public page advertising a feed on a private address (or 169.254.169.254): nothing private is fetched, and
+    the error says why, not 'no <link rel="alternate">'."""
+    from digest import fetch
+    from tests.test_fetch_attacks import PUBLIC_IP, Resolver, Server, treat_as_public
+
+    public, private = Server(PUBLIC_IP), Server("127.0.0.1")
+    try:
+        private.routes["/feed.xml"] = (200, {"Content-Type": "application/rss+xml"}, FEED.read_bytes())
+        page = PAGE.format(href=f"http://internal.test:{private.port}/feed.xml")
+        public.routes["/"] = (200, {"Content-Type": "text/html"}, page.encode())
+        resolver = Resolver({"public.test": [[PUBLIC_IP]], "internal.test": [["127.0.0.1"]]})
+        real = fetch.Fetcher
+        monkeypatch.setattr(
+            fetch, "Fetcher", lambda config, **kw: real(config, resolver=resolver, is_public=treat_as_public, **kw)
+        )
+        before = cfg.read_text()
+        result = run(runner, cfg, "add", f"http://public.test:{public.port}/", ok=False)
+        assert result.exit_code == 1 and "the feed the page advertises could not be read" in result.output
+        assert "refusing to fetch private address 127.0.0.1" in result.output
+        assert private.requests == [] and cfg.read_text() == before
+    finally:
+        public.close()
+        private.close()
