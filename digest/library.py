@@ -26,7 +26,7 @@ _ARXIV_IN_TEXT = re.compile(
 _DOI_RE = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>{}\x00-\x1f\x7f-\x9f]+)", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # not \t \n \r: those are whitespace
 _TAGS = re.compile(r"<[^>]+>")
-_NON_WORD = re.compile(r"[^a-z0-9]+")
+_NON_WORD = re.compile(r"[\W_]+")  # Unicode-aware: a Chinese or Russian title keeps its letters
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,8 @@ class Record:
 
 
 def normal_title(title: str) -> str:
-    """Case, accents, braces, markup and punctuation removed: 'In-context {Autoencoder}' -> 'in context autoencoder'."""
+    """Case, accents, braces, markup and punctuation removed: 'In-context {Autoencoder}' -> 'in context autoencoder'.
+    Letters of any script stay (ASCII-only keys made every Chinese title 'title:', one entry for all of them)."""
     text = unicodedata.normalize("NFKD", _TAGS.sub("", html.unescape(title or "")))
     text = "".join(c for c in text if not unicodedata.combining(c)).lower()
     return _NON_WORD.sub(" ", text).strip()

@@ -470,3 +470,23 @@ def test_control_characters_never_reach_the_terminal(runner, tmp_path):
     assert not any(c in listed for c in "\x00\x07\x1b\x9b"), repr(listed)
     (row,) = json.loads(cli(runner, cfg, "library", "list", "--json").output)
     assert row["title"] == "Evil [2J]8;;http://x.testclick]8;; nul" and row["doi"] == "10.1000/ab"
+
+
+def test_titles_in_other_scripts_are_distinct_entries(runner, tmp_path):
+    """Keys kept only [a-z0-9]: every Chinese or Russian title (no DOI, no arXiv id) became 'title:', so a file of
+    five such papers imported one and called the rest duplicates."""
+    cfg = write_config(tmp_path, "")
+    bib = tmp_path / "cjk.bib"
+    bib.write_text(
+        "@article{a, title={深度学习的注意力机制}}\n@article{b, title={强化学习综述}}\n"
+        "@article{c, title={Обучение с подкреплением}}\n@article{d, title={Глубокое обучение}}\n"
+        "@article{e, title={Caf\\'e {Attention}}}\n",
+        encoding="utf-8",
+    )
+    records = read_library(bib)
+    assert len(records) == 5 and len({r.key for r in records}) == 5
+    assert (
+        normal_title("Café {Attention}") == "cafe attention"
+        and normal_title("Глубокое обучение!") == "глубокое обучение"
+    )
+    assert "Imported 5 new entries" in cli(runner, cfg, "library", "import", str(bib)).output
