@@ -103,7 +103,10 @@ def _year(value) -> int | None:
 def _record(title, abstract, arxiv_id, doi, authors, year, origin) -> Record:
     doi = normal_doi(doi)
     arxiv_id = arxiv_id or arxiv_from(doi)
-    return Record(_clean(title), _clean(abstract), arxiv_id, doi, tuple(a for a in authors if a), year, origin)
+    # every format's fields are cut to FIELD_MAX: a 50 MB abstract is not stored, nor handed to the embedder
+    title, abstract = _clean(str(title or "")[:FIELD_MAX]), _clean(str(abstract or "")[:FIELD_MAX])
+    authors = tuple(str(a)[:500] for a in list(authors)[:1000] if a)
+    return Record(title, abstract, arxiv_id, doi, authors, year, str(origin or "")[:500])
 
 
 # --- formats -------------------------------------------------------------------

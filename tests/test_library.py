@@ -490,3 +490,21 @@ def test_titles_in_other_scripts_are_distinct_entries(runner, tmp_path):
         and normal_title("Глубокое обучение!") == "глубокое обучение"
     )
     assert "Imported 5 new entries" in cli(runner, cfg, "library", "import", str(bib)).output
+
+
+def test_huge_fields_of_any_format_are_cut(runner, tmp_path):
+    """RIS and CSL JSON kept a 50 MB abstract whole (1 GB of memory, a 50 MB row, all of it handed to the embedder):
+    every format's title and abstract are cut to FIELD_MAX."""
+    from digest.library import FIELD_MAX
+
+    cfg = write_config(tmp_path, "")
+    ris = tmp_path / "big.ris"
+    ris.write_text("TY  - JOUR\nTI  - Big one\nAB  - " + "word " * 200_000 + "\nER  - \n")
+    csl = tmp_path / "big.json"
+    csl.write_text(
+        json.dumps([{"title": "T" * 100_000, "abstract": "a " * 100_000, "author": [{"literal": "x"}] * 5000}])
+    )
+    for path in (ris, csl):
+        (record,) = read_library(path)
+        assert len(record.title) <= FIELD_MAX and len(record.abstract) <= FIELD_MAX and len(record.authors) <= 1000
+        assert "Imported 1 new entries" in cli(runner, cfg, "library", "import", str(path)).output
