@@ -455,8 +455,9 @@ def _rss_item(node, ns: str) -> dict:
             fields[tag] = _inner_xml(child)
         elif tag not in fields:
             fields[tag] = child.text or ""
-            if tag == "guid":
-                permalink = child.get("isPermaLink", "true").strip().lower() != "false"
+            if tag == "guid":  # feedparser: a permalink is isPermaLink exactly "true" (or absent), and the guid
+                # stands in for the link only when no <link> came before it
+                permalink = child.get("isPermaLink", "true") == "true" and "link" not in fields
     guid = (fields.get("guid") or node.get(f"{RDF_NS}about") or "").strip()
     content = (
         fields.get(CONTENT_ENCODED)
@@ -499,6 +500,7 @@ def _rss_author(text: str) -> str:
 
 
 def _atom_item(node) -> dict:
+    link_before_id = False
     fields: dict[str, str] = {}
     tags: list[str] = []
     authors: list[str] = []
@@ -513,6 +515,8 @@ def _atom_item(node) -> dict:
             authors.append((names[-1].text if names else "") or "")
         elif name in ("title", "summary", "content") and name not in fields:
             fields[name] = _atom_text(child)
+        elif name == "link" and "id" not in fields and _is_page_link(child):
+            link_before_id = True
         elif name not in fields and name != "link":
             fields[name] = child.text or ""
     guid = fields.get("id", "").strip()
@@ -521,7 +525,7 @@ def _atom_item(node) -> dict:
         "link": _atom_link(node),
         "summary_html": fields.get("content") or fields.get("summary", ""),
         "guid": guid,
-        "guid_is_link": bool(guid),  # an Atom id stands in for a missing link, as feedparser reads it
+        "guid_is_link": bool(guid) and not link_before_id,  # feedparser: the id stands in for a missing link
         "authors": authors,
         "published": _feed_date(fields.get("published")),
         "updated": _feed_date(fields.get("updated")),
@@ -555,10 +559,14 @@ def _atom_link(node) -> str:
     "html" or "xhtml"; "text" is text/plain); license, self, enclosure or related links are not the page."""
     found = ""
     for link in node.iterfind(f"{ATOM}link"):
-        rel, kind = link.get("rel", "alternate").lower(), link.get("type", "html").lower()
-        if rel == "alternate" and kind in ("html", "xhtml") and link.get("href") is not None:
+        if _is_page_link(link):
             found = link.get("href").strip()
     return found
+
+
+def _is_page_link(link) -> bool:
+    rel, kind = link.get("rel", "alternate").lower(), link.get("type", "html").lower()
+    return rel == "alternate" and kind in ("html", "xhtml") and link.get("href") is not None
 
 
 def _feed_date(raw: str | None) -> datetime | None:

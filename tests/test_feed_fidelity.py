@@ -237,3 +237,22 @@ def test_dates_both_paths_store_alike(date):
 )
 def test_authors_and_links_both_paths_store_alike(body):
     assert disagreements(body.encode()) == []
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        # a <link> before the guid, even empty: feedparser does not take the guid as the link
+        "<item><title>T</title><link></link><guid>/p/1</guid></item>",
+        "<item><title>T</title><link></link><guid>https://b.test/g</guid></item>",
+        # a <link> after it: the guid stands in while the link is empty
+        "<item><title>T</title><guid>https://b.test/g</guid><link></link></item>",
+        # isPermaLink is a permalink only when exactly "true"
+        '<item><title>T</title><guid isPermaLink="TRUE">https://b.test/g</guid></item>',
+        '<item><title>T</title><guid isPermaLink="yes">https://b.test/g</guid></item>',
+    ],
+)
+def test_guid_as_link_follows_feedparser(item):
+    assert disagreements(RSS.format(items=item).encode()) == []
+    atom = ATOM.format(entries="<entry><title>T</title><link href=''/><id>https://b.test/i</id></entry>")
+    assert disagreements(atom.encode()) == []
