@@ -389,6 +389,10 @@ _DATE_TAGS = {
 }
 
 
+_URL_TAGS = {"link", "guid", "{http://www.w3.org/2005/Atom}id", f"{RSS1}link", f"{RSS090}link"}
+_ENTITY = re.compile(r"&(?:#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
+
+
 def _plain_vocabulary(root, body: bytes) -> bool:
     """Whether every entry of the document uses only what the fast path maps exactly like feedparser."""
     if b"xml:base" in body or b"<!DOCTYPE" in body or b"<!ENTITY" in body:
@@ -425,6 +429,8 @@ def _plain_vocabulary(root, body: bytes) -> bool:
                     return False
                 text = node.text or ""
                 if node.tag in _DATE_TAGS and text.strip() and not _PLAIN_DATE.fullmatch(text.strip()):
+                    return False
+                if node.tag in _URL_TAGS and _ENTITY.search(text):  # '&amp;amp;': feedparser decodes it again
                     return False
                 if any("\x80" <= ch <= "\x9f" for ch in text):  # cp1252 bytes read as Latin-1: feedparser repairs
                     return False
