@@ -416,6 +416,10 @@ def _plain_vocabulary(root, body: bytes) -> bool:
         singles = [c.tag for c in entry if isinstance(c.tag, str) and c.tag not in _REPEATABLE]
         if len(singles) != len(set(singles)):  # two <updated>: feedparser keeps the last one
             return False
+        if f"{_DCNS}description" in singles and {"description", f"{RSS1}description", f"{RSS090}description"} & set(
+            singles
+        ):
+            return False  # both are feedparser's summary: the later one wins there, <description> here
         for child in entry:
             if isinstance(child.tag, str) and len(child) and child.tag not in _NESTED and child.get("type") != "xhtml":
                 return False  # markup as child elements of a text field (<description><p>..</p>)
@@ -446,6 +450,7 @@ def _plain_vocabulary(root, body: bytes) -> bool:
 
 def _rss_item(node, ns: str) -> dict:
     permalink = True
+    seen_tags: set[tuple[str, str | None]] = set()
     fields: dict[str, str] = {}
     tags: list[str] = []
     authors: list[str] = []
@@ -454,7 +459,10 @@ def _rss_item(node, ns: str) -> dict:
             continue
         tag = child.tag[len(ns) :] if ns and child.tag.startswith(ns) else child.tag
         if tag == "category" or tag == f"{DC}subject":
-            tags.append(child.text or "")
+            term = (child.text or "").strip()
+            if (term, child.get("domain")) not in seen_tags:  # feedparser keeps a (term, scheme) once
+                seen_tags.add((term, child.get("domain")))
+                tags.append(term)
         elif tag in ("author", f"{DC}creator"):
             authors.append(_rss_author(child.text or ""))
         elif tag == XHTML_BODY and tag not in fields:
@@ -507,6 +515,7 @@ def _rss_author(text: str) -> str:
 
 def _atom_item(node) -> dict:
     link_before_id = False
+    seen_tags: set[tuple[str, str | None, str | None]] = set()
     fields: dict[str, str] = {}
     tags: list[str] = []
     authors: list[str] = []
@@ -515,7 +524,10 @@ def _atom_item(node) -> dict:
             continue
         name = child.tag.removeprefix(ATOM)
         if name == "category":
-            tags.append(child.get("term") or "")
+            tag_key = (child.get("term") or "", child.get("scheme"), child.get("label"))
+            if tag_key not in seen_tags:  # feedparser keeps a (term, scheme, label) once
+                seen_tags.add(tag_key)
+                tags.append(child.get("term") or "")
         elif name == "author":
             names = child.findall(f"{ATOM}name")  # two <name>s: feedparser keeps the last
             authors.append((names[-1].text if names else "") or "")

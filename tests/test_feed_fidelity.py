@@ -272,3 +272,25 @@ def test_double_escaped_links_both_paths_store_alike(url):
         assert disagreements(body.encode()) == [], body
     plain = RSS.format(items="<item><title>T</title><link>https://b.test/?a=1&amp;b=2</link></item>").encode()
     assert feed_items_lxml(plain) is not None  # a query string escaped once keeps the fast path
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        "<category>ML</category><category>ML</category>",
+        "<category> ML </category><dc:subject>ML</dc:subject>",
+        "<description>d</description><dc:description>dc</dc:description>",
+    ],
+)
+def test_repeated_tags_and_two_summaries_both_paths_store_alike(item):
+    """feedparser keeps a tag once per (term, scheme) and the later of <description> and <dc:description>; the
+    fast path kept every repeat and always <description>."""
+    body = RSS.format(
+        items=f"<item xmlns:dc='http://purl.org/dc/elements/1.1/'><title>T</title><link>https://b.test/1</link>"
+        f"{item}</item>"
+    )
+    assert disagreements(body.encode()) == []
+    atom = ATOM.format(
+        entries='<entry><id>https://b.test/1</id><title>T</title><category term="ML"/><category term="ML"/></entry>'
+    )
+    assert disagreements(atom.encode()) == []
