@@ -191,12 +191,14 @@ def similar(state: State, item: str, limit: int, as_json: bool) -> None:
 
 def _item_id(conn, ref: str, arxiv_id: str | None) -> int:
     """A finding's id from a database id or an arXiv id; an error naming `ref` when there is none."""
+    from digest.store import row_id
+
     if arxiv_id:
         rows = conn.rows(
             "SELECT id FROM item WHERE arxiv_id = :a AND covers_item_id IS NULL ORDER BY id", {"a": arxiv_id}
         )
-    elif ref.isdigit():
-        rows = conn.rows("SELECT id FROM item WHERE id = :i", {"i": int(ref)})
+    elif row_id(ref) is not None:
+        rows = conn.rows("SELECT id FROM item WHERE id = :i", {"i": row_id(ref)})
     else:
         raise DigestError(f"{ref!r} is not an arXiv id, arXiv URL or finding id")
     if not rows:

@@ -24,7 +24,8 @@ def _check_url(url: str) -> str:
 
 
 def find_feed(config, url: str, allow_private: bool):
-    """(feed URL, FeedInfo) for a page or feed URL, or (None, None) with the page fetched when it has no feed."""
+    """(feed URL, FeedInfo, why) for a page or feed URL; (None, None, why) when it has no feed we may read, `why`
+    naming the first feed the page advertises that could not be fetched (a private address, say), else ''."""
     from digest.config import SourceConfig
     from digest.discover import advertised_feeds, feed_info, guessed_feeds
     from digest.fetch import Fetcher, FetchError
@@ -37,16 +38,20 @@ def find_feed(config, url: str, allow_private: bool):
             raise DigestError(str(exc)) from None
         info = feed_info(page.body, page.headers)
         if info:
-            return page.url, info
-        for candidate in [*advertised_feeds(page.body, page.url), *guessed_feeds(page.url)]:
+            return page.url, info, ""
+        advertised = advertised_feeds(page.body, page.url)
+        why = ""
+        for candidate in [*advertised, *guessed_feeds(page.url)]:
             try:
                 response = fetcher.get(probe, candidate, retries=0, min_interval_s=0)
-            except FetchError:
+            except FetchError as exc:
+                if candidate in advertised and not why:
+                    why = str(exc)
                 continue
             info = feed_info(response.body, response.headers)
             if info:
-                return response.url, info
-    return None, None
+                return response.url, info, ""
+    return None, None, why
 
 
 @sources_group.command("add")
@@ -72,8 +77,10 @@ def sources_add(state: State, url: str, name: str | None, allow_private: bool, t
         raise DigestError(f"a source named {name!r} already exists in {config.path}")
     sel["title"] = title_sel
     selectors = {k: v for k, v in sel.items() if v}
-    feed_url, info = find_feed(config, url, allow_private)
+    feed_url, info, why = find_feed(config, url, allow_private)
     if feed_url is None:
+        if why and not selectors:
+            raise DigestError(f"{url}: the feed the page advertises could not be read: {why}")
         if not selectors:
             raise DigestError(
                 f'{url}: no feed found (no <link rel="alternate"> and none of the usual paths); '
@@ -149,12 +156,12 @@ def sources_import(state: State, file: Path, allow_private: bool) -> None:
     config = state.config
     taken = {s.name for s in config.sources}
     followed = {s.url for s in config.sources}
-    blocks, comments, skipped = [], [], 0
+    blocks, comments, skipped, next_n = [], [], 0, {}
     for f in feeds:
         if f.url in followed:
             skipped += 1
             continue
-        name = source_name(f.title, f.url, taken)
+        name = source_name(f.title, f.url, taken, next_n)
         taken.add(name)
         followed.add(f.url)
         block = {"name": name, "kind": "rss", "url": f.url}

@@ -208,10 +208,11 @@ def parse_config(raw: dict, path: Path) -> Config:
     if not isinstance(sources_raw, list):
         raise ConfigError(f"{path}: 'source' must be a list of [[source]] tables")
     sources = tuple(_source(s, i, path) for i, s in enumerate(sources_raw))
-    names = [s.name for s in sources]
-    for name in names:
-        if names.count(name) > 1:
+    seen: set[str] = set()
+    for name in (s.name for s in sources):
+        if name in seen:
             raise ConfigError(f"{path}: source {name!r}: field 'name' is used by more than one source")
+        seen.add(name)
     site = replace(site, source_titles=tuple((s.name, s.display_name) for s in sources if s.display_name))
     return Config(
         path=path,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 
@@ -28,15 +29,35 @@ def _save(path: Path, text: str) -> None:
 
     from digest.config import parse_config
 
-    parse_config(tomllib.loads(text), path)  # raises ConfigError naming the bad entry; the file is untouched
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: the edit would not be valid TOML ({exc}); the file is unchanged") from None
+    parse_config(data, path)  # raises ConfigError naming the bad entry; the file is untouched
+    target = path.resolve()  # a symlinked config (a dotfiles checkout) is edited where it lives, the link kept
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the config ({exc.strerror or exc}); the file is unchanged") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.replace(tmp, path)
+        os.chmod(tmp, mode)  # mkstemp makes 0600: keep the file's own permissions
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ConfigError(f"{path}: cannot write the config ({exc.strerror or exc}); the file is unchanged") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def comment_line(text: str) -> str:
+    """`text` as one TOML comment's body: line breaks and other whitespace runs become one space, and control
+    characters (which TOML forbids in comments) go, so a feed's title can never start a line of its own."""
+    flat = " ".join(text.split())
+    return "".join(c for c in flat if c >= " " and c != "\x7f")
 
 
 def append_sources(path: Path, blocks: list[dict], comments: list[str] | None = None) -> None:
@@ -44,17 +65,17 @@ def append_sources(path: Path, blocks: list[dict], comments: list[str] | None = 
     import tomlkit
 
     doc = _load(path)
-    text = tomlkit.dumps(doc).rstrip("\n") + "\n"
+    pieces = [tomlkit.dumps(doc).rstrip("\n") + "\n"]
     for n, block in enumerate(blocks):
         table = tomlkit.table()
         for key, value in block.items():
             table.add(key, value)
         aot = tomlkit.aot()
         aot.append(table)
-        comment = (comments or [])[n] if comments and n < len(comments) else ""
+        comment = comment_line((comments or [])[n]) if comments and n < len(comments) else ""
         piece = tomlkit.dumps({"source": aot})
-        text += "\n" + (f"# {comment}\n" if comment else "") + piece
-    _save(path, text)
+        pieces.append("\n" + (f"# {comment}\n" if comment else "") + piece)
+    _save(path, "".join(pieces))
 
 
 def remove_source(path: Path, name: str) -> None:

@@ -131,14 +131,19 @@ def write_opml(feeds: list[OpmlFeed], title: str) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(root, encoding="unicode") + "\n"
 
 
-def source_name(title: str, url: str, taken: set[str]) -> str:
-    """A config name for a new source: the slug of its title (else its host), unique among `taken`."""
+def source_name(title: str, url: str, taken: set[str], next_n: dict[str, int] | None = None) -> str:
+    """A config name for a new source: the slug of its title (else its host), unique among `taken`. `next_n`
+    (kept by a caller naming many sources while `taken` only grows) remembers each base's next free number, so
+    thousands of feeds of one host are named in linear time."""
     from digest.normalize import slugify
 
     host = urlsplit(url).netloc.removeprefix("www.")
     base = slugify(title, 40).strip("-") if re.search(r"[A-Za-z0-9]", title) else ""
     base = base or (slugify(host, 40).strip("-") if re.search(r"[A-Za-z0-9]", host) else "") or "feed"
-    name, n = base, 2
+    n = 2 if next_n is None else next_n.get(base, 2)
+    name = base if n == 2 else f"{base}-{n}"
     while name in taken:
         name, n = f"{base}-{n}", n + 1
+    if next_n is not None:
+        next_n[base] = n
     return name

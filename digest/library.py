@@ -23,9 +23,10 @@ _ARXIV_DOI = re.compile(r"^10\.48550/arxiv\.(.+)$", re.IGNORECASE)
 _ARXIV_IN_TEXT = re.compile(
     r"(?:arxiv[:\s]*|abs/)(\d{4}\.\d{4,5}(?:v\d+)?|[a-z][a-z\-]+(?:\.[A-Z]{2})?/\d{7}(?:v\d+)?)", re.IGNORECASE
 )
-_DOI_RE = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>{}]+)", re.IGNORECASE)
+_DOI_RE = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>{}\x00-\x1f\x7f-\x9f]+)", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # not \t \n \r: those are whitespace
 _TAGS = re.compile(r"<[^>]+>")
-_NON_WORD = re.compile(r"[^a-z0-9]+")
+_NON_WORD = re.compile(r"[\W_]+")  # Unicode-aware: a Chinese or Russian title keeps its letters
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ class Record:
 
 
 def normal_title(title: str) -> str:
-    """Case, accents, braces, markup and punctuation removed: 'In-context {Autoencoder}' -> 'in context autoencoder'."""
+    """Case, accents, braces, markup and punctuation removed: 'In-context {Autoencoder}' -> 'in context autoencoder'.
+    Letters of any script stay (ASCII-only keys made every Chinese title 'title:', one entry for all of them)."""
     text = unicodedata.normalize("NFKD", _TAGS.sub("", html.unescape(title or "")))
     text = "".join(c for c in text if not unicodedata.combining(c)).lower()
     return _NON_WORD.sub(" ", text).strip()
@@ -88,7 +90,8 @@ def arxiv_from(*values: str | None) -> str | None:
 
 
 def _clean(text: str | None) -> str:
-    text = _TAGS.sub("", html.unescape(str(text or "")))
+    # control characters go: an ESC in a title would reach the terminal of `library list` and `recommend`
+    text = _CONTROL.sub("", _TAGS.sub("", html.unescape(str(text or ""))))
     return re.sub(r"\s+", " ", text.replace("{", "").replace("}", "")).strip()
 
 
@@ -100,7 +103,10 @@ def _year(value) -> int | None:
 def _record(title, abstract, arxiv_id, doi, authors, year, origin) -> Record:
     doi = normal_doi(doi)
     arxiv_id = arxiv_id or arxiv_from(doi)
-    return Record(_clean(title), _clean(abstract), arxiv_id, doi, tuple(a for a in authors if a), year, origin)
+    # every format's fields are cut to FIELD_MAX: a 50 MB abstract is not stored, nor handed to the embedder
+    title, abstract = _clean(str(title or "")[:FIELD_MAX]), _clean(str(abstract or "")[:FIELD_MAX])
+    authors = tuple(str(a)[:500] for a in list(authors)[:1000] if a)
+    return Record(title, abstract, arxiv_id, doi, authors, year, str(origin or "")[:500])
 
 
 # --- formats -------------------------------------------------------------------
@@ -125,12 +131,44 @@ def detect_format(path: Path, text: str) -> str:
     return "list"
 
 
+FIELD_MAX = 20_000  # characters of one BibTeX field (or @string) kept before LaTeX decoding
+
+
+def _truncating_middleware():
+    """A bibtexparser middleware cutting every field and @string to FIELD_MAX characters (run before decoding)."""
+    from bibtexparser.middlewares.middleware import BlockMiddleware
+
+    class Truncate(BlockMiddleware):
+        def __init__(self):
+            super().__init__(allow_inplace_modification=True)
+
+        def transform_entry(self, entry, library):
+            for f in entry.fields:
+                if isinstance(f.value, str) and len(f.value) > FIELD_MAX:
+                    f.value = f.value[:FIELD_MAX]
+            return entry
+
+        def transform_string(self, string, library):
+            if isinstance(string.value, str) and len(string.value) > FIELD_MAX:
+                string.value = string.value[:FIELD_MAX]
+            return string
+
+    return Truncate()
+
+
 def parse_bibtex(text: str) -> list[Record]:
     import bibtexparser
     from bibtexparser import middlewares
 
+    # LaTeX decoding runs about 80k characters a second: fields are cut to FIELD_MAX first, so a 50 MB abstract
+    # costs a second, not the quarter hour it took decoded whole.
     library = bibtexparser.parse_string(
-        text, append_middleware=[middlewares.LatexDecodingMiddleware(), middlewares.SeparateCoAuthors()]
+        text,
+        append_middleware=[
+            _truncating_middleware(),
+            middlewares.LatexDecodingMiddleware(),
+            middlewares.SeparateCoAuthors(),
+        ],
     )
     if not library.entries and library.failed_blocks:
         raise DigestError(f"no BibTeX entry could be read ({len(library.failed_blocks)} broken blocks)")
@@ -187,6 +225,8 @@ def parse_csl(text: str) -> list[Record]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DigestError(f"not CSL JSON: {exc.msg} at line {exc.lineno}") from None
+    except RecursionError:
+        raise DigestError("not CSL JSON: nested too deeply") from None
     if isinstance(data, dict):
         data = data.get("items", [data])
     if not isinstance(data, list):
@@ -195,28 +235,37 @@ def parse_csl(text: str) -> list[Record]:
     for e in data:
         if not isinstance(e, dict):
             continue
-        names = [
-            " ".join(p for p in (a.get("given"), a.get("family")) if p) or a.get("literal", "")
-            for a in e.get("author", [])
-        ]
-        issued = (e.get("issued") or {}).get("date-parts") or [[None]]
-        arxiv_id = arxiv_from(e.get("URL"), e.get("number"), e.get("DOI"), e.get("archive_location"), e.get("note"))
+        # A hand-written or hostile file may give any JSON type anywhere: only the expected shapes are read.
+        authors = e.get("author") if isinstance(e.get("author"), list) else []
+        names = [_csl_name(a) if isinstance(a, dict) else _text(a) for a in authors]
+        issued = e.get("issued") if isinstance(e.get("issued"), dict) else {"raw": e.get("issued")}
+        parts = issued.get("date-parts")
+        first = parts[0] if isinstance(parts, list) and parts else None
+        year = first[0] if isinstance(first, list) and first else issued.get("raw")
+        link = [_text(e.get(k)) for k in ("URL", "number", "DOI", "archive_location", "note")]
         out.append(
             _record(
-                e.get("title", ""),
-                e.get("abstract", ""),
-                arxiv_id,
-                e.get("DOI"),
+                _text(e.get("title")),
+                _text(e.get("abstract")),
+                arxiv_from(*link),
+                link[2],
                 names,
-                _year(issued[0][0]),
-                str(e.get("id", "")),
+                _year(year),
+                _text(e.get("id")),
             )
         )
     return out
 
 
+def _text(value) -> str:
+    """A CSL field as text: strings and numbers as they are, anything else (lists, objects, null) empty."""
+    return str(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else ""
+
+
 def _csl_name(author: dict) -> str:
-    return " ".join(p for p in (author.get("given"), author.get("family")) if p) or author.get("literal", "")
+    return " ".join(_text(author.get(k)) for k in ("given", "family") if _text(author.get(k))) or _text(
+        author.get("literal")
+    )
 
 
 def parse_list(text: str) -> list[Record]:

@@ -12,7 +12,7 @@ from sqlmodel import select
 from digest.errors import DigestError
 from digest.library import Record, arxiv_from, normal_doi, normal_title
 from digest.models import Item, LibraryEntry, utcnow
-from digest.store import session
+from digest.store import row_id, session
 
 
 @dataclass
@@ -108,8 +108,8 @@ def entries(engine: Engine) -> list[LibraryEntry]:
 def find(engine: Engine, ref: str) -> LibraryEntry | None:
     """An entry by its id, key, arXiv id/URL or DOI."""
     with session(engine) as s:
-        if ref.isdigit():
-            row = s.get(LibraryEntry, int(ref))
+        if row_id(ref) is not None:
+            row = s.get(LibraryEntry, row_id(ref))
             if row:
                 return row
         keys = [ref]
@@ -133,8 +133,8 @@ def remove(engine: Engine, ref: str) -> LibraryEntry:
 def item_for(engine: Engine, ref: str) -> Item | None:
     """A stored finding by database id or arXiv id/URL (for `library add` and `similar`)."""
     with session(engine) as s:
-        if ref.isdigit():
-            return s.get(Item, int(ref))
+        if row_id(ref) is not None:
+            return s.get(Item, row_id(ref))
         arxiv_id = arxiv_from(ref)
         if arxiv_id:
             return s.exec(select(Item).where(Item.arxiv_id == arxiv_id, Item.covers_item_id.is_(None))).first()

@@ -383,6 +383,26 @@ _REPEATABLE = {
 _NESTED = {"{http://www.w3.org/2005/Atom}author", "{http://www.w3.org/2005/Atom}contributor"}
 
 
+# Dates the fast path reads exactly as feedparser does; any other spelling ('Nov 1, 2026', '2026/11/01', '2026-W44-7',
+# a '+2400' zone, nanoseconds, 'GMT+2', a military zone letter) sends the document to feedparser, whose readings
+# of those differ from email.utils' and dateutil's.
+_PLAIN_DATE = re.compile(
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?\d{1,2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} "
+    r"\d{2}:\d{2}(?::\d{2})? (?:GMT|UTC?|Z|[ECMP][SD]T|[+-](?:0\d|1[0-4])[0-5]\d)"
+    r"|\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-](?:0\d|1[0-4]):?[0-5]\d)?)?"
+)
+_DATE_TAGS = {
+    "pubDate",
+    f"{_DCNS}date",
+    "{http://www.w3.org/2005/Atom}published",
+    "{http://www.w3.org/2005/Atom}updated",
+}
+
+
+_URL_TAGS = {"link", "guid", "{http://www.w3.org/2005/Atom}id", f"{RSS1}link", f"{RSS090}link"}
+_ENTITY = re.compile(r"&(?:#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
+
+
 def _plain_vocabulary(root, body: bytes) -> bool:
     """Whether every entry of the document uses only what the fast path maps exactly like feedparser."""
     if b"xml:base" in body or b"<!DOCTYPE" in body or b"<!ENTITY" in body:
@@ -390,6 +410,8 @@ def _plain_vocabulary(root, body: bytes) -> bool:
     if root.tag == f"{ATOM}feed":
         if root.find(f"{ATOM}item") is not None:  # feedparser reads a stray <item> as an entry
             return False
+        if any(link.get("href") is None for link in root.iter(f"{ATOM}link")):
+            return False  # feedparser reads an href-less <link> by its text, and drops the link it had
         entries, allowed = root.iterfind(f"{ATOM}entry"), _ATOM_ENTRY_TAGS
     elif root.tag == "rss":
         if root.get("version") not in ("2.0", "0.92", "0.91") or root.find("item") is not None:
@@ -404,6 +426,10 @@ def _plain_vocabulary(root, body: bytes) -> bool:
         singles = [c.tag for c in entry if isinstance(c.tag, str) and c.tag not in _REPEATABLE]
         if len(singles) != len(set(singles)):  # two <updated>: feedparser keeps the last one
             return False
+        if f"{_DCNS}description" in singles and {"description", f"{RSS1}description", f"{RSS090}description"} & set(
+            singles
+        ):
+            return False  # both are feedparser's summary: the later one wins there, <description> here
         for child in entry:
             if isinstance(child.tag, str) and len(child) and child.tag not in _NESTED and child.get("type") != "xhtml":
                 return False  # markup as child elements of a text field (<description><p>..</p>)
@@ -416,6 +442,10 @@ def _plain_vocabulary(root, body: bytes) -> bool:
                 if node.get("type") not in _TEXT_TYPES or node.get("src") is not None:
                     return False
                 text = node.text or ""
+                if node.tag in _DATE_TAGS and text.strip() and not _PLAIN_DATE.fullmatch(text.strip()):
+                    return False
+                if node.tag in _URL_TAGS and _ENTITY.search(text):  # '&amp;amp;': feedparser decodes it again
+                    return False
                 if any("\x80" <= ch <= "\x9f" for ch in text):  # cp1252 bytes read as Latin-1: feedparser repairs
                     return False
             elif (
@@ -430,6 +460,7 @@ def _plain_vocabulary(root, body: bytes) -> bool:
 
 def _rss_item(node, ns: str) -> dict:
     permalink = True
+    seen_tags: set[tuple[str, str | None]] = set()
     fields: dict[str, str] = {}
     tags: list[str] = []
     authors: list[str] = []
@@ -438,15 +469,19 @@ def _rss_item(node, ns: str) -> dict:
             continue
         tag = child.tag[len(ns) :] if ns and child.tag.startswith(ns) else child.tag
         if tag == "category" or tag == f"{DC}subject":
-            tags.append(child.text or "")
+            term = (child.text or "").strip()
+            if (term, child.get("domain")) not in seen_tags:  # feedparser keeps a (term, scheme) once
+                seen_tags.add((term, child.get("domain")))
+                tags.append(term)
         elif tag in ("author", f"{DC}creator"):
-            authors.append(child.text or "")
+            authors.append(_rss_author(child.text or ""))
         elif tag == XHTML_BODY and tag not in fields:
             fields[tag] = _inner_xml(child)
         elif tag not in fields:
             fields[tag] = child.text or ""
-            if tag == "guid":
-                permalink = child.get("isPermaLink", "true").strip().lower() != "false"
+            if tag == "guid":  # feedparser: a permalink is isPermaLink exactly "true" (or absent), and the guid
+                # stands in for the link only when no <link> came before it
+                permalink = child.get("isPermaLink", "true") == "true" and "link" not in fields
     guid = (fields.get("guid") or node.get(f"{RDF_NS}about") or "").strip()
     content = (
         fields.get(CONTENT_ENCODED)
@@ -461,7 +496,8 @@ def _rss_item(node, ns: str) -> dict:
         "link": fields.get("link", "").strip(),
         "summary_html": content,
         "guid": guid,
-        "guid_is_link": "guid" in fields and permalink and guid.lower().startswith(("http://", "https://")),
+        # feedparser takes any permalink guid as the link (a relative one resolved), not only an absolute URL
+        "guid_is_link": "guid" in fields and permalink and bool(guid),
         "authors": authors,
         "published": _feed_date(fields.get("pubDate")),
         "updated": _feed_date(fields.get(f"{DC}date") or fields.get(f"{ATOM}updated")),
@@ -469,7 +505,27 @@ def _rss_item(node, ns: str) -> dict:
     }
 
 
+# feedparser's own e-mail pattern (mixin._sync_author_detail): an RSS author is split into e-mail and name by it
+_FP_EMAIL = re.compile(
+    r"(([a-zA-Z0-9\_\-\.\+]+)@((\[[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.)|(([a-zA-Z0-9\-]+\.)+))"
+    r"([a-zA-Z]{2,4}|[0-9]{1,3})(\]?))(\?subject=\S+)?"
+)
+
+
+def _rss_author(text: str) -> str:
+    """The name feedparser keeps of an RSS `<author>`: its e-mail cut out ('' for a bare address)."""
+    author = text.strip()
+    match = _FP_EMAIL.search(author)
+    if match:
+        author = author.replace(match.group(0), "").replace("()", "").replace("<>", "").strip()
+        author = author[1:] if author.startswith("(") else author
+        author = (author[:-1] if author.endswith(")") else author).strip()
+    return author
+
+
 def _atom_item(node) -> dict:
+    link_before_id = False
+    seen_tags: set[tuple[str, str | None, str | None]] = set()
     fields: dict[str, str] = {}
     tags: list[str] = []
     authors: list[str] = []
@@ -478,11 +534,17 @@ def _atom_item(node) -> dict:
             continue
         name = child.tag.removeprefix(ATOM)
         if name == "category":
-            tags.append(child.get("term") or "")
+            tag_key = (child.get("term") or "", child.get("scheme"), child.get("label"))
+            if tag_key not in seen_tags:  # feedparser keeps a (term, scheme, label) once
+                seen_tags.add(tag_key)
+                tags.append(child.get("term") or "")
         elif name == "author":
-            authors.append(child.findtext(f"{ATOM}name") or "")
+            names = child.findall(f"{ATOM}name")  # two <name>s: feedparser keeps the last
+            authors.append((names[-1].text if names else "") or "")
         elif name in ("title", "summary", "content") and name not in fields:
             fields[name] = _atom_text(child)
+        elif name == "link" and "id" not in fields and _is_page_link(child):
+            link_before_id = True
         elif name not in fields and name != "link":
             fields[name] = child.text or ""
     guid = fields.get("id", "").strip()
@@ -491,7 +553,7 @@ def _atom_item(node) -> dict:
         "link": _atom_link(node),
         "summary_html": fields.get("content") or fields.get("summary", ""),
         "guid": guid,
-        "guid_is_link": guid.lower().startswith(("http://", "https://")),
+        "guid_is_link": bool(guid) and not link_before_id,  # feedparser: the id stands in for a missing link
         "authors": authors,
         "published": _feed_date(fields.get("published")),
         "updated": _feed_date(fields.get("updated")),
@@ -521,12 +583,18 @@ def _atom_text(node) -> str:
 
 
 def _atom_link(node) -> str:
-    """The first rel="alternate" link (the default rel), as feedparser reads `link`; license, self, enclosure or
-    related links are not the page."""
+    """The link feedparser reads: the last rel="alternate" link (the default rel, any case) of an HTML type (none,
+    "html" or "xhtml"; "text" is text/plain); license, self, enclosure or related links are not the page."""
+    found = ""
     for link in node.iterfind(f"{ATOM}link"):
-        if link.get("rel", "alternate") == "alternate" and link.get("href"):
-            return link.get("href").strip()
-    return ""
+        if _is_page_link(link):
+            found = link.get("href").strip()
+    return found
+
+
+def _is_page_link(link) -> bool:
+    rel, kind = link.get("rel", "alternate").lower(), link.get("type", "html").lower()
+    return rel == "alternate" and kind in ("html", "xhtml") and link.get("href") is not None
 
 
 def _feed_date(raw: str | None) -> datetime | None:

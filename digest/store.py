@@ -41,6 +41,13 @@ from digest.parse import Entry
 from digest.verdicts import SHOWN_RUNS_SQL, SiteRun, _datetime, shown_runs  # noqa: F401  (one read model)
 
 
+def row_id(ref) -> int | None:
+    """A database id typed by a user, or None: ASCII digits only ('²' and '٣' are isdigit() too) and within
+    SQLite's 64-bit INTEGER, so a lookup never raises ValueError or OverflowError."""
+    ref = str(ref).strip()
+    return int(ref) if ref.isascii() and ref.isdigit() and len(ref) <= 18 else None
+
+
 def open_engine(url: str) -> Engine:
     """An engine for any SQLAlchemy URL; SQLite gets WAL, foreign keys and a parent folder."""
     try:
@@ -771,8 +778,8 @@ def find_item(engine: Engine, ref: str) -> Item | None:
 
     ref = ref.strip()
     with session(engine) as s:
-        if ref.isdigit():
-            found = s.get(Item, int(ref))
+        if row_id(ref) is not None:
+            found = s.get(Item, row_id(ref))
             if found:
                 return found
         parsed = parse_arxiv_id(ref)
@@ -902,7 +909,7 @@ def hooks(engine: Engine, claim_id: int | None = None) -> list[ReproHook]:
 def get_hook(engine: Engine, ref: str) -> ReproHook:
     """A hook by id or by name; a DigestError naming ref otherwise."""
     with session(engine) as s:
-        hook = s.get(ReproHook, int(ref)) if str(ref).isdigit() else None
+        hook = s.get(ReproHook, row_id(ref)) if row_id(ref) is not None else None
         hook = hook or s.exec(select(ReproHook).where(ReproHook.name == str(ref))).first()
         if hook is None:
             raise DigestError(f"hook {ref!r}: no such hook (see `digest repro list`)")

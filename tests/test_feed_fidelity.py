@@ -155,3 +155,142 @@ def test_html_cards_that_are_links_and_dates_in_attributes():
         ("No link", "", None),
     ]
     assert "1 of 4 items have no link" in result.warning and "1 of 4 items have no date" in result.warning
+
+
+ATOM = """<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>
+<link href="https://b.test/"/>{entries}</feed>"""
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # feedparser lowercases rel: the fast path took no link (and so the id) for rel="ALTERNATE"
+        ATOM.format(
+            entries='<entry><id>https://b.test/id</id><title>A</title><link rel="ALTERNATE" href="https://b.test/1"/></entry>'
+        ),
+        # a relative Atom id or RSS guid with no link is the link to feedparser (resolved); the fast path had none
+        ATOM.format(entries="<entry><id>/posts/1</id><title>A</title></entry>"),
+        ATOM.format(entries="<entry><id>x</id><title>A</title><updated>2026-11-01T00:00:00Z</updated></entry>"),
+        RSS.format(items="<item><title>A</title><guid>/p/1</guid></item>"),
+        RSS.format(items="<item><title>A</title><guid>p/1</guid></item>"),
+        # two <name>s in one <author>: feedparser keeps the last
+        ATOM.format(
+            entries="<entry><id>https://b.test/1</id><title>A</title><author><name>N1</name><name>N2</name></author></entry>"
+        ),
+    ],
+    ids=["rel-uppercase", "atom-relative-id", "atom-bare-id", "rss-rooted-guid", "rss-relative-guid", "two-names"],
+)
+def test_fast_path_equals_feedparser_path_on_odd_links_and_ids(body):
+    assert feed_items_lxml(body.encode()) is not None  # the fast path reads these documents
+    assert disagreements(body.encode()) == []
+
+
+@pytest.mark.parametrize(
+    "date",
+    [
+        "Nov 1, 2026",
+        "2026/11/01",
+        "2026-W44-7",
+        "2026-305",
+        "20261101T100000Z",
+        "Sunday, 01-Nov-26 10:00:00 GMT",
+        "Sun,01 Nov 2026 10:00:00 GMT",
+        "Sun, 01 Nov 2026 10:00:00 GMT+2",
+        "Sun, 01 Nov 2026 10:00:00 +2400",
+        "Sun, 01 Nov 2026 10:00:00 A",
+        "2026-11-01T10:00:00.123456789Z",
+        "1762000000",
+    ],
+)
+def test_dates_both_paths_store_alike(date):
+    """Date spellings email.utils/dateutil read one way and feedparser another (or not at all): the fast path
+    stored a different published date (or the fetch time) than the feedparser path for each of these."""
+    docs = [
+        RSS.format(items=f"<item><title>A</title><link>https://b.test/1</link><pubDate>{date}</pubDate></item>"),
+        ATOM.format(entries=f"<entry><id>https://b.test/1</id><title>A</title><updated>{date}</updated></entry>"),
+    ]
+    for body in docs:
+        assert disagreements(body.encode()) == [], body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # a bare e-mail author: feedparser keeps it as the e-mail, no name; the fast path stored it as the name
+        RSS.format(items="<item><title>A</title><link>https://b.test/1</link><author>jane@example.com</author></item>"),
+        RSS.format(
+            items="<item><title>A</title><link>https://b.test/1</link><author>jane@example.com Jane</author></item>"
+        ),
+        # feedparser's link is the last alternate one of an HTML type
+        ATOM.format(
+            entries='<entry><id>tag:x</id><title>A</title><link href="https://b.test/a"/>'
+            '<link rel="alternate" href="https://b.test/b"/></entry>'
+        ),
+        ATOM.format(entries='<entry><id>tag:x</id><title>A</title><link type="text" href="https://b.test/a"/></entry>'),
+        # an href-less link: feedparser drops the link it had
+        ATOM.format(
+            entries='<entry><id>tag:x</id><title>A</title><link href="https://b.test/a"/>'
+            '<link rel="alternate"/></entry>'
+        ),
+    ],
+    ids=["bare-email", "email-then-name", "last-alternate", "text-type-link", "hrefless-link"],
+)
+def test_authors_and_links_both_paths_store_alike(body):
+    assert disagreements(body.encode()) == []
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        # a <link> before the guid, even empty: feedparser does not take the guid as the link
+        "<item><title>T</title><link></link><guid>/p/1</guid></item>",
+        "<item><title>T</title><link></link><guid>https://b.test/g</guid></item>",
+        # a <link> after it: the guid stands in while the link is empty
+        "<item><title>T</title><guid>https://b.test/g</guid><link></link></item>",
+        # isPermaLink is a permalink only when exactly "true"
+        '<item><title>T</title><guid isPermaLink="TRUE">https://b.test/g</guid></item>',
+        '<item><title>T</title><guid isPermaLink="yes">https://b.test/g</guid></item>',
+    ],
+)
+def test_guid_as_link_follows_feedparser(item):
+    assert disagreements(RSS.format(items=item).encode()) == []
+    atom = ATOM.format(entries="<entry><title>T</title><link href=''/><id>https://b.test/i</id></entry>")
+    assert disagreements(atom.encode()) == []
+
+
+@pytest.mark.parametrize(
+    "url", ["https://b.test/?a=1&amp;amp;b=2", "https://b.test/&amp;lt;x", "https://b.test/?q=a&amp;#38;"]
+)
+def test_double_escaped_links_both_paths_store_alike(url):
+    """A link or guid escaped twice ('&amp;amp;'): feedparser decodes the entity left in its text, so the fast
+    path stored 'https://b.test/?a=1&amp;b=2' where the feedparser path stored '...?a=1&b=2' (two keys, one post)."""
+    for body in (
+        RSS.format(items=f"<item><title>T</title><link>{url}</link></item>"),
+        RSS.format(items=f"<item><title>T</title><guid>{url}</guid></item>"),
+        ATOM.format(entries=f"<entry><title>T</title><id>{url}</id></entry>"),
+    ):
+        assert disagreements(body.encode()) == [], body
+    plain = RSS.format(items="<item><title>T</title><link>https://b.test/?a=1&amp;b=2</link></item>").encode()
+    assert feed_items_lxml(plain) is not None  # a query string escaped once keeps the fast path
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        "<category>ML</category><category>ML</category>",
+        "<category> ML </category><dc:subject>ML</dc:subject>",
+        "<description>d</description><dc:description>dc</dc:description>",
+    ],
+)
+def test_repeated_tags_and_two_summaries_both_paths_store_alike(item):
+    """feedparser keeps a tag once per (term, scheme) and the later of <description> and <dc:description>; the
+    fast path kept every repeat and always <description>."""
+    body = RSS.format(
+        items=f"<item xmlns:dc='http://purl.org/dc/elements/1.1/'><title>T</title><link>https://b.test/1</link>"
+        f"{item}</item>"
+    )
+    assert disagreements(body.encode()) == []
+    atom = ATOM.format(
+        entries='<entry><id>https://b.test/1</id><title>T</title><category term="ML"/><category term="ML"/></entry>'
+    )
+    assert disagreements(atom.encode()) == []

@@ -397,3 +397,106 @@ def test_newsletter_opens_with_for_you_only_with_a_library(runner, corpus, db, t
     titles = [e[2:] for e in entries]
     assert all(text.count(f"* {t}") == 1 for t in titles)  # shown once: not again in Top picks or a topic
     engine.dispose()
+
+
+def test_hostile_csl_json_is_read_or_refused_in_one_line(runner, tmp_path):
+    """CSL JSON written by hand (or by an attacker) may put any JSON type in any field: an author as a string, `issued`
+    as a year or an empty list, a number for a DOI, arrays nested 100k deep. Never a traceback."""
+    cfg = write_config(tmp_path, "")
+    items = [
+        {"title": "Author as a string", "author": "Smith"},
+        {"title": "Authors as strings", "author": ["Smith", 3, None]},
+        {"title": "Issued as text", "issued": "2020"},
+        {"title": "Empty date parts", "issued": {"date-parts": [[]]}},
+        {"title": ["not", "text"], "author": [{"given": 1, "family": "F"}], "DOI": 10.1, "URL": {"x": 1}},
+        {"title": "Arxiv by number", "number": "arXiv:2307.06945", "issued": None, "id": None},
+    ]
+    good = tmp_path / "odd.json"
+    good.write_text(json.dumps(items))
+    out = cli(runner, cfg, "library", "import", str(good)).output
+    assert "Imported 5 new entries" in out  # the one without a usable title or id is left out
+    records = {r.title: r for r in read_library(good)}
+    assert records["Issued as text"].year == 2020 and records["Authors as strings"].authors == ("Smith", "3")
+    assert records["Author as a string"].authors == () and records["Arxiv by number"].arxiv_id == "2307.06945"
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100000 + "]" * 100000)
+    result = cli(runner, cfg, "library", "import", str(deep), ok=False)
+    assert result.exit_code == 1 and "deep.json: not CSL JSON" in result.output and "Traceback" not in result.output
+
+
+def test_a_huge_bibtex_field_is_cut_before_latex_decoding(tmp_path):
+    """LaTeX decoding reads ~80k characters a second: a 50 MB abstract took a quarter of an hour. Fields are cut
+    to FIELD_MAX first (an abstract that long is not one anyone wrote), accents still decoded."""
+    import time
+
+    from digest.library import FIELD_MAX
+
+    bib = tmp_path / "huge.bib"
+    bib.write_text("@article{a, title={Caf\\'e {Huge}}, abstract={" + "word \\'e " * 250_000 + "}}\n")
+    started = time.monotonic()
+    (record,) = read_library(bib)
+    assert time.monotonic() - started < 15
+    assert record.title == "Café Huge" and len(record.abstract) <= FIELD_MAX and record.abstract.startswith("word é")
+
+
+@pytest.mark.parametrize("ref", ["99999999999999999999999", "²", "٣"])
+def test_odd_ids_are_one_line_errors(runner, corpus, ref):
+    """isdigit() is true for '²' (int() refuses it) and a 23-digit id overflows SQLite's INTEGER: both were
+    tracebacks from `similar`, `library remove` and `library add`."""
+    cfg, _ = corpus
+    for args in (["similar", ref], ["library", "remove", ref], ["library", "add", ref]):
+        result = cli(runner, cfg, *args, ok=False)
+        assert result.exit_code == 1 and "Error:" in result.output, (args, result.output)
+        assert result.exception is None or isinstance(result.exception, SystemExit), (args, result.exception)
+
+
+def test_control_characters_never_reach_the_terminal(runner, tmp_path):
+    """A title with ESC sequences (clear screen, an OSC 8 hyperlink) or NUL, or a DOI with them, from any import
+    format: stored and printed without the control characters."""
+    cfg = write_config(tmp_path, "")
+    lib = tmp_path / "esc.json"
+    title = "Evil \x1b[2J\x1b]8;;http://x.test\x07click\x1b]8;;\x07 \x00nul\x9b"
+    lib.write_text(json.dumps([{"title": title, "DOI": "10.1000/ab\x00c\x1bd"}]))
+    cli(runner, cfg, "library", "import", str(lib))
+    listed = cli(runner, cfg, "library", "list").output
+    assert not any(c in listed for c in "\x00\x07\x1b\x9b"), repr(listed)
+    (row,) = json.loads(cli(runner, cfg, "library", "list", "--json").output)
+    assert row["title"] == "Evil [2J]8;;http://x.testclick]8;; nul" and row["doi"] == "10.1000/ab"
+
+
+def test_titles_in_other_scripts_are_distinct_entries(runner, tmp_path):
+    """Keys kept only [a-z0-9]: every Chinese or Russian title (no DOI, no arXiv id) became 'title:', so a file of
+    five such papers imported one and called the rest duplicates."""
+    cfg = write_config(tmp_path, "")
+    bib = tmp_path / "cjk.bib"
+    bib.write_text(
+        "@article{a, title={深度学习的注意力机制}}\n@article{b, title={强化学习综述}}\n"
+        "@article{c, title={Обучение с подкреплением}}\n@article{d, title={Глубокое обучение}}\n"
+        "@article{e, title={Caf\\'e {Attention}}}\n",
+        encoding="utf-8",
+    )
+    records = read_library(bib)
+    assert len(records) == 5 and len({r.key for r in records}) == 5
+    assert (
+        normal_title("Café {Attention}") == "cafe attention"
+        and normal_title("Глубокое обучение!") == "глубокое обучение"
+    )
+    assert "Imported 5 new entries" in cli(runner, cfg, "library", "import", str(bib)).output
+
+
+def test_huge_fields_of_any_format_are_cut(runner, tmp_path):
+    """RIS and CSL JSON kept a 50 MB abstract whole (1 GB of memory, a 50 MB row, all of it handed to the embedder):
+    every format's title and abstract are cut to FIELD_MAX."""
+    from digest.library import FIELD_MAX
+
+    cfg = write_config(tmp_path, "")
+    ris = tmp_path / "big.ris"
+    ris.write_text("TY  - JOUR\nTI  - Big one\nAB  - " + "word " * 200_000 + "\nER  - \n")
+    csl = tmp_path / "big.json"
+    csl.write_text(
+        json.dumps([{"title": "T" * 100_000, "abstract": "a " * 100_000, "author": [{"literal": "x"}] * 5000}])
+    )
+    for path in (ris, csl):
+        (record,) = read_library(path)
+        assert len(record.title) <= FIELD_MAX and len(record.abstract) <= FIELD_MAX and len(record.authors) <= 1000
+        assert "Imported 1 new entries" in cli(runner, cfg, "library", "import", str(path)).output

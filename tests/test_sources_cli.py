@@ -4,6 +4,7 @@ and export with real reader exports, the config edited in place with its comment
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import listparser
@@ -180,3 +181,115 @@ def test_discovery_helpers():
     assert info is not None and info.title == "Boot.dev Blog" and info.entries == 2
     assert feed_info(b"<html><body>not a feed</body></html>") is None
     assert source_name("Boot.dev Blog", "https://x", {"boot-dev-blog"}) == "boot-dev-blog-2"
+
+
+def test_import_titles_cannot_write_toml_into_the_config(runner, cfg, tmp_path):
+    """An OPML title with line breaks (`&#10;`) or control characters lands in a `# comment` line: it must stay one
+    comment, not become a `[[source]]` of its own (here one with allow_private = true, reaching the metadata host)."""
+    payload = (
+        "Nice&#10;[[source]]&#10;name = &quot;evil&quot;&#10;kind = &quot;rss&quot;&#10;"
+        "url = &quot;http://169.254.169.254/latest/&quot;&#10;allow_private = true&#10;#"
+    )
+    opml = tmp_path / "evil.opml"
+    opml.write_text(
+        '<?xml version="1.0"?><opml version="2.0"><head><title>x</title></head><body>'
+        f'<outline type="rss" text="{payload}" xmlUrl="http://example.com/feed.xml"/>'
+        '<outline type="rss" text="carriage&#13;return &#127; del" xmlUrl="http://example.com/two.xml"/>'
+        "</body></opml>"
+    )
+    out = run(runner, cfg, "import", str(opml)).output
+    assert "Imported 2 feeds" in out
+    config = load_config(cfg)
+    assert [s.url for s in config.sources] == ["http://example.com/feed.xml", "http://example.com/two.xml"]
+    assert not any(s.allow_private for s in config.sources)
+    text = cfg.read_text()
+    assert '\n[[source]]\nname = "evil"' not in text and "# keep this comment" in text
+
+
+def test_import_of_a_huge_opml_is_linear(runner, cfg, tmp_path):
+    """100k outlines of one host used to take minutes (names numbered from -2 each time, a quadratic duplicate-name
+    check and string concatenation): naming is linear, and a 20k-feed export imports in seconds."""
+
+    class Counting(set):
+        checks = 0
+
+        def __contains__(self, item):
+            Counting.checks += 1
+            return super().__contains__(item)
+
+    taken, next_n = Counting(), {}
+    for _ in range(3000):
+        taken.add(source_name("", "http://example.com/x.xml", taken, next_n))
+    assert Counting.checks <= 2 * 3000 and len(taken) == 3000 and "example-com-3000" in taken
+    rows = "".join(f'<outline type="rss" text="!" xmlUrl="http://example.com/{i}.xml"/>' for i in range(20000))
+    opml = tmp_path / "big.opml"
+    opml.write_text(f'<?xml version="1.0"?><opml version="2.0"><head/><body>{rows}</body></opml>')
+    started = time.monotonic()
+    assert "Imported 20000 feeds" in run(runner, cfg, "import", str(opml)).output
+    assert time.monotonic() - started < 60
+    names = [s.name for s in load_config(cfg).sources]
+    assert len(set(names)) == 20000 and names[-1] == "example-com-20000"
+
+
+def test_editing_keeps_a_symlinked_config_and_its_permissions(runner, cfg, tmp_path):
+    """A config symlinked from a dotfiles checkout is edited where it lives (the link stays a link), and the file
+    keeps its mode instead of mkstemp's 0600."""
+    real = tmp_path / "dotfiles" / cfg.name
+    real.parent.mkdir()
+    shutil.copy(cfg, real)
+    shutil.copy(cfg.parent / "topics.toml", real.parent / "topics.toml")
+    real.chmod(0o644)
+    cfg.unlink()
+    cfg.symlink_to(real)
+    opml = tmp_path / "one.opml"
+    opml.write_text(
+        '<opml version="2.0"><body><outline type="rss" text="a" xmlUrl="http://example.com/f.xml"/></body></opml>'
+    )
+    run(runner, cfg, "import", str(opml))
+    assert cfg.is_symlink() and cfg.resolve() == real.resolve()
+    assert (real.stat().st_mode & 0o777) == 0o644
+    assert [s.url for s in load_config(real).sources] == ["http://example.com/f.xml"]
+    run(runner, cfg, "remove", "a")
+    assert cfg.is_symlink() and load_config(real).sources == ()
+
+
+def test_an_edit_that_toml_refuses_is_one_error_line(runner, cfg, tmp_path):
+    """Sources written as an inline array (`source = [{...}]`) cannot take an appended [[source]]: one Error line
+    naming the config, which stays as it was (it was a TOMLDecodeError traceback)."""
+    text = cfg.read_text().replace(
+        "# my lab's Digest\n", '# my lab\'s Digest\nsource = [{name = "inl", kind = "rss", url = "http://e.test/i"}]\n'
+    )
+    cfg.write_text(text)
+    opml = tmp_path / "one.opml"
+    opml.write_text(
+        '<opml version="2.0"><body><outline type="rss" text="a" xmlUrl="http://example.com/f.xml"/></body></opml>'
+    )
+    result = run(runner, cfg, "import", str(opml), ok=False)
+    assert result.exit_code == 1 and "would not be valid TOML" in result.output and "Traceback" not in result.output
+    assert cfg.read_text() == text
+
+
+def test_add_names_the_advertised_feed_it_refused(runner, cfg, tmp_path, monkeypatch):
+    """A public page advertising a feed on a private address (or 169.254.169.254): nothing private is fetched, and
+    the error says why, not 'no <link rel="alternate">'."""
+    from digest import fetch
+    from tests.test_fetch_attacks import PUBLIC_IP, Resolver, Server, treat_as_public
+
+    public, private = Server(PUBLIC_IP), Server("127.0.0.1")
+    try:
+        private.routes["/feed.xml"] = (200, {"Content-Type": "application/rss+xml"}, FEED.read_bytes())
+        page = PAGE.format(href=f"http://internal.test:{private.port}/feed.xml")
+        public.routes["/"] = (200, {"Content-Type": "text/html"}, page.encode())
+        resolver = Resolver({"public.test": [[PUBLIC_IP]], "internal.test": [["127.0.0.1"]]})
+        real = fetch.Fetcher
+        monkeypatch.setattr(
+            fetch, "Fetcher", lambda config, **kw: real(config, resolver=resolver, is_public=treat_as_public, **kw)
+        )
+        before = cfg.read_text()
+        result = run(runner, cfg, "add", f"http://public.test:{public.port}/", ok=False)
+        assert result.exit_code == 1 and "the feed the page advertises could not be read" in result.output
+        assert "refusing to fetch private address 127.0.0.1" in result.output
+        assert private.requests == [] and cfg.read_text() == before
+    finally:
+        public.close()
+        private.close()
