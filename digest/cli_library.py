@@ -84,22 +84,21 @@ def library_remove(state: State, item: str) -> None:
 @pass_state
 def library_list(state: State, as_json: bool) -> None:
     """Every library entry, with the stored finding it matched."""
-    from digest.library_store import entries
+    from digest.library_store import entries_with_findings
 
-    rows = entries(state.engine)
     out = [
         {
             "id": r.id,
             "key": r.key,
-            "title": r.title,
+            "title": r.title or (item.title if item else ""),
             "arxiv_id": r.arxiv_id,
             "doi": r.doi,
             "year": r.year,
-            "item_id": r.item_id,
+            "item_id": item.id if item else None,
             "has_vector": r.vector is not None,
             "origin": r.origin,
         }
-        for r in rows
+        for r, item in entries_with_findings(state.engine)
     ]
     if as_json:
         click.echo(json.dumps(out, ensure_ascii=False, indent=1))

@@ -105,6 +105,24 @@ def entries(engine: Engine) -> list[LibraryEntry]:
         return list(s.exec(select(LibraryEntry).order_by(LibraryEntry.id)).all())
 
 
+def entries_with_findings(engine: Engine) -> list[tuple[LibraryEntry, Item | None]]:
+    """Each entry with the stored finding it is: matched at import, or ingested since (by arXiv id), as
+    `recommend` counts it."""
+    rows = entries(engine)
+    with session(engine) as s:
+        by_id = {i.id: i for i in s.exec(select(Item).where(Item.id.in_([r.item_id for r in rows if r.item_id])))}
+        wanted = [r.arxiv_id for r in rows if not r.item_id and r.arxiv_id]
+        by_arxiv = (
+            {
+                i.arxiv_id: i
+                for i in s.exec(select(Item).where(Item.arxiv_id.in_(wanted), Item.covers_item_id.is_(None)))
+            }
+            if wanted
+            else {}
+        )
+    return [(r, by_id.get(r.item_id) if r.item_id else by_arxiv.get(r.arxiv_id or "")) for r in rows]
+
+
 def find(engine: Engine, ref: str) -> LibraryEntry | None:
     """An entry by its id, key, arXiv id/URL or DOI."""
     with session(engine) as s:

@@ -215,7 +215,12 @@ def test_add_remove_list(runner, corpus):
     assert "Removed arxiv:2999.00001" in cli(runner, cfg, "library", "remove", "2999.00001").output
     gone = cli(runner, cfg, "library", "remove", "2999.00001", ok=False)
     assert gone.exit_code == 1 and "is not in the library" in gone.output
-    assert "arxiv:2307.06945" in cli(runner, cfg, "library", "list").output
+    listed = cli(runner, cfg, "library", "list").output
+    assert "arxiv:2307.06945" in listed and "In-context Autoencoder" in listed  # the stored finding's title
+    rows = {r["key"]: r for r in json.loads(cli(runner, cfg, "library", "list", "--json").output)}
+    assert (
+        rows["arxiv:2307.06945"]["title"].startswith("In-context Autoencoder") and rows["arxiv:2307.06945"]["item_id"]
+    )
 
 
 # --- recommendations ---------------------------------------------------------------
