@@ -26,7 +26,7 @@ def ingest(state: State, source_name: str | None) -> None:
 
 @main.group("sources")
 def sources_group() -> None:
-    """Manage the configured sources' state in the database."""
+    """Follow blogs and feeds: add, list, remove, import or export the [[source]] entries of the config."""
 
 
 @sources_group.command("enable")

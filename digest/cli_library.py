@@ -38,7 +38,7 @@ def library_import(state: State, file: Path, fmt: str | None) -> None:
 
 def _embedder(state: State):
     """(embed, model name), the model loaded only when called."""
-    from digest.embed import configured_embedder, model_name
+    from digest.embed import configured_embedder, configured_model_name
 
     config = state.config
     loaded = []
@@ -48,7 +48,7 @@ def _embedder(state: State):
             loaded.append(configured_embedder(config))
         return loaded[0].encode(texts)
 
-    return embed, model_name(config.embed_model, config.embed_max_tokens)
+    return embed, configured_model_name(config)
 
 
 @library_group.command("add")
@@ -57,14 +57,15 @@ def _embedder(state: State):
 def library_add(state: State, item: str) -> None:
     """Add one paper by arXiv id, arXiv URL or DOI."""
     from digest.library import parse_item
-    from digest.library_store import find, item_for, save_records
+    from digest.library_store import find, save_records
+    from digest.store import find_item
 
     record = parse_item(item)
     if find(state.engine, record.key):
         click.echo(f"Already in the library: {item}")
         return
     save_records(state.engine, [record], "add")
-    found = item_for(state.engine, record.arxiv_id) if record.arxiv_id else None
+    found = find_item(state.engine, record.arxiv_id) if record.arxiv_id else None
     click.echo(f"Added {item}" + (f": {found.title}" if found else " (not stored yet: it counts once ingested)"))
 
 
@@ -116,9 +117,9 @@ def library_list(state: State, as_json: bool) -> None:
 
 
 def _model(state: State) -> str:
-    from digest.embed import model_name
+    from digest.embed import configured_model_name
 
-    return model_name(state.config.embed_model, state.config.embed_max_tokens)
+    return configured_model_name(state.config)
 
 
 @main.command()

@@ -78,10 +78,10 @@ def search(
         s.check_sources(conn, q.sources)
         embed, model, cache = None, "", None
         if q.semantic:
-            from digest.embed import model_name, query_vector
+            from digest.embed import configured_model_name, query_vector
 
             config = state.config
-            model, cache = model_name(config.embed_model, config.embed_max_tokens), config.workspace / "cache"
+            model, cache = configured_model_name(config), config.workspace / "cache"
 
             def embed(text: str):
                 return query_vector(config, text, note=lambda msg: click.echo(f"note: {msg}", err=True))

@@ -603,6 +603,11 @@ def load_embedder(name: str, workspace: Path | None = None, max_tokens: int = MA
     raise ConfigError(f"[embed] model {name!r} is not known (use one of {', '.join(repr(m) for m in MODELS)})")
 
 
+def configured_model_name(config) -> str:
+    """The name the configured model's vectors are stored under (no model loads)."""
+    return model_name(config.embed_model, config.embed_max_tokens)
+
+
 def configured_embedder(config, workspace: Path | None = None) -> Embedder:
     """The embedder ``[embed]`` names, with its max_tokens; derived models cached under the workspace."""
     return load_embedder(config.embed_model, workspace or config.workspace, config.embed_max_tokens)
@@ -631,7 +636,7 @@ def query_embedder(config) -> tuple[Embedder, bool]:
 def query_vector(config, text: str, note: Callable[[str], None] | None = None) -> np.ndarray:
     """The vector of a search query, from `workspace/cache/queries` when this query was asked before (no model
     at all), else from query_embedder; `note` hears why a model had to load."""
-    name = model_name(config.embed_model, config.embed_max_tokens)
+    name = configured_model_name(config)
     key = hashlib.sha256(f"{name}\x1f{text}".encode()).hexdigest()[:32]
     path = Path(config.workspace) / "cache" / "queries" / f"{key}.npy"
     if path.is_file():

@@ -115,11 +115,10 @@ def similar_pages(conn, model: str, cache_dir: Path | None, k: int = 5) -> dict[
     """Every finding's `k` nearest findings as (page path, title), for item pages. The neighbour lists are
     cached beside the vector matrix under the same key (database, vector revision, model), so a build whose
     vectors did not change reads them instead of computing them (a 10,000-finding product takes seconds)."""
-    import hashlib
     from types import SimpleNamespace
 
     from digest.render import item_path
-    from digest.search import vector_matrix
+    from digest.search import vector_matrix, vectors_key
 
     try:
         ids, mat = vector_matrix(conn, model, cache_dir)
@@ -127,9 +126,7 @@ def similar_pages(conn, model: str, cache_dir: Path | None, k: int = 5) -> dict[
         return {}
     if len(ids) < 2:
         return {}
-    state = dict(conn.rows("SELECT key, value FROM search_state"))
-    key = hashlib.sha256(f"{conn.url}|{state.get('db_id')}|{state.get('vectors_rev')}|{model}|{k}".encode())
-    path = cache_dir / f"neighbours-{key.hexdigest()[:24]}.npy" if cache_dir is not None else None
+    path = cache_dir / f"neighbours-{vectors_key(conn, model)[:24]}-{k}.npy" if cache_dir is not None else None
     top = np.load(path) if path is not None and path.is_file() else None
     if top is None or top.shape != (len(ids), k):
         near = neighbours(mat, ids, k)

@@ -146,14 +146,3 @@ def remove(engine: Engine, ref: str) -> LibraryEntry:
         s.delete(s.get(LibraryEntry, row.id))
         s.commit()
     return row
-
-
-def item_for(engine: Engine, ref: str) -> Item | None:
-    """A stored finding by database id or arXiv id/URL (for `library add` and `similar`)."""
-    with session(engine) as s:
-        if row_id(ref) is not None:
-            return s.get(Item, row_id(ref))
-        arxiv_id = arxiv_from(ref)
-        if arxiv_id:
-            return s.exec(select(Item).where(Item.arxiv_id == arxiv_id, Item.covers_item_id.is_(None))).first()
-    return None

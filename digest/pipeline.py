@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import date
 from functools import partial
@@ -270,8 +271,9 @@ def build_site(engine: Engine, config: Config, out_dir: Path | None = None, sear
     manifest = write.read_manifest(state)
     with paused_gc():  # ~10^5 short-lived objects and no cycles worth collecting (see digest.gcpause)
         sigs = store.site_signatures(engine)
-        sigs.similar = similar_pages(engine, config)
-        sigs.foryou = foryou_picks(engine, config)
+        with search_connection(engine) as conn:
+            sigs.similar = similar_pages(conn, config)
+            sigs.foryou = foryou_picks(conn, config)
         load = partial(store.site_views, engine)
         build = render.plan_build(
             sigs, sigs.topics, config.site, manifest.get("items", {}), load, manifest.get("groups")
@@ -293,17 +295,25 @@ def build_site(engine: Engine, config: Config, out_dir: Path | None = None, sear
     return out, written
 
 
-def similar_pages(engine: Engine, config: Config) -> dict[int, list[tuple[str, str]]]:
-    """Each finding's five nearest findings by stored embedding, for the "Similar papers" list of item pages."""
-    from digest import foryou, search
-    from digest.embed import model_name
+@contextmanager
+def search_connection(engine: Engine):
+    """A search connection to the engine's database (stdlib sqlite3 on SQLite): what the recommendation and
+    similar-paper readers take."""
+    from digest import search
 
     conn = search.connect(engine.url.render_as_string(hide_password=False))
     try:
-        model = model_name(config.embed_model, config.embed_max_tokens)
-        return foryou.similar_pages(conn, model, config.workspace / "cache")
+        yield conn
     finally:
         conn.close()
+
+
+def similar_pages(conn, config: Config) -> dict[int, list[tuple[str, str]]]:
+    """Each finding's five nearest findings by stored embedding, for the "Similar papers" list of item pages."""
+    from digest import foryou
+    from digest.embed import configured_model_name
+
+    return foryou.similar_pages(conn, configured_model_name(config), config.workspace / "cache")
 
 
 FORYOU_PAGE = 20  # recommendations on the site's "For you" page
@@ -311,34 +321,28 @@ FORYOU_DAYS = 30  # ... among the findings of this many days before the newest o
 FORYOU_MAIL = 5  # recommendations at the top of the newsletter, among the week's findings
 
 
-def foryou_picks(
-    engine: Engine, config: Config, limit: int = FORYOU_PAGE, since=None, until=None
-) -> list[tuple[int, str]]:
+def foryou_picks(conn, config: Config, limit: int = FORYOU_PAGE, since=None, until=None) -> list[tuple[int, str]]:
     """(finding id, why) recommended from the reader's library, best first; [] without a library. Without
     `since`, the window is the FORYOU_DAYS before the newest finding (not the clock: a snapshot works too)."""
     from datetime import timedelta
 
-    from digest import foryou, search
-    from digest.embed import model_name
+    from digest import foryou
+    from digest.embed import configured_model_name
 
-    conn = search.connect(engine.url.render_as_string(hide_password=False))
-    try:
-        if not foryou.has_library(conn):
+    if not foryou.has_library(conn):
+        return []
+    if since is None:
+        newest = conn.rows("SELECT MAX(published) FROM item WHERE covers_item_id IS NULL")[0][0]
+        if newest is None:
             return []
-        if since is None:
-            newest = conn.rows("SELECT MAX(published) FROM item WHERE covers_item_id IS NULL")[0][0]
-            if newest is None:
-                return []
-            newest = store._datetime(newest)
-            since = newest - timedelta(days=FORYOU_DAYS)
-        model = model_name(config.embed_model, config.embed_max_tokens)
-        try:
-            picks = foryou.recommendations(conn, model, config.workspace / "cache", limit, since, until)
-        except DigestError:
-            return []  # a library none of whose papers is embedded yet, or no vectors at all
-        return [(p.item_id, foryou.because_text(p.because)) for p in picks]
-    finally:
-        conn.close()
+        since = store._datetime(newest) - timedelta(days=FORYOU_DAYS)
+    try:
+        picks = foryou.recommendations(
+            conn, configured_model_name(config), config.workspace / "cache", limit, since, until
+        )
+    except DigestError:
+        return []  # a library none of whose papers is embedded yet, or no vectors at all
+    return [(p.item_id, foryou.because_text(p.because)) for p in picks]
 
 
 def build_search(out: Path) -> float:
@@ -397,7 +401,8 @@ def newsletter_inputs(engine: Engine, week: str, config: Config | None = None) -
             reproductions.append((view, claim, verdict))
     extra = {"reproductions": reproductions, "suggestions": store.suggested_topics_between(engine, since, until)}
     if config is not None and views:  # the week's findings closest to the reader's library, first in the issue
-        extra["foryou"] = foryou_picks(engine, config, FORYOU_MAIL, since, until)
+        with search_connection(engine) as conn:
+            extra["foryou"] = foryou_picks(conn, config, FORYOU_MAIL, since, until)
     return views, store.topics(engine), extra
 
 

@@ -283,12 +283,17 @@ def allowed_ids(conn: Conn, q: Query) -> list[int]:
     return [int(r[0]) for r in conn.rows(f"SELECT i.id FROM item i WHERE {' AND '.join(where)}", params)]
 
 
+def vectors_key(conn: Conn, model: str) -> str:
+    """What the stored vectors of `model` are, as a cache key: the database, its vector revision and the model."""
+    state = dict(conn.rows("SELECT key, value FROM search_state"))
+    return hashlib.sha256(f"{conn.url}|{state.get('db_id')}|{state.get('vectors_rev')}|{model}".encode()).hexdigest()
+
+
 def vector_matrix(conn: Conn, model: str, cache_dir: Path | None = None):
     """(ids, unit-row float32 matrix) of every finding's stored vector; cached in a .npy keyed by a DB revision."""
     import numpy as np
 
-    state = dict(conn.rows("SELECT key, value FROM search_state"))
-    key = hashlib.sha256(f"{conn.url}|{state.get('db_id')}|{state.get('vectors_rev')}|{model}".encode()).hexdigest()
+    key = vectors_key(conn, model)
     if cache_dir is not None:
         ids_path, mat_path = cache_dir / f"vectors-{key[:24]}.ids.npy", cache_dir / f"vectors-{key[:24]}.npy"
         if ids_path.is_file() and mat_path.is_file():
