@@ -838,25 +838,6 @@ def suggested_topic(engine: Engine, cluster_id: str) -> SuggestedTopic | None:
 # --- reproduction hooks (issue #6) -------------------------------------------
 
 
-def _latest_run_stmt():
-    latest = (
-        select(ReproRun.claim_id, func.max(ReproRun.id).label("rid"))
-        .where(ReproRun.claim_id.is_not(None))
-        .group_by(ReproRun.claim_id)
-        .subquery()
-    )
-    return select(ReproRun).join(latest, ReproRun.id == latest.c.rid)
-
-
-def latest_runs(engine: Engine, claim_ids: Sequence[int] | None = None) -> dict[int, ReproRun]:
-    """claim id -> its latest ReproRun (verdict, measured, claimed): what export and search show."""
-    with session(engine) as s:
-        stmt = _latest_run_stmt()
-        if claim_ids is not None:
-            stmt = stmt.where(ReproRun.claim_id.in_(list(claim_ids)))
-        return {r.claim_id: r for r in s.exec(stmt)}
-
-
 def claim_with_item(engine: Engine, claim_id: int) -> tuple[Claim, Item]:
     with session(engine) as s:
         claim = s.get(Claim, claim_id)
