@@ -432,15 +432,11 @@ def test_hostile_csl_json_is_read_or_refused_in_one_line(runner, tmp_path):
 def test_a_huge_bibtex_field_is_cut_before_latex_decoding(tmp_path):
     """LaTeX decoding reads ~80k characters a second: a 50 MB abstract took a quarter of an hour. Fields are cut
     to FIELD_MAX first (an abstract that long is not one anyone wrote), accents still decoded."""
-    import time
-
     from digest.library import FIELD_MAX
 
     bib = tmp_path / "huge.bib"
     bib.write_text("@article{a, title={Caf\\'e {Huge}}, abstract={" + "word \\'e " * 250_000 + "}}\n")
-    started = time.monotonic()
-    (record,) = read_library(bib)
-    assert time.monotonic() - started < 15
+    (record,) = read_library(bib)  # the cut, not a stopwatch, is what is checked: no wall-clock assertions
     assert record.title == "Café Huge" and len(record.abstract) <= FIELD_MAX and record.abstract.startswith("word é")
 
 
